@@ -1,0 +1,39 @@
+"""Constrained field types shared by the models."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, StringConstraints
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+MODEL_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=False)
+
+
+def _not_all_zero(value: str) -> str:
+    if value.count("0") == len(value):
+        raise ValueError("an all-zero id is invalid (W3C trace context)")
+    return value
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+TraceId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$"), AfterValidator(_not_all_zero)]
+SpanId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$"), AfterValidator(_not_all_zero)]
+UuidText = Annotated[
+    str, StringConstraints(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+]
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
+"""A non-negative Avro ``long``."""
+Usd = Annotated[float, Field(ge=0.0)]
+"""A non-negative, finite amount of US dollars (NaN and infinities are rejected by ``allow_inf_nan=False``)."""
+NonNegFloat = Annotated[float, Field(ge=0.0)]
+Pct = NonNegFloat
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
