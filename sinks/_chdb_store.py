@@ -1,0 +1,171 @@
+"""The embedded backend: chdb (the ClickHouse engine in-process), persisted to a folder.
+
+chdb hosts one engine per process, bound to one folder; any number of connections to that
+folder may be open (each with its own current database and settings), and a different folder
+can only be opened after every connection is closed. This store keeps one connection, selects
+its database with ``USE``, and serialises its own calls with a lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tripwire.errors import MissingExtraError
+from tripwire.sinks._native import column_types, native_block
+from tripwire.sinks._params import text_params
+from tripwire.sinks.exceptions import StoreError
+from tripwire.sinks.store import QueryLimits, QueryResult, Store, check_identifier
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+_CODE = re.compile(r"Code: (\d+)\. DB::Exception: (.*?)(?: \(([A-Z_]+)\))?(?: \(version [^)]*\))?\s*$", re.S)
+_TOKEN = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
+
+
+def store_error(e: Exception, what: str) -> StoreError:
+    text = str(e).strip()
+    m = _CODE.search(text)
+    if m:
+        return StoreError(f"{what}: {m.group(2).strip()}", code=int(m.group(1)), name=m.group(3))
+    return StoreError(f"{what}: {text}")
+
+
+class ChdbStore(Store):
+    backend = "chdb"
+
+    def __init__(
+        self,
+        path: str,
+        database: str,
+        *,
+        readonly: bool = False,
+        limits: QueryLimits | None = None,
+        create: bool = True,
+    ) -> None:
+        try:
+            import chdb.state as chdb_state
+        except ImportError as e:  # pragma: no cover - depends on the install
+            raise MissingExtraError("chdb", "embedded") from e
+        self.path = str(Path(path).expanduser().resolve())
+        self.database = check_identifier(database, "database")
+        self.readonly = readonly
+        self.limits = (limits or QueryLimits()) if readonly else limits
+        self._lock = threading.Lock()
+        self._types: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
+        Path(self.path).mkdir(parents=True, exist_ok=True)
+        conn_str = self.path
+        if readonly:
+            lim = self.limits or QueryLimits()
+            conn_str += (
+                f"?mode=ro&max_execution_time={lim.timeout_s:g}"
+                f"&max_result_rows={lim.max_rows + 1}&result_overflow_mode=break"
+            )
+        try:
+            self._conn = chdb_state.connect(conn_str)
+        except Exception as e:
+            raise store_error(e, f"cannot open chdb at {self.path} (one folder per process: close other stores)") from e
+        if create and not readonly:
+            self._run(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+        self._run(f"USE {self.database}")
+
+    # -- internals ---------------------------------------------------------------------
+    def _run(self, sql: str, params: Mapping[str, Any] | None = None, fmt: str = "Null") -> Any:
+        if self._conn is None:
+            raise StoreError("store is closed")
+        try:
+            with self._lock:
+                return self._conn.query(sql, fmt, params=text_params(params))
+        except Exception as e:
+            raise store_error(e, "chdb query failed") from e
+
+    # -- Store ---------------------------------------------------------------------------
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._run(sql, params, "Null")
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+        table = self._run(sql, params, "arrowtable")
+        columns = tuple(table.column_names)
+        cols = []
+        for i, col in enumerate(table.columns):
+            values = col.to_pylist()
+            if str(table.schema.types[i]).startswith("map<"):
+                values = [dict(v) if v is not None else None for v in values]
+            cols.append(values)
+        rows = list(zip(*cols, strict=True)) if cols else []
+        truncated = False
+        if self.limits is not None and len(rows) > self.limits.max_rows:
+            rows, truncated = rows[: self.limits.max_rows], True
+        return QueryResult(columns, rows, truncated)
+
+    def query_df(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        df = self._run(sql, params, "dataframe")
+        if self.limits is not None and len(df) > self.limits.max_rows:
+            df = df.iloc[: self.limits.max_rows]
+        return df
+
+    def _column_types(self, table: str, columns: tuple[str, ...]) -> list[Any]:
+        key = (table, columns)
+        types = self._types.get(key)
+        if types is None:
+            res = self.query(
+                "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String}",
+                {"db": self.database, "t": table},
+            )
+            by_name = dict(res.rows)
+            missing = [c for c in columns if c not in by_name]
+            if missing:
+                raise StoreError(f"table {self.database}.{table} has no column(s) {missing}")
+            types = column_types([by_name[c] for c in columns])
+            self._types[key] = types
+        return types
+
+    def insert(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, dedup_token: str | None = None
+    ) -> int:
+        if not rows:
+            return 0
+        check_identifier(table, "table")
+        cols = tuple(columns)
+        data = native_block(table, cols, self._column_types(table, cols), rows)
+        sql = f"INSERT INTO {self.database}.{table} ({', '.join(cols)})"
+        if dedup_token is not None:
+            if not _TOKEN.match(dedup_token):
+                raise StoreError(f"invalid dedup token {dedup_token!r}")
+            sql += (
+                f" SETTINGS insert_deduplicate = 1, insert_deduplication_token = '{dedup_token}',"
+                " deduplicate_blocks_in_dependent_materialized_views = 1"
+            )
+        if self._conn is None:
+            raise StoreError("store is closed")
+        try:
+            with self._lock:
+                inserter = self._conn.send_insert(sql, "Native")
+                try:
+                    inserter.append(data)
+                    inserter.finish()
+                except BaseException:
+                    try:
+                        inserter.cancel()
+                    except Exception:  # already finished or failed; nothing was committed
+                        pass
+                    raise
+        except StoreError:
+            raise
+        except Exception as e:
+            raise store_error(e, f"insert into {table} failed") from e
+        return len(rows)
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def __repr__(self) -> str:
+        return f"ChdbStore(path={self.path!r}, database={self.database!r}, readonly={self.readonly})"

@@ -1,0 +1,63 @@
+"""Configuration of the ClickHouse storage: one frozen settings class per component."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_URL = "chdb:///.tripwire/chdb?database=tripwire"
+DEFAULT_PROMPT_TTL_DAYS = 30
+DEFAULT_CALL_TTL_DAYS = 180
+DEFAULT_BATCH_ROWS = 50_000
+DEFAULT_BATCH_BYTES = 16 * 1024 * 1024
+DEFAULT_BATCH_SECONDS = 1.0
+
+
+class ClickHouseSettings(BaseSettings):
+    """Where ClickHouse is and how long data lives (env prefix ``TRIPWIRE_CLICKHOUSE_``).
+
+    ``url`` is ``chdb:///path/to/dir[?database=name]`` (embedded engine persisted to a folder)
+    or ``clickhouse://user:pass@host:8123/db`` (``clickhouses://`` for TLS). It is a secret
+    because a server URL carries a password.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TRIPWIRE_CLICKHOUSE_", frozen=True, extra="ignore")
+
+    url: SecretStr = SecretStr(DEFAULT_URL)
+    prompt_ttl_days: int = Field(DEFAULT_PROMPT_TTL_DAYS, ge=1, le=36500)
+    call_ttl_days: int = Field(DEFAULT_CALL_TTL_DAYS, ge=1, le=36500)
+    query_max_rows: int = Field(10_000, ge=1)
+    query_timeout_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _prompts_not_outliving_calls(self) -> ClickHouseSettings:
+        if self.prompt_ttl_days > self.call_ttl_days:
+            raise ValueError(
+                f"prompt_ttl_days ({self.prompt_ttl_days}) must not exceed call_ttl_days ({self.call_ttl_days})"
+            )
+        return self
+
+
+class SinkSettings(BaseSettings):
+    """The batching sink (env prefix ``TRIPWIRE_SINK_``; the broker from ``TRIPWIRE_KAFKA_BOOTSTRAP``)."""
+
+    model_config = SettingsConfigDict(env_prefix="TRIPWIRE_SINK_", frozen=True, extra="ignore", populate_by_name=True)
+
+    bootstrap: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices("TRIPWIRE_KAFKA_BOOTSTRAP", "TRIPWIRE_SINK_BOOTSTRAP", "bootstrap"),
+    )
+    group_id: str = "tripwire-sink"
+    topic_prefix: str = ""
+    batch_rows: int = Field(DEFAULT_BATCH_ROWS, ge=1)
+    batch_bytes: int = Field(DEFAULT_BATCH_BYTES, ge=1024)
+    batch_seconds: float = Field(DEFAULT_BATCH_SECONDS, gt=0)
+    retry_initial_s: float = Field(0.2, gt=0)
+    retry_max_s: float = Field(30.0, gt=0)
+    poll_timeout_s: float = Field(0.2, gt=0)
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> SinkSettings:
+        if self.retry_initial_s > self.retry_max_s:
+            raise ValueError(f"retry_initial_s ({self.retry_initial_s}) must be <= retry_max_s ({self.retry_max_s})")
+        return self

@@ -1,0 +1,54 @@
+"""Errors of ``tripwire.sinks``, all under one root (``SinkError``)."""
+
+from __future__ import annotations
+
+from tripwire.errors import TripwireError
+
+
+class SinkError(TripwireError):
+    """Root of the ClickHouse storage errors."""
+
+
+class StoreError(SinkError):
+    """A ClickHouse backend rejected a statement or could not be reached.
+
+    ``code`` and ``name`` carry the ClickHouse error code and name when the engine gave them.
+    """
+
+    def __init__(self, message: str, *, code: int | None = None, name: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.name = name
+
+
+class StoreURLError(SinkError, ValueError):
+    """A store URL that names no supported backend or is malformed."""
+
+
+class MigrationError(SinkError):
+    """A migration file is malformed, or changed after it was applied."""
+
+
+class ReadOnlyQueryError(SinkError):
+    """The analyst path was asked to run something that is not a read-only query."""
+
+
+class RowMappingError(SinkError):
+    """A decoded record could not be mapped to a row; the sink sends it to ``dead_letters``."""
+
+
+class SinkBackpressureError(SinkError):
+    """ClickHouse did not accept a batch. The batch stays pending (never dropped) and the
+    runtime pauses its partitions for ``retry_after`` seconds before flushing it again
+    (the contract of quix-streams' exception of the same name)."""
+
+    def __init__(self, retry_after: float, *, table: str | None = None, cause: str = "") -> None:
+        super().__init__(
+            f"ClickHouse did not accept the batch for {table or '?'}; retry in {retry_after:.2f}s: {cause}"
+        )
+        self.retry_after = retry_after
+        self.table = table
+
+
+class GateError(SinkError):
+    """The release gate could not be evaluated (bad thresholds, no data source)."""
