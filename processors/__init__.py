@@ -1,1 +1,47 @@
-"""tripwire.processors"""
+"""tripwire.processors: stream processing.
+
+Pure operators (no faust, Kafka or ClickHouse imports) with explicit, serializable state:
+:class:`RunAggregator` -> RunSummary, :class:`LatencyWindows` -> WindowStats, and the detectors
+-> Alert (deduplicated into incidents). :class:`Pipeline` runs them all in-process; the faust
+runtime (``tripwire process``) runs the same stages on Kafka.
+"""
+
+from tripwire.processors.detect_agent import AgentDetectors
+from tripwire.processors.detect_credential import CredentialDetector
+from tripwire.processors.detect_run import RunDetectors
+from tripwire.processors.errors import PolicyError, ProcessorError, StateError
+from tripwire.processors.incidents import Incident, IncidentBook, Occurrence
+from tripwire.processors.latency import ClosedWindow, LatencyWindows, window_key
+from tripwire.processors.pipeline import Pipeline
+from tripwire.processors.policy import Policy, default_policy, load_policy, policy_from_dict
+from tripwire.processors.run_aggregator import RunAggregator, RunState
+from tripwire.processors.sketch import LatencySketch
+from tripwire.processors.stages import AgentStage, CredentialStage, Outputs, RunStage, StageResult
+
+__all__ = [
+    "AgentDetectors",
+    "AgentStage",
+    "ClosedWindow",
+    "CredentialDetector",
+    "CredentialStage",
+    "Incident",
+    "IncidentBook",
+    "LatencySketch",
+    "LatencyWindows",
+    "Occurrence",
+    "Outputs",
+    "Pipeline",
+    "Policy",
+    "PolicyError",
+    "ProcessorError",
+    "RunAggregator",
+    "RunDetectors",
+    "RunStage",
+    "RunState",
+    "StageResult",
+    "StateError",
+    "default_policy",
+    "load_policy",
+    "policy_from_dict",
+    "window_key",
+]

@@ -1,0 +1,17 @@
+"""Errors raised by the stream processors."""
+
+from __future__ import annotations
+
+from tripwire.errors import ConfigError, TripwireError
+
+
+class ProcessorError(TripwireError):
+    """Base class of every error the processors raise on purpose."""
+
+
+class PolicyError(ProcessorError, ConfigError):
+    """The detector policy YAML is missing, unreadable or invalid; the message names the field."""
+
+
+class StateError(ProcessorError):
+    """Stored operator state could not be decoded (corrupt or from an incompatible version)."""

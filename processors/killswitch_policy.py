@@ -1,0 +1,262 @@
+"""The kill-switch policy operator: alerts in, signed kill-switch commands out.
+
+Plain Python (no faust, no Kafka): the faust agent in ``killswitch_agent.py`` and the embedded
+runtime both call :meth:`KillSwitchPolicy.process`. The rules come from YAML
+(``killswitch_policy.yaml`` holds the documented defaults). The operator's only state is the
+set of incidents whose trip is still in force, as plain dicts (:meth:`to_state` /
+:meth:`from_state`), so a worker restores it from a changelog.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tripwire.processors.errors import PolicyError
+from tripwire.producers._ks_commands import new_command, parse_duration
+from tripwire.producers._ks_scopes import ScopeError, parse_scope, scope_text
+from tripwire.producers._ks_signing import CommandSigner
+from tripwire.schemas import Alert, KillSwitchCommand
+from tripwire.schemas.enums import KillSwitchAction, Risk, Severity
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POLICY_FILE = "killswitch_policy.yaml"
+SEVERITY_ORDER = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+ScopeTemplate = Literal["agent", "agent_version", "agent_tool", "tool", "tenant", "credential", "global", "alert"]
+
+
+class PolicyRule(BaseModel):
+    """One line of the policy: alerts of ``kind`` at ``min_severity`` or above trip ``action`` on ``scope``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    kind: str = Field(min_length=1)
+    min_severity: Severity = Severity.WARNING
+    action: KillSwitchAction
+    scope: ScopeTemplate
+    ttl: timedelta | None = None
+    min_risk: Risk | None = None
+    per_minute: int | None = Field(default=None, ge=1)
+
+    @field_validator("ttl", mode="before")
+    @classmethod
+    def _ttl(cls, value: Any) -> timedelta | None:
+        return value if isinstance(value, timedelta) else parse_duration(value)
+
+    @model_validator(mode="after")
+    def _arguments(self) -> PolicyRule:
+        if self.action is KillSwitchAction.RESUME:
+            raise ValueError("a policy rule cannot resume; resets are for humans")
+        if self.action is KillSwitchAction.THROTTLE and self.per_minute is None:
+            raise ValueError("a throttle rule needs per_minute")
+        if self.action is not KillSwitchAction.THROTTLE and self.per_minute is not None:
+            raise ValueError("per_minute only applies to throttle")
+        if self.min_risk is not None and self.action is not KillSwitchAction.FORCE_APPROVAL:
+            raise ValueError("min_risk only applies to force_approval")
+        return self
+
+    def matches(self, alert: Alert) -> bool:
+        return alert.kind == self.kind and SEVERITY_ORDER[Severity(alert.severity)] >= SEVERITY_ORDER[self.min_severity]
+
+    def scope_for(self, alert: Alert) -> str:
+        """The scope this rule trips for ``alert``; ScopeError when the alert lacks a field the scope needs."""
+        if self.scope == "alert":
+            return str(parse_scope(alert.scope))
+        return scope_text(
+            self.scope,
+            tenant=alert.tenant,
+            agent=alert.agent_id,
+            version=alert.agent_version,
+            tool=alert.tool_name,
+            credential=alert.credential_fingerprint,
+        )
+
+
+class KillSwitchPolicyConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rules: tuple[PolicyRule, ...]
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> KillSwitchPolicyConfig:
+        names = [r.name for r in self.rules]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"rule names must be unique; repeated: {dupes}")
+        return self
+
+
+def load_killswitch_policy(path: Path | str | None = None) -> KillSwitchPolicyConfig:
+    """The policy in ``path``, or the shipped defaults; PolicyError names the failing field."""
+    if path is None:
+        return default_killswitch_policy()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise PolicyError(f"cannot read the kill-switch policy {path}: {e.strerror}") from e
+    return _parse(text, str(path))
+
+
+@cache
+def default_killswitch_policy() -> KillSwitchPolicyConfig:
+    text = resources.files("tripwire.processors").joinpath(DEFAULT_POLICY_FILE).read_text(encoding="utf-8")
+    return _parse(text, DEFAULT_POLICY_FILE)
+
+
+def _parse(text: str, origin: str) -> KillSwitchPolicyConfig:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise PolicyError(f"{origin} is not valid YAML: {e}") from e
+    try:
+        return KillSwitchPolicyConfig.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(root)"
+        raise PolicyError(f"{origin}: {where}: {first['msg']}") from e
+
+
+@dataclass(frozen=True, slots=True)
+class Trip:
+    """An incident's trip that may still be in force."""
+
+    incident_id: str
+    scope: str
+    command_id: str
+    alert_id: str
+    expires_at: datetime | None
+
+    def in_force(self, now: datetime) -> bool:
+        return self.expires_at is None or now < self.expires_at
+
+
+class KillSwitchPolicy:
+    """Maps alerts to signed kill-switch commands, one trip per incident while it is in force."""
+
+    def __init__(
+        self,
+        config: KillSwitchPolicyConfig | None = None,
+        signer: CommandSigner | None = None,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config = config or default_killswitch_policy()
+        self._signer = signer
+        self._clock = clock
+        self._trips: dict[str, Trip] = {}
+        self.tripped = 0
+        self.deduplicated = 0
+        self.unscoped = 0
+
+    def rule_for(self, alert: Alert) -> PolicyRule | None:
+        return next((r for r in self.config.rules if r.matches(alert)), None)
+
+    def process(self, alert: Alert, now: datetime | None = None) -> list[KillSwitchCommand]:
+        """The commands ``alert`` trips (signed when the policy has a signer): zero or one."""
+        now = now or self._clock()
+        self._expire(now)
+        if alert.status != "firing":
+            return []
+        rule = self.rule_for(alert)
+        if rule is None:
+            return []
+        held = self._trips.get(alert.incident_id)
+        if held is not None and held.in_force(now):
+            self.deduplicated += 1
+            return []
+        try:
+            scope = rule.scope_for(alert)
+        except ScopeError as e:
+            self.unscoped += 1
+            log.warning(
+                "killswitch policy cannot scope alert rule=%s alert_id=%s error=%s", rule.name, alert.alert_id, e
+            )
+            return []
+        command = new_command(
+            scope=scope,
+            action=rule.action,
+            reason=f"{alert.kind} ({alert.severity}): {alert.summary}",
+            issued_by=f"policy:{rule.name}",
+            ttl=rule.ttl,
+            min_risk=rule.min_risk,
+            throttle_per_minute=rule.per_minute,
+            alert_id=alert.alert_id,
+            now=now,
+        )
+        if self._signer is not None:
+            command = self._signer.sign(command)
+        self._trips[alert.incident_id] = Trip(
+            alert.incident_id, scope, command.command_id, alert.alert_id, command.expires_at
+        )
+        self.tripped += 1
+        log.info(
+            "killswitch policy trip rule=%s scope=%s action=%s alert_id=%s incident_id=%s",
+            rule.name,
+            scope,
+            rule.action.value,
+            alert.alert_id,
+            alert.incident_id,
+        )
+        return [command]
+
+    def _expire(self, now: datetime) -> None:
+        if self._trips:
+            for incident in [i for i, t in self._trips.items() if not t.in_force(now)]:
+                del self._trips[incident]
+
+    # -- state (for changelog-backed tables) ----------------------------------------------
+
+    def trips(self) -> dict[str, Trip]:
+        return dict(self._trips)
+
+    def to_state(self) -> dict[str, dict[str, Any]]:
+        return {i: _trip_to_dict(t) for i, t in self._trips.items()}
+
+    def load_state(self, state: dict[str, dict[str, Any]]) -> None:
+        self._trips = {i: _trip_from_dict(i, d) for i, d in state.items()}
+
+    def trip_state(self, incident_id: str) -> dict[str, Any] | None:
+        """One incident's state (for a table keyed by incident_id); None when it has no trip in force."""
+        trip = self._trips.get(incident_id)
+        return _trip_to_dict(trip) if trip is not None else None
+
+    def restore_trip(self, incident_id: str, state: dict[str, Any] | None) -> None:
+        if state is None:
+            self._trips.pop(incident_id, None)
+        else:
+            self._trips[incident_id] = _trip_from_dict(incident_id, state)
+
+
+def _trip_to_dict(t: Trip) -> dict[str, Any]:
+    return {
+        "scope": t.scope,
+        "command_id": t.command_id,
+        "alert_id": t.alert_id,
+        "expires_at": t.expires_at.isoformat() if t.expires_at else None,
+    }
+
+
+def _trip_from_dict(incident_id: str, d: dict[str, Any]) -> Trip:
+    expires = datetime.fromisoformat(d["expires_at"]) if d.get("expires_at") else None
+    return Trip(incident_id, d["scope"], d["command_id"], d["alert_id"], expires)
+
+
+__all__ = [
+    "KillSwitchPolicy",
+    "KillSwitchPolicyConfig",
+    "PolicyRule",
+    "Trip",
+    "default_killswitch_policy",
+    "load_killswitch_policy",
+]

@@ -1,0 +1,220 @@
+"""Stages: the operators grouped by the key their state is partitioned by.
+
+- :class:`RunStage` (key ``run_id``, the events topic key): RunAggregator + run detectors;
+- :class:`AgentStage` (key ``tenant|agent_id``): LatencyWindows + agent detectors;
+- :class:`CredentialStage` (key: credential fingerprint): shared-credential detector.
+
+Every stage has the same shape, so a runtime only needs a keyed store of bytes:
+``key(event)``, ``new_state(key)``, ``process(state, event, now)``, ``tick(state, now)``,
+``expired(state, now)``, ``dumps(state) -> bytes`` and ``loads(bytes)``. States are plain data
+(JSON); nothing here imports faust, Kafka or ClickHouse.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from tripwire.processors.detect_agent import AgentDetectors
+from tripwire.processors.detect_credential import CredentialDetector
+from tripwire.processors.detect_run import RunDetectors
+from tripwire.processors.errors import StateError
+from tripwire.processors.incidents import IncidentBook, Occurrence
+from tripwire.processors.latency import LatencyWindows
+from tripwire.processors.policy import Policy
+from tripwire.processors.run_aggregator import RunAggregator, RunState
+
+_FORWARD_KINDS = frozenset({"ModelCall", "ToolCall"})
+
+
+@dataclass
+class Outputs:
+    """What operators emit: records for the runs, metrics and alerts topics."""
+
+    runs: list[Any] = field(default_factory=list)
+    metrics: list[Any] = field(default_factory=list)
+    alerts: list[Any] = field(default_factory=list)
+
+    def extend(self, other: Outputs) -> None:
+        self.runs.extend(other.runs)
+        self.metrics.extend(other.metrics)
+        self.alerts.extend(other.alerts)
+
+    def __bool__(self) -> bool:
+        return bool(self.runs or self.metrics or self.alerts)
+
+    def __len__(self) -> int:
+        return len(self.runs) + len(self.metrics) + len(self.alerts)
+
+
+@dataclass
+class StageResult:
+    outputs: Outputs = field(default_factory=Outputs)
+    applied: bool = True
+    to_agent: bool = False  # the event should go on to the AgentStage
+    to_credential: bool = False  # ... and to the CredentialStage
+
+
+def _dumps(d: dict[str, Any]) -> bytes:
+    return json.dumps(d, separators=(",", ":")).encode()
+
+
+def _loads(data: bytes) -> dict[str, Any]:
+    try:
+        return json.loads(data)  # type: ignore[no-any-return]
+    except (ValueError, TypeError) as e:
+        raise StateError(f"undecodable operator state: {e}") from e
+
+
+def _alerts(book: IncidentBook, occs: list[Occurrence], now: float) -> list[Any]:
+    out: list[Any] = []
+    for occ in occs:
+        out.extend(book.occur(occ, now))
+    return out
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunStageState:
+    run: RunState
+    det: dict[str, Any]
+    inc: IncidentBook
+
+
+class RunStage:
+    name = "runs"
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.aggregator = RunAggregator(policy.runs)
+        self.detectors = RunDetectors(policy.detectors)
+
+    @staticmethod
+    def key(event: Any) -> str:
+        return event.run_id
+
+    def new_state(self, key: str) -> RunStageState:
+        return RunStageState(RunState(run_id=key), RunDetectors.new_state(), IncidentBook(self.policy.incidents))
+
+    def process(self, state: RunStageState, event: Any, now: float) -> StageResult:
+        n_creds = len(state.run.credentials)
+        applied, summaries = self.aggregator.process(state.run, event, now)
+        if not applied:
+            return StageResult(applied=False)
+        out = Outputs(runs=summaries)
+        out.alerts.extend(_alerts(state.inc, self.detectors.on_event(state.run, state.det, event), now))
+        for s in summaries:
+            out.alerts.extend(_alerts(state.inc, self.detectors.on_close(state.run, s), now))
+        return StageResult(
+            out,
+            applied=True,
+            to_agent=type(event).__name__ in _FORWARD_KINDS,
+            to_credential=len(state.run.credentials) > n_creds,
+        )
+
+    def tick(self, state: RunStageState, now: float) -> Outputs:
+        summaries = self.aggregator.tick(state.run, now)
+        out = Outputs(runs=summaries)
+        for s in summaries:
+            out.alerts.extend(_alerts(state.inc, self.detectors.on_close(state.run, s), now))
+        out.alerts.extend(state.inc.tick(now))
+        return out
+
+    def expired(self, state: RunStageState, now: float) -> bool:
+        return self.aggregator.expired(state.run, now) and not state.inc
+
+    def dumps(self, state: RunStageState) -> bytes:
+        return _dumps({"run": state.run.to_dict(), "det": state.det, "inc": state.inc.to_dict()})
+
+    def loads(self, data: bytes) -> RunStageState:
+        d = _loads(data)
+        try:
+            return RunStageState(
+                RunState.from_dict(d["run"]), d["det"], IncidentBook.from_dict(self.policy.incidents, d["inc"])
+            )
+        except (KeyError, TypeError) as e:
+            raise StateError(f"bad run state: {e}") from e
+
+
+# -- agents ----------------------------------------------------------------------------------
+
+
+@dataclass
+class KeyedState:
+    data: dict[str, Any]
+    inc: IncidentBook
+
+
+class AgentStage:
+    name = "agents"
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.windows = LatencyWindows(policy.latency_windows)
+        self.detectors = AgentDetectors(policy.detectors)
+
+    @staticmethod
+    def key(event: Any) -> str:
+        return f"{event.tenant}|{event.agent_id}"
+
+    def new_state(self, key: str) -> KeyedState:
+        return KeyedState(
+            {"lw": LatencyWindows.new_state(), "det": AgentDetectors.new_state()}, IncidentBook(self.policy.incidents)
+        )
+
+    def process(self, state: KeyedState, event: Any, now: float) -> StageResult:
+        closed = self.windows.process(state.data["lw"], event, now)
+        occs = self.detectors.on_event(state.data["det"], event)
+        return StageResult(self._outputs(state, closed, occs, now))
+
+    def tick(self, state: KeyedState, now: float) -> Outputs:
+        out = self._outputs(state, self.windows.tick(state.data["lw"], now), [], now)
+        out.alerts.extend(state.inc.tick(now))
+        return out
+
+    def _outputs(self, state: KeyedState, closed: list[Any], occs: list[Occurrence], now: float) -> Outputs:
+        out = Outputs(metrics=[c.stats for c in closed])
+        for c in closed:
+            occs = [*occs, *self.detectors.on_window(c.stats, c.slowest)]
+        out.alerts.extend(_alerts(state.inc, occs, now))
+        return out
+
+    def expired(self, state: KeyedState, now: float) -> bool:
+        return False  # per-agent baselines are long-lived; the number of agents is bounded
+
+    def dumps(self, state: KeyedState) -> bytes:
+        return _dumps({"data": state.data, "inc": state.inc.to_dict()})
+
+    def loads(self, data: bytes) -> KeyedState:
+        d = _loads(data)
+        try:
+            return KeyedState(d["data"], IncidentBook.from_dict(self.policy.incidents, d["inc"]))
+        except (KeyError, TypeError) as e:
+            raise StateError(f"bad agent state: {e}") from e
+
+
+# -- credentials -------------------------------------------------------------------------------
+
+
+class CredentialStage(AgentStage):
+    name = "credentials"
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.detector = CredentialDetector(policy.detectors.shared_credential)
+
+    @staticmethod
+    def key(event: Any) -> str:
+        return event.credential_fingerprint  # type: ignore[no-any-return]
+
+    def new_state(self, key: str) -> KeyedState:
+        return KeyedState(CredentialDetector.new_state(), IncidentBook(self.policy.incidents))
+
+    def process(self, state: KeyedState, event: Any, now: float) -> StageResult:
+        return StageResult(Outputs(alerts=_alerts(state.inc, self.detector.on_event(state.data, event), now)))
+
+    def tick(self, state: KeyedState, now: float) -> Outputs:
+        return Outputs(alerts=state.inc.tick(now))
