@@ -1,0 +1,121 @@
+"""The kill-switch policy operator: seed defaults, severity, dedup per incident, signing, YAML errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tripwire.processors.errors import PolicyError
+from tripwire.processors.killswitch_policy import KillSwitchPolicy, load_killswitch_policy
+from tripwire.producers._ks_signing import CommandSigner, CommandVerifier
+from tripwire.schemas import Alert
+from tripwire.schemas.enums import KillSwitchAction, Risk
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def alert(kind: str, severity: str = "critical", incident: str = "inc-1", **kw: object) -> Alert:
+    fields: dict = dict(
+        alert_id=f"al-{kind}-{incident}", incident_id=incident, kind=kind, severity=severity,
+        scope="agent:refund-assistant", tenant="acme", agent_id="refund-assistant", agent_version="1.2",
+        tool_name="stripe.issue_refund", credential_fingerprint="fp9", observed=1.0, threshold=0.5,
+        summary=f"{kind} fired", status="firing", created_at=T0, updated_at=T0,
+    )
+    fields.update(kw)
+    return Alert(**fields)
+
+
+@pytest.mark.parametrize(
+    ("kind", "action", "scope", "ttl_s", "min_risk"),
+    [
+        ("tool_error_rate", KillSwitchAction.FORCE_APPROVAL, "agent:refund-assistant", 1800, Risk.LOW),
+        ("cost_spike", KillSwitchAction.DISABLE_AUTONOMY, "agent:refund-assistant", 1800, None),
+        ("unapproved_high_risk", KillSwitchAction.FREEZE_TOOL, "agent:refund-assistant/tool:stripe.issue_refund",
+         3600, None),
+        ("shared_credential", KillSwitchAction.DISABLE_AUTONOMY, "credential:fp9", 3600, None),
+        ("runaway_loop", KillSwitchAction.FREEZE_TOOL, "agent:refund-assistant/tool:stripe.issue_refund", 900, None),
+    ],
+)
+def test_seed_defaults(kind: str, action: KillSwitchAction, scope: str, ttl_s: int, min_risk: Risk | None) -> None:
+    policy = KillSwitchPolicy()
+    [command] = policy.process(alert(kind), now=T0)
+    assert command.action is action and command.scope == scope and command.min_risk == min_risk
+    assert command.issued_at == T0 and command.expires_at == T0 + timedelta(seconds=ttl_s)
+    assert command.alert_id == f"al-{kind}-inc-1" and command.issued_by.startswith("policy:")
+    assert command.signature is None  # no signer given
+
+
+def test_unmapped_kinds_low_severity_and_resolved_alerts_trip_nothing() -> None:
+    policy = KillSwitchPolicy()
+    assert policy.process(alert("latency_slo"), now=T0) == []
+    assert policy.process(alert("cost_spike", severity="info"), now=T0) == []
+    assert policy.process(alert("cost_spike", status="resolved"), now=T0) == []
+    assert policy.tripped == 0
+
+
+def test_same_incident_does_not_retrip_while_its_switch_is_in_force() -> None:
+    policy = KillSwitchPolicy()
+    first = policy.process(alert("runaway_loop", incident="loop-1"), now=T0)
+    assert len(first) == 1
+    again = alert("runaway_loop", incident="loop-1", alert_id="al-2", count=7)
+    assert policy.process(again, now=T0 + timedelta(minutes=14)) == []
+    other = policy.process(alert("runaway_loop", incident="loop-2"), now=T0 + timedelta(minutes=1))
+    assert len(other) == 1
+    after_ttl = policy.process(again, now=T0 + timedelta(minutes=15))
+    assert len(after_ttl) == 1 and after_ttl[0].alert_id == "al-2"
+    assert (policy.tripped, policy.deduplicated) == (3, 1)
+
+
+def test_alert_missing_a_scope_field_trips_nothing_and_is_counted() -> None:
+    policy = KillSwitchPolicy()
+    assert policy.process(alert("shared_credential", credential_fingerprint=None), now=T0) == []
+    assert policy.unscoped == 1
+
+
+def test_signed_commands_verify() -> None:
+    signer = CommandSigner(Ed25519PrivateKey.generate())
+    [command] = KillSwitchPolicy(signer=signer).process(alert("cost_spike"), now=T0)
+    CommandVerifier([signer.public_key()]).verify(command)
+
+
+def test_state_round_trips_through_plain_dicts() -> None:
+    policy = KillSwitchPolicy()
+    policy.process(alert("cost_spike", incident="i1"), now=T0)
+    restored = KillSwitchPolicy()
+    restored.load_state(policy.to_state())
+    assert restored.trips() == policy.trips()
+    assert restored.process(alert("cost_spike", incident="i1"), now=T0 + timedelta(minutes=1)) == []
+    per_incident = KillSwitchPolicy()
+    per_incident.restore_trip("i1", policy.trip_state("i1"))
+    assert per_incident.process(alert("cost_spike", incident="i1"), now=T0 + timedelta(minutes=1)) == []
+    per_incident.restore_trip("i1", None)
+    assert len(per_incident.process(alert("cost_spike", incident="i1"), now=T0 + timedelta(minutes=1))) == 1
+
+
+def test_user_policy_file_and_its_errors(tmp_path) -> None:
+    good = tmp_path / "p.yaml"
+    good.write_text("rules:\n  - {name: t, kind: latency_slo, action: throttle, scope: agent_version, per_minute: 10,"
+                    " ttl: 5m}\n")
+    [command] = KillSwitchPolicy(load_killswitch_policy(good)).process(alert("latency_slo"), now=T0)
+    assert (command.action, command.scope, command.throttle_per_minute) == (
+        KillSwitchAction.THROTTLE, "agent:refund-assistant@1.2", 10)
+    cases = {
+        "rules: [{name: t, kind: k, action: throttle, scope: agent}]": "per_minute",
+        "rules: [{name: t, kind: k, action: resume, scope: agent}]": "cannot resume",
+        "rules: [{name: t, kind: k, action: freeze_tool, scope: planet}]": "rules.0.scope",
+        "rules: [{name: t, kind: k, action: freeze_tool, scope: agent, ttl: soon}]": "invalid duration",
+        "rules: [{name: t, kind: k, action: freeze_tool, scope: agent}, {name: t, kind: j, action: freeze_tool,"
+        " scope: agent}]": "unique",
+        "rules: [": "not valid YAML",
+    }
+    for text, message in cases.items():
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        with pytest.raises(PolicyError, match=message):
+            load_killswitch_policy(bad)
+    with pytest.raises(PolicyError, match="cannot read"):
+        load_killswitch_policy(tmp_path / "missing.yaml")
