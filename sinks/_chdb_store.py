@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from tripwire.errors import MissingExtraError
 from tripwire.sinks._native import column_types, native_block
 from tripwire.sinks._params import text_params
-from tripwire.sinks.exceptions import StoreError
+from tripwire.sinks.exceptions import RowDataError, StoreError
 from tripwire.sinks.store import QueryLimits, QueryResult, Store, check_identifier
 
 if TYPE_CHECKING:
@@ -133,7 +133,11 @@ class ChdbStore(Store):
             return 0
         check_identifier(table, "table")
         cols = tuple(columns)
-        data = native_block(table, cols, self._column_types(table, cols), rows)
+        types = self._column_types(table, cols)
+        try:
+            data = native_block(table, cols, types, rows)
+        except Exception as e:
+            raise RowDataError(f"rows for {table} cannot be encoded: {type(e).__name__}: {e}") from e
         sql = f"INSERT INTO {self.database}.{table} ({', '.join(cols)})"
         if dedup_token is not None:
             if not _TOKEN.match(dedup_token):

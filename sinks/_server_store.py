@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from tripwire.errors import MissingExtraError
 from tripwire.sinks._params import normalize_params
-from tripwire.sinks.exceptions import StoreError
+from tripwire.sinks.exceptions import RowDataError, StoreError
 from tripwire.sinks.store import QueryLimits, QueryResult, Store, StoreURL, check_identifier
 
 if TYPE_CHECKING:
@@ -125,6 +125,10 @@ class ClickHouseStore(Store):
                 finally:
                     ctx.data = None
         except Exception as e:
+            from clickhouse_connect.driver.exceptions import DataError
+
+            if isinstance(e, DataError) or isinstance(e.__cause__, (TypeError, ValueError, OverflowError)):
+                raise RowDataError(f"rows for {table} cannot be encoded: {e}") from e
             raise _wrap(e, f"insert into {table} failed") from e
         return len(rows)
 

@@ -36,6 +36,10 @@ class ReadOnlyQueryError(SinkError):
 class RowMappingError(SinkError):
     """A decoded record could not be mapped to a row; the sink sends it to ``dead_letters``."""
 
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
 
 class SinkBackpressureError(SinkError):
     """ClickHouse did not accept a batch. The batch stays pending (never dropped) and the
@@ -52,3 +56,10 @@ class SinkBackpressureError(SinkError):
 
 class GateError(SinkError):
     """The release gate could not be evaluated (bad thresholds, no data source)."""
+
+
+class RowDataError(StoreError):
+    """Rows that cannot be encoded for their columns (client-side, before ClickHouse saw them).
+
+    Retrying cannot help; the sink splits the batch and dead-letters the offending rows.
+    """
