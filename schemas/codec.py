@@ -152,10 +152,8 @@ class AvroCodec:
         buf.seek(HEADER_LEN)
         try:
             value = schemaless_reader(buf, plan.writer_parsed, plan.reader_parsed, True)
-        except (EOFError, StopIteration) as e:
-            raise DecodeError("truncated", f"body ends early for {plan.writer.name} v{plan.writer.version}") from e
-        except Exception as e:  # fastavro: IndexError (union branch), UnicodeDecodeError, ValueError, ...
-            raise DecodeError("malformed", f"{plan.writer.name} v{plan.writer.version}: {type(e).__name__}: {e}") from e
+        except Exception as e:  # fastavro raises EOFError, IndexError, UnicodeDecodeError, ValueError, ...
+            raise _classify(e, plan.writer, data) from e
         if buf.tell() != len(data):
             raise DecodeError("trailing_bytes", f"{len(data) - buf.tell()} bytes after the record")
         if plan.model is not None:
@@ -183,6 +181,39 @@ class AvroCodec:
         except KeyError as e:
             raise DecodeError("invalid", f"{model.__name__}: unknown value for an enum field: {e}") from e
         return model.model_construct(None, **fields)
+
+
+def _zigzag_prefix(data: bytes | bytearray | memoryview, pos: int) -> int | None:
+    """The zig-zag varint at ``pos`` (the union branch index of a body), None if it does not end."""
+    shift = acc = 0
+    for i in range(pos, min(len(data), pos + 10)):
+        b = data[i]
+        acc |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return (acc >> 1) ^ -(acc & 1)
+        shift += 7
+    return None
+
+
+def _classify(e: Exception, writer: SchemaVersion, data: bytes | bytearray | memoryview) -> DecodeError:
+    """Turn whatever fastavro raised into a DecodeError with a stable reason (error path only)."""
+    where = f"{writer.name} v{writer.version}"
+    if isinstance(writer.schema, list):
+        branch = _zigzag_prefix(data, HEADER_LEN)
+        if branch is not None and not 0 <= branch < len(writer.schema):
+            return DecodeError("bad_union_branch", f"{where}: branch {branch} of a {len(writer.schema)}-branch union")
+    msg = str(e)
+    if isinstance(e, EOFError | StopIteration):
+        if "Expected -" in msg:
+            return DecodeError("malformed", f"{where}: negative length ({msg})")
+        return DecodeError("truncated", f"{where}: body ends early")
+    if isinstance(e, IndexError) and "string index" in msg:  # the varint reader ran off the end
+        return DecodeError("truncated", f"{where}: body ends early")
+    if isinstance(e, UnicodeDecodeError):
+        return DecodeError("malformed", f"{where}: a string is not valid UTF-8")
+    if isinstance(e, IndexError):
+        return DecodeError("malformed", f"{where}: enum or union index out of range")
+    return DecodeError("malformed", f"{where}: {type(e).__name__}: {msg[:200]}")
 
 
 _default: AvroCodec | None = None
