@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
 
 
 def epoch(value: datetime) -> float:
@@ -19,3 +22,14 @@ def utc(seconds: float) -> datetime:
 
 def wall_clock() -> float:
     return time.time()
+
+
+def micros(value: datetime) -> int:
+    """Exact epoch microseconds (the Avro ``timestamp-micros`` value)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - EPOCH) // _US
+
+
+def utc_micros(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)

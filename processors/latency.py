@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from ddsketch.mapping import LogarithmicMapping
 
 from tripwire.processors._pricing import NANOS_PER_USD, to_nanos
-from tripwire.processors._time import epoch, utc
+from tripwire.processors._time import micros, utc
 from tripwire.processors.policy import WindowsPolicy
 from tripwire.processors.run_aggregator import ERROR_STATUSES, _val, model_name
 from tripwire.processors.sketch import LatencySketch
@@ -73,9 +73,10 @@ class LatencyWindows:
         dims = self.dims(event)
         if dims is None:
             return []
-        start, end = epoch(event.ts_start), epoch(event.ts_end)
+        start_us, end_us = micros(event.ts_start), micros(event.ts_end)
+        end = end_us / 1e6
         size = self.policy.window_s
-        w_start = end - (end % size)
+        w_start = float(end_us // (size * 1_000_000) * size)
         closed_upto = state["closed_upto"]
         if closed_upto is not None and w_start + size <= closed_upto:
             state["late_dropped"] += 1
@@ -102,7 +103,7 @@ class LatencyWindows:
                 "b": {},
                 "slow": None,
             }
-        ms = max(0.0, (end - start) * 1000.0)
+        ms = max(0, end_us - start_us) / 1000.0
         agg["n"] += 1
         if _val(event.status) in ERROR_STATUSES:
             agg["err"] += 1

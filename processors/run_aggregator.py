@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tripwire.processors._pricing import KINDS, NANOS_PER_USD, price_weights, split_cost, to_nanos
-from tripwire.processors._time import epoch, utc
+from tripwire.processors._time import micros, utc, utc_micros
 from tripwire.processors.policy import RunsPolicy
 
 ERROR_STATUSES = frozenset({"error", "timeout"})
@@ -47,10 +47,10 @@ class RunState:
     principal: str | None = None
     trace_id: str = ""
     identity_from_start: bool = False
-    started_at: float | None = None
-    finished_at: float | None = None
-    first_ts: float | None = None
-    last_ts: float | None = None
+    started_at: int | None = None  # epoch microseconds (exact, like the Avro timestamps)
+    finished_at: int | None = None
+    first_ts: int | None = None
+    last_ts: int | None = None
     outcome: str | None = None
     last_seq: int | None = None
     budgets: dict[str, float | None] = field(default_factory=dict)
@@ -162,7 +162,7 @@ class RunAggregator:
         state.seqs.add(event.seq)
         state.last_arrival = now
         self._identity(state, event)
-        ts_start, ts_end = epoch(event.ts_start), epoch(event.ts_end)
+        ts_start, ts_end = micros(event.ts_start), micros(event.ts_end)
         state.first_ts = ts_start if state.first_ts is None else min(state.first_ts, ts_start)
         state.last_ts = ts_end if state.last_ts is None else max(state.last_ts, ts_end)
         kind = type(event).__name__
@@ -281,7 +281,7 @@ class RunAggregator:
             else (state.last_ts if state.outcome == "timed_out" else None)
         )
         started = state.started_at
-        duration = (ended - started) * 1000.0 if ended is not None and started is not None else None
+        duration = (ended - started) / 1000.0 if ended is not None and started is not None else None
         missing = state.missing_seqs()
         usage = state.budget_usage()
         by_kind = dict(zip(KINDS, state.cost_by_kind, strict=True))
@@ -294,8 +294,8 @@ class RunAggregator:
             environment=state.environment,
             principal=state.principal,
             trace_id=state.trace_id,
-            started_at=utc(started) if started is not None else None,
-            ended_at=utc(ended) if ended is not None else None,
+            started_at=utc_micros(started) if started is not None else None,
+            ended_at=utc_micros(ended) if ended is not None else None,
             duration_ms=duration,
             outcome=state.outcome or "running",
             cost_usd=state.cost_nanos / NANOS_PER_USD,
