@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tripwire.errors import MissingExtraError
-from tripwire.sinks._native import column_types, native_block
+from tripwire.sinks._native import column_types, native_block, parse_native
 from tripwire.sinks._params import text_params
 from tripwire.sinks.exceptions import RowDataError, StoreError
 from tripwire.sinks.store import QueryLimits, QueryResult, Store, check_identifier
@@ -90,15 +90,8 @@ class ChdbStore(Store):
         self._run(sql, params, "Null")
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
-        table = self._run(sql, params, "arrowtable")
-        columns = tuple(table.column_names)
-        cols = []
-        for i, col in enumerate(table.columns):
-            values = col.to_pylist()
-            if str(table.schema.types[i]).startswith("map<"):
-                values = [dict(v) if v is not None else None for v in values]
-            cols.append(values)
-        rows = list(zip(*cols, strict=True)) if cols else []
+        raw = self._run(sql, params, "Native")
+        columns, rows = parse_native(raw.bytes())
         truncated = False
         if self.limits is not None and len(rows) > self.limits.max_rows:
             rows, truncated = rows[: self.limits.max_rows], True

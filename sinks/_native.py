@@ -14,7 +14,35 @@ from clickhouse_connect.datatypes.registry import get_from_name
 from clickhouse_connect.driver.insert import InsertContext
 from clickhouse_connect.driver.transform import NativeTransform
 
+try:  # the C reader when clickhouse-connect's extension is built, else the pure-Python one
+    from clickhouse_connect.driverc.buffer import ResponseBuffer
+except ImportError:  # pragma: no cover
+    from clickhouse_connect.driver.buffer import ResponseBuffer  # type: ignore[assignment]
+from clickhouse_connect.driver.query import QueryContext
+
 _FORMAT_MARK = b"FORMAT Native\n"
+
+
+class _OneChunk:
+    def __init__(self, data: bytes) -> None:
+        self.gen = iter((data,))  # the C ResponseBuffer reads ``gen`` directly
+
+    def __iter__(self) -> _OneChunk:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self.gen)
+
+    def close(self) -> None:
+        pass
+
+
+def parse_native(data: bytes) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    """Column names and rows of a Native-format result, as clickhouse-connect returns them from a server."""
+    if not data:
+        return (), []
+    res = NativeTransform.parse_response(ResponseBuffer(_OneChunk(data)), QueryContext())
+    return tuple(res.column_names), [tuple(r) for r in res.result_rows]
 
 
 def column_types(type_names: Sequence[str]) -> list[Any]:
