@@ -1,0 +1,339 @@
+"""Loss-free, non-blocking delivery: the agent thread appends, one daemon worker does the rest.
+
+Modelled on OpenTelemetry's ``BatchProcessor``: the hot path (:meth:`Delivery.emit`) only appends
+``(key, value)`` to a bounded ``deque``. The worker thread moves records to the transport, serves
+delivery reports, and keeps one logical FIFO so that per-run order survives an outage:
+
+* *direct* mode (the spool holds nothing unread): records go straight to the transport while it has
+  room (``inflight_max`` pending when healthy, ``probe_inflight`` while the broker is down);
+* *spool* mode (anything unread on disk): new records are appended to the spool's tail, and whole
+  segments are replayed from its head once the transport is healthy. A segment is deleted when every
+  record in it was delivered (or re-spooled).
+
+At ``close`` whatever the transport still holds is purged and *prepended* to the spool, and whatever
+the worker had not taken yet is appended, so the next process replays it in the original order. Errors
+are logged (rate-limited) and counted, never raised into the agent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from tripwire.producers._ratelimit import RateLimitedLog
+from tripwire.producers.config import DeliverySettings
+from tripwire.producers.spool import Spool
+from tripwire.producers.transport import DeliveryFailure, Transport
+
+logger = logging.getLogger(__name__)
+
+_MOVE_BATCH = 5_000
+_PROBE_EVERY_S = 0.5
+_PROBE_TIMEOUT_S = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryCounters:
+    emitted: int
+    delivered: int
+    spooled: int
+    replayed: int
+    dropped: int
+    queued: int
+    pending: int
+    spool_bytes: int
+    spool_corrupt: int
+
+
+class Delivery:
+    """Owns the hand-off queue, the worker thread, the transport and the spool."""
+
+    def __init__(self, transport: Transport, settings: DeliverySettings, spool: Spool | None = None) -> None:
+        self.settings = settings
+        self._transport = transport
+        self._spool = spool
+        self._queue: deque[tuple[bytes, bytes]] = deque()
+        self._queue_max = settings.queue_max
+        self._log = RateLimitedLog(logger, interval_s=10.0)
+        self._drop_lock = threading.Lock()
+        self._dropped_at_emit = 0
+        # worker-owned counters
+        self._taken = 0
+        self._delivered = 0
+        self._spooled = 0
+        self._replayed = 0
+        self._dropped = 0
+        self._order = 0
+        self._rescued: list[tuple[int, bytes, bytes]] = []
+        self._seg_outstanding: dict[int, int] = {}
+        self._last_probe = 0.0
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._progress = threading.Condition()
+        self._closed = False
+        transport.start(self._on_delivery)
+        self._worker = threading.Thread(target=self._run, name="tripwire-delivery", daemon=True)
+        self._worker.start()
+
+    # -- agent thread ------------------------------------------------------------------------------
+    def emit(self, key: bytes, value: bytes) -> None:
+        """Append one encoded record; never blocks, never raises."""
+        q = self._queue
+        if len(q) >= self._queue_max or self._closed:
+            with self._drop_lock:
+                self._dropped_at_emit += 1
+            self._log.warning("emit.drop", "tripwire queue full or closed, event dropped queue_max=%d", self._queue_max)
+            return
+        q.append((key, value))
+
+    def counters(self) -> DeliveryCounters:
+        queued = len(self._queue)
+        spool = self._spool
+        return DeliveryCounters(
+            emitted=self._taken + queued + self._dropped_at_emit,
+            delivered=self._delivered,
+            spooled=self._spooled,
+            replayed=self._replayed,
+            dropped=self._dropped + self._dropped_at_emit,
+            queued=queued,
+            pending=self._safe_pending(),
+            spool_bytes=spool.total_bytes if spool is not None else 0,
+            spool_corrupt=spool.stats.corrupt if spool is not None else 0,
+        )
+
+    def _safe_pending(self) -> int:
+        try:
+            return self._transport.pending()
+        except Exception:
+            return 0
+
+    def _idle(self) -> bool:
+        spool_idle = self._spool is None or self._spool.is_empty()
+        return not self._queue and self._safe_pending() == 0 and spool_idle and not self._seg_outstanding
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything emitted so far is delivered (or the timeout passes). True if so."""
+        t = self.settings.flush_timeout_s if timeout is None else timeout
+        deadline = time.monotonic() + t
+        with self._progress:
+            while not self._idle():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stopped.is_set():
+                    return self._idle()
+                self._progress.wait(min(remaining, 0.05))
+        return True
+
+    # -- worker thread -----------------------------------------------------------------------------
+    def _run(self) -> None:
+        interval = self.settings.poll_interval_s
+        try:
+            while not self._stop.is_set():
+                try:
+                    busy = self._step()
+                    self._transport.poll(0 if busy else interval)
+                    self._settle()
+                except Exception as e:
+                    self._log.error("worker.error", "tripwire delivery worker error=%r", e)
+                    time.sleep(interval)
+                with self._progress:
+                    self._progress.notify_all()
+        finally:
+            self._stopped.set()
+            with self._progress:
+                self._progress.notify_all()
+
+    def _capacity(self) -> int:
+        t = self._transport
+        limit = self.settings.inflight_max if t.healthy else self.settings.probe_inflight
+        return limit - t.pending()
+
+    def _spool_mode(self) -> bool:
+        return self._spool is not None and self._spool.has_unread()
+
+    def _to_spool(self, key: bytes, value: bytes) -> None:
+        spool = self._spool
+        if spool is not None and spool.append(key, value):
+            self._spooled += 1
+            return
+        self._dropped += 1
+        self._log.warning(
+            "spool.drop",
+            "tripwire spool %s, event dropped spool_bytes=%d",
+            "disabled" if spool is None else "full",
+            0 if spool is None else spool.total_bytes,
+        )
+
+    def _produce(self, key: bytes, value: bytes, seg_id: int | None) -> None:
+        self._order += 1
+        self._transport.produce(key, value, (self._order, seg_id))
+
+    def _step(self) -> bool:
+        """Move queued records, replay the spool when possible. True if there is more to do right away."""
+        q = self._queue
+        t = self._transport
+        moved = 0
+        if q:
+            cap = self._capacity()
+            spool_mode = self._spool_mode()
+            while q and moved < _MOVE_BATCH:
+                key, value = q.popleft()
+                self._taken += 1
+                moved += 1
+                if not spool_mode and cap > 0:
+                    try:
+                        self._produce(key, value, None)
+                        cap -= 1
+                        continue
+                    except BufferError:
+                        cap = 0
+                spool_mode = True
+                self._to_spool(key, value)
+        spool = self._spool
+        if spool is not None:
+            spool.flush()
+            if not t.healthy and t.pending() == 0 and spool.has_unread():
+                now = time.monotonic()
+                if now - self._last_probe >= _PROBE_EVERY_S:
+                    self._last_probe = now
+                    t.probe(_PROBE_TIMEOUT_S)
+            if t.healthy and spool.has_unread() and t.pending() < self.settings.inflight_max // 2:
+                self._replay_one(spool)
+                moved += 1
+        return bool(q) or moved >= _MOVE_BATCH
+
+    def _replay_one(self, spool: Spool) -> None:
+        got = spool.checkout()
+        if got is None:
+            return
+        seg_id, records = got
+        if not records:
+            spool.delete(seg_id)
+            return
+        self._seg_outstanding[seg_id] = len(records)
+        for i, (key, value) in enumerate(records):
+            while True:
+                try:
+                    self._produce(key, value, seg_id)
+                    break
+                except BufferError:
+                    self._transport.poll(0.05)
+                    if self._stop.is_set():
+                        # give the unsent rest back, durably, ahead of everything else
+                        rest = records[i:]
+                        self._seg_outstanding[seg_id] -= len(rest)
+                        self._rescued.extend((self._order + j, k, v) for j, (k, v) in enumerate(rest, 1))
+                        return
+        logger.info("tripwire spool replaying segment=%d records=%d", seg_id, len(records))
+
+    def _settle(self) -> None:
+        """Re-spool failed records ahead of everything (keeps the order); drop fully delivered segments."""
+        if self._rescued:
+            rescued = sorted(self._rescued, key=lambda r: r[0])
+            self._rescued = []
+            if self._spool is not None:
+                try:
+                    self._spool.prepend([(k, v) for _, k, v in rescued])
+                    self._spooled += len(rescued)
+                except OSError as e:
+                    self._dropped += len(rescued)
+                    logger.error("tripwire spool prepend failed, events dropped count=%d error=%s", len(rescued), e)
+            else:
+                self._dropped += len(rescued)
+                self._log.warning(
+                    "spool.drop", "tripwire spool disabled, undelivered events dropped count=%d", len(rescued)
+                )
+        if self._spool is not None:
+            for seg_id, left in list(self._seg_outstanding.items()):
+                if left <= 0:
+                    del self._seg_outstanding[seg_id]
+                    self._spool.flush()
+                    self._spool.delete(seg_id)
+
+    def _on_delivery(
+        self, token: tuple[int, int | None], key: bytes, value: bytes, err: DeliveryFailure | None
+    ) -> None:
+        order, seg_id = token
+        if err is None:
+            self._delivered += 1
+            if seg_id is not None:
+                self._replayed += 1
+        elif err.permanent:
+            self._dropped += 1
+            self._log.error("deliver.permanent", "tripwire event can never be delivered, dropped reason=%s", err.reason)
+        else:
+            # purged at close, or a retriable failure: re-spooled ahead of newer records by _settle
+            if not err.purged:
+                self._log.warning("deliver.retry", "tripwire delivery failed, re-spooled reason=%s", err.reason)
+            self._rescued.append((order, key, value))
+        if seg_id is not None:
+            self._seg_outstanding[seg_id] -= 1
+
+    # -- shutdown ----------------------------------------------------------------------------------
+    def close(self, timeout: float | None = None) -> bool:
+        """Deliver what can be delivered within ``timeout``; spool the rest for the next process.
+
+        Idempotent. Returns True if nothing was left undelivered (nothing spooled for later).
+        """
+        if self._closed:
+            return True
+        t = self.settings.close_timeout_s if timeout is None else timeout
+        deadline = time.monotonic() + t
+        clean = self.flush(max(0.0, t * 0.8))
+        self._closed = True
+        self._stop.set()
+        self._worker.join(max(0.1, deadline - time.monotonic()))
+        if self._worker.is_alive():
+            logger.error("tripwire delivery worker did not stop; the spool is left as is")
+            return False
+        try:
+            clean = self._finish() and clean
+        except Exception as e:
+            logger.error("tripwire close failed error=%r", e)
+            clean = False
+        c = self.counters()
+        logger.info(
+            "tripwire delivery closed emitted=%d delivered=%d spooled=%d replayed=%d dropped=%d spool_bytes=%d",
+            c.emitted,
+            c.delivered,
+            c.spooled,
+            c.replayed,
+            c.dropped,
+            c.spool_bytes,
+        )
+        return clean
+
+    def _finish(self) -> bool:
+        """After the worker stopped: purge what the transport holds and spool every leftover in order."""
+        t = self._transport
+        clean = True
+        if t.pending():
+            clean = False
+            t.purge()
+            for _ in range(50):
+                t.poll(0.01)
+                if not t.pending():
+                    break
+        if self._rescued:
+            clean = False
+        self._settle()
+        spool = self._spool
+        if spool is not None:
+            for seg_id in list(self._seg_outstanding):
+                # records never reported: keep the whole segment for the next process
+                del self._seg_outstanding[seg_id]
+                spool.release(seg_id)
+        while self._queue:
+            clean = False
+            key, value = self._queue.popleft()
+            self._taken += 1
+            self._to_spool(key, value)
+        if spool is not None:
+            spool.close()
+        t.close()
+        return clean
+
+
+__all__ = ["Delivery", "DeliveryCounters"]

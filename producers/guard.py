@@ -1,0 +1,107 @@
+"""Extension points that decide, before a tool runs, whether it may run.
+
+* A :class:`ToolGuard` is asked first (``check``), synchronously, on the agent's thread: it returns
+  :data:`ALLOW` or a :class:`GuardDecision` that requires approval, or raises a
+  :class:`~tripwire.producers.errors.ToolBlocked` subclass to block the call. The kill switch plugs in
+  here. It must be fast and take no I/O (evaluate a local snapshot). ``done`` is told how the call ended.
+* An *approver* (sync or async callable) answers :class:`ApprovalRequest`s; its answer is recorded
+  as an ``ApprovalDecision`` event. No approver configured means a call needing approval is denied.
+
+A guard that raises anything else fails closed for high-risk tools and open for the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from tripwire.schemas.enums import Risk
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRequest:
+    """What a guard or an approver knows about a tool call about to run (args are redacted)."""
+
+    tenant: str
+    agent_id: str
+    agent_version: str
+    workflow: str
+    environment: str
+    principal: str | None
+    credential_fingerprint: str | None
+    run_id: str
+    trace_id: str
+    tool_name: str
+    tool_call_id: str
+    risk: Risk
+    side_effect: bool
+    idempotency_key: str | None
+    args: Any
+
+
+@dataclass(frozen=True, slots=True)
+class GuardDecision:
+    require_approval: bool = False
+    reason: str | None = None
+
+
+ALLOW = GuardDecision()
+
+
+@runtime_checkable
+class ToolGuard(Protocol):
+    def check(self, request: ToolRequest) -> GuardDecision:
+        """ALLOW, a decision requiring approval, or raise ToolBlocked (or a subclass) to block."""
+        ...
+
+    def done(self, request: ToolRequest, status: str) -> None:
+        """Called once the call ended (``ok``, ``error``, ``timeout``, ``blocked``, ``denied``)."""
+        ...
+
+
+class AllowAllGuard:
+    """The default guard: every call may run."""
+
+    def check(self, request: ToolRequest) -> GuardDecision:
+        return ALLOW
+
+    def done(self, request: ToolRequest, status: str) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequest:
+    request: ToolRequest
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalResult:
+    approved: bool
+    approver: str | None = None
+    reason: str | None = None
+
+
+Approver = Callable[[ApprovalRequest], "ApprovalResult | bool | Awaitable[ApprovalResult | bool]"]
+
+
+def as_result(answer: Any) -> ApprovalResult:
+    if isinstance(answer, ApprovalResult):
+        return answer
+    if isinstance(answer, bool):
+        return ApprovalResult(approved=answer)
+    raise TypeError(f"an approver must return ApprovalResult or bool, got {type(answer).__name__}")
+
+
+__all__ = [
+    "ALLOW",
+    "AllowAllGuard",
+    "ApprovalRequest",
+    "ApprovalResult",
+    "Approver",
+    "GuardDecision",
+    "ToolGuard",
+    "ToolRequest",
+    "as_result",
+]

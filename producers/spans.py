@@ -1,0 +1,466 @@
+"""Model-call and tool-call spans. Each emits one event when it ends (or when it is refused)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import math
+import time
+from contextvars import Token
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from tripwire.producers._runtime import Runtime, as_risk, canonical_json, new_span_id, new_uuid, non_empty, now_us
+from tripwire.producers.cost import TokenUsage
+from tripwire.producers.errors import ApprovalDenied, BudgetExceeded, InvalidArgumentError, ToolBlocked
+from tripwire.producers.guard import ApprovalRequest, GuardDecision, ToolRequest, as_result
+from tripwire.producers.run import CURRENT
+from tripwire.schemas.enums import CallStatus, Risk
+from tripwire.schemas.events import ApprovalDecision, ModelCall, ToolCall
+
+if TYPE_CHECKING:
+    from tripwire.producers.run import Run
+
+_OK, _ERROR, _TIMEOUT = CallStatus.OK.value, CallStatus.ERROR.value, CallStatus.TIMEOUT.value
+_BLOCKED, _DENIED = CallStatus.BLOCKED.value, CallStatus.DENIED.value
+
+
+def _status_of(exc: BaseException | None) -> str:
+    if exc is None:
+        return _OK
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return _TIMEOUT
+    return _ERROR
+
+
+def _count(name: str, value: Any) -> int:
+    if type(value) is not int or value < 0:
+        raise InvalidArgumentError(f"{name} must be a non-negative int, got {value!r}")
+    return value
+
+
+class _Span:
+    __slots__ = ("_parent_span_id", "_perf", "_rt", "_run", "_start_us", "_token", "span_id")
+
+    def __init__(self, run: Run, rt: Runtime) -> None:
+        self._run = run
+        self._rt = rt
+        self.span_id = ""
+        self._token: Token[Any] | None = None
+
+    def _open(self) -> None:
+        run = self._run
+        cur = CURRENT.get()
+        self._parent_span_id = cur[1] if cur is not None and cur[0] is run else run.span_id
+        self.span_id = new_span_id()
+        self._start_us = now_us()
+        self._perf = time.perf_counter_ns()
+        self._token = CURRENT.set((run, self.span_id))
+
+    def _close(self) -> int:
+        if self._token is not None:
+            try:
+                CURRENT.reset(self._token)
+            except ValueError:
+                pass
+            self._token = None
+        return self._start_us + (time.perf_counter_ns() - self._perf) // 1000
+
+
+class ModelCallSpan(_Span):
+    """``with run.model_call(provider=..., model=...) as call: call.record_usage(...)``."""
+
+    __slots__ = (
+        "_completion",
+        "_finish_reason",
+        "_prompt",
+        "_provider_cost",
+        "_response_model",
+        "_usage",
+        "model",
+        "operation_name",
+        "provider",
+    )
+
+    def __init__(self, run: Run, rt: Runtime, provider: str, model: str, operation_name: str) -> None:
+        super().__init__(run, rt)
+        self.provider = non_empty("provider", provider)
+        self.model = non_empty("model", model)
+        self.operation_name = non_empty("operation_name", operation_name)
+        self._usage = TokenUsage()
+        self._provider_cost: float | None = None
+        self._response_model: str | None = None
+        self._finish_reason: str | None = None
+        self._prompt: str | None = None
+        self._completion: str | None = None
+
+    def record_usage(
+        self,
+        *,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        reasoning_tokens: int = 0,
+        cost_usd: float | None = None,
+        response_model: str | None = None,
+        finish_reason: str | None = None,
+    ) -> None:
+        """Token counts are disjoint: ``input_tokens`` exclude cache reads/writes, ``output_tokens`` exclude
+        reasoning. ``cost_usd`` is what the provider reported (it wins over the price table)."""
+        usage = TokenUsage(
+            _count("input_tokens", input_tokens),
+            _count("cache_read_tokens", cache_read_tokens),
+            _count("cache_write_tokens", cache_write_tokens),
+            _count("output_tokens", output_tokens),
+            _count("reasoning_tokens", reasoning_tokens),
+        )
+        if cost_usd is not None:
+            if (
+                isinstance(cost_usd, bool)
+                or not isinstance(cost_usd, int | float)
+                or not math.isfinite(cost_usd)
+                or cost_usd < 0
+            ):
+                raise InvalidArgumentError(f"cost_usd must be a finite non-negative number, got {cost_usd!r}")
+            self._provider_cost = float(cost_usd)
+        self._usage = usage
+        if response_model is not None:
+            self._response_model = str(response_model)
+        if finish_reason is not None:
+            self._finish_reason = str(finish_reason)
+
+    def record_prompt(self, prompt: str | None = None, completion: str | None = None) -> None:
+        """Kept (redacted) only when ``logging.store_prompts`` is on; otherwise discarded here."""
+        if not self._rt.store_prompts:
+            return
+        red = self._rt.redactor
+        if prompt is not None:
+            self._prompt = red.redact_text(str(prompt), "prompt")
+        if completion is not None:
+            self._completion = red.redact_text(str(completion), "completion")
+
+    def _event(self, status: str, error_type: str | None, start: int, end: int) -> dict[str, Any]:
+        run = self._run
+        f = run.fields(self.span_id, self._parent_span_id, start, end)
+        u = self._usage
+        result = self._rt.costs.compute(self.provider, self.model, u, provider_cost_usd=self._provider_cost)
+        f.update(
+            operation_name=self.operation_name,
+            provider=self.provider,
+            request_model=self.model,
+            response_model=self._response_model,
+            input_tokens=u.input_tokens,
+            cache_read_tokens=u.cache_read_tokens,
+            cache_write_tokens=u.cache_write_tokens,
+            output_tokens=u.output_tokens,
+            reasoning_tokens=u.reasoning_tokens,
+            cost_usd=result.cost_usd,
+            cost_source=result.cost_source,
+            price_version=result.price_version,
+            status=status,
+            finish_reason=self._finish_reason,
+            error_type=error_type,
+            prompt=self._prompt,
+            completion=self._completion,
+        )
+        run.budget.commit_usage(
+            u.input_tokens + u.cache_read_tokens + u.cache_write_tokens,
+            u.output_tokens + u.reasoning_tokens,
+            result.cost_usd,
+        )
+        return f
+
+    def __enter__(self) -> ModelCallSpan:
+        run = self._run
+        try:
+            run.budget.reserve_step()
+        except BudgetExceeded as e:
+            self._parent_span_id = run.span_id
+            self.span_id = new_span_id()
+            t = now_us()
+            run.emit(ModelCall, self._event(_BLOCKED, type(e).__name__, t, t))
+            raise
+        self._open()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        end = self._close()
+        self._run.emit(
+            ModelCall,
+            self._event(_status_of(exc), type(exc).__name__ if exc is not None else None, self._start_us, end),
+        )
+
+    async def __aenter__(self) -> ModelCallSpan:
+        return self.__enter__()
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.__exit__(et, exc, tb)
+
+
+class ToolCallSpan(_Span):
+    """``with run.tool_call("stripe.issue_refund", args={...}, risk="high") as call: ...``.
+
+    Before the body runs: the args are checked (JSON-serializable) and hashed, the tool-call budget
+    is reserved, the guard is asked and, if it wants one, an approval is obtained. A refused call
+    emits a ToolCall with status ``blocked`` or ``denied`` and raises (a :class:`ToolBlocked`).
+    """
+
+    __slots__ = (
+        "_approval_ref",
+        "_args",
+        "_args_hash",
+        "_args_json",
+        "_request",
+        "idempotency_key",
+        "risk",
+        "side_effect",
+        "tool_call_id",
+        "tool_name",
+    )
+
+    def __init__(
+        self,
+        run: Run,
+        rt: Runtime,
+        name: str,
+        args: Any,
+        risk: Any,
+        idempotency_key: str | None,
+        side_effect: bool | None,
+        tool_call_id: str | None,
+    ) -> None:
+        super().__init__(run, rt)
+        self.tool_name = non_empty("tool name", name)
+        self.risk: Risk = as_risk(risk)
+        if idempotency_key is not None and not isinstance(idempotency_key, str):
+            raise InvalidArgumentError(f"idempotency_key must be a string, got {idempotency_key!r}")
+        self.idempotency_key = idempotency_key
+        if side_effect is not None and not isinstance(side_effect, bool):
+            raise InvalidArgumentError(f"side_effect must be a bool, got {side_effect!r}")
+        self.side_effect = side_effect if side_effect is not None else self.risk is not Risk.LOW
+        self.tool_call_id = tool_call_id if tool_call_id is not None else new_uuid()
+        if args is None:
+            self._args = None
+            self._args_hash = None
+            self._args_json = None
+        else:
+            canonical = canonical_json(args)  # raises InvalidArgumentError at the call site
+            self._args = args
+            self._args_hash = hashlib.sha256(canonical.encode()).hexdigest()
+            self._args_json = canonical
+        self._approval_ref: str | None = None
+        self._request: ToolRequest | None = None
+
+    def _redacted_args(self) -> tuple[Any, str | None]:
+        if self._args is None:
+            return None, None
+        red = self._rt.redactor.redact(self._args, "args")
+        if not self._rt.log_tool_args:
+            return red, None
+        if red == self._args:
+            return red, self._args_json
+        try:
+            return red, canonical_json(red)
+        except InvalidArgumentError:
+            return red, '"[REDACTED]"'
+
+    def _event(
+        self, status: str, error_type: str | None, blocked_reason: str | None, start: int, end: int
+    ) -> dict[str, Any]:
+        f = self._run.fields(self.span_id, self._parent_span_id, start, end)
+        _, args_json = self._redacted_args()
+        f.update(
+            tool_name=self.tool_name,
+            tool_call_id=self.tool_call_id,
+            risk=self.risk.value,
+            args=args_json,
+            args_hash=self._args_hash,
+            status=status,
+            error_type=error_type,
+            idempotency_key=self.idempotency_key,
+            approval_ref=self._approval_ref,
+            side_effect=self.side_effect,
+            blocked_reason=blocked_reason,
+        )
+        return f
+
+    # -- before the body -----------------------------------------------------------------------
+    def _tool_request(self) -> ToolRequest:
+        if self._request is None:
+            run = self._run
+            redacted, _ = self._redacted_args()
+            self._request = ToolRequest(
+                tenant=self._rt.config.tenant,
+                agent_id=run.agent_id,
+                agent_version=self._rt.config.agent_version,
+                workflow=run.workflow,
+                environment=self._rt.config.environment,
+                principal=run.principal,
+                credential_fingerprint=run.credential_fingerprint,
+                run_id=run.run_id,
+                trace_id=run.trace_id,
+                tool_name=self.tool_name,
+                tool_call_id=self.tool_call_id,
+                risk=self.risk,
+                side_effect=self.side_effect,
+                idempotency_key=self.idempotency_key,
+                args=redacted,
+            )
+        return self._request
+
+    def _refuse(self, e: ToolBlocked, reserved: bool) -> None:
+        run = self._run
+        if reserved:
+            run.budget.release_tool_call()
+        if not self.span_id:
+            cur = CURRENT.get()
+            self._parent_span_id = cur[1] if cur is not None and cur[0] is run else run.span_id
+            self.span_id = new_span_id()
+        t = now_us()
+        status = _DENIED if isinstance(e, ApprovalDenied) else _BLOCKED
+        run.emit(ToolCall, self._event(status, type(e).__name__, e.reason, t, t))
+        self._notify_guard(status)
+
+    def _notify_guard(self, status: str) -> None:
+        guard = self._rt.guard
+        if guard is None:
+            return
+        try:
+            guard.done(self._tool_request(), status)
+        except Exception as e:
+            self._rt.log.error("guard.done", "tripwire guard.done failed error=%r", e)
+
+    def _check(self) -> GuardDecision | None:
+        """Budget + guard. Returns a decision needing approval, or None to proceed; raises if refused."""
+        try:
+            self._run.budget.reserve_tool_call()
+        except BudgetExceeded as e:
+            self._refuse(e, reserved=False)
+            raise
+        guard = self._rt.guard
+        if guard is None:
+            return None
+        try:
+            decision = guard.check(self._tool_request())
+        except ToolBlocked as e:
+            self._refuse(e, reserved=True)
+            raise
+        except Exception as e:
+            # the guard itself failed: high-risk tools fail closed, the others fail open
+            self._rt.log.error("guard.check", "tripwire guard failed risk=%s error=%r", self.risk.value, e)
+            if self.risk is Risk.HIGH:
+                blocked = ToolBlocked(f"guard_error: {type(e).__name__}")
+                self._refuse(blocked, reserved=True)
+                raise blocked from e
+            return None
+        return decision if decision.require_approval else None
+
+    def _record_approval(self, decision: GuardDecision, answer: Any, asked_us: int) -> None:
+        run = self._run
+        try:
+            result = as_result(answer)
+        except TypeError as e:
+            self._rt.log.error("approver.type", "tripwire approver answer invalid error=%s", e)
+            result = None
+        approved = bool(result and result.approved)
+        f = run.fields(new_span_id(), run.span_id, asked_us, max(asked_us, now_us()))
+        f.update(
+            tool_name=self.tool_name,
+            tool_call_id=self.tool_call_id,
+            risk=self.risk.value,
+            decision="approved" if approved else "denied",
+            approver=result.approver if result else None,
+            reason=(result.reason if result else "invalid approver answer") or decision.reason,
+        )
+        self._approval_ref = f["event_id"]
+        run.emit(ApprovalDecision, f)
+        if not approved:
+            denied = ApprovalDenied(
+                (result.reason if result and result.reason else None)
+                or f"approval denied: {decision.reason or 'no reason'}",
+                approver=result.approver if result else None,
+            )
+            self._refuse(denied, reserved=True)
+            raise denied
+
+    def _deny_unanswerable(self, decision: GuardDecision, why: str) -> None:
+        denied = ApprovalDenied(f"approval required ({decision.reason or 'guard'}) but {why}")
+        self._refuse(denied, reserved=True)
+        raise denied
+
+    def _approve_sync(self, decision: GuardDecision) -> None:
+        approver = self._rt.approver
+        if approver is None:
+            self._deny_unanswerable(decision, "no approver is configured")
+        asked = now_us()
+        try:
+            answer = approver(ApprovalRequest(self._tool_request(), decision.reason))  # type: ignore[misc]
+            if inspect.isawaitable(answer):
+                try:
+                    asyncio.get_running_loop()
+                except RuntimeError:
+                    answer = asyncio.run(_await(answer))
+                else:
+                    if inspect.iscoroutine(answer):
+                        answer.close()
+                    self._deny_unanswerable(decision, "the approver is async and the call uses sync `with` in a loop")
+        except ToolBlocked:
+            raise
+        except Exception as e:
+            self._rt.log.error("approver", "tripwire approver failed error=%r", e)
+            answer = None
+        self._record_approval(decision, answer, asked)
+
+    async def _approve_async(self, decision: GuardDecision) -> None:
+        approver = self._rt.approver
+        if approver is None:
+            self._deny_unanswerable(decision, "no approver is configured")
+        asked = now_us()
+        try:
+            answer = approver(ApprovalRequest(self._tool_request(), decision.reason))  # type: ignore[misc]
+            if inspect.isawaitable(answer):
+                answer = await answer
+        except Exception as e:
+            self._rt.log.error("approver", "tripwire approver failed error=%r", e)
+            answer = None
+        self._record_approval(decision, answer, asked)
+
+    # -- context managers ----------------------------------------------------------------------
+    def __enter__(self) -> ToolCallSpan:
+        decision = self._check()
+        if decision is not None:
+            self._approve_sync(decision)
+        self._open()
+        return self
+
+    async def __aenter__(self) -> ToolCallSpan:
+        decision = self._check()
+        if decision is not None:
+            await self._approve_async(decision)
+        self._open()
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        end = self._close()
+        status = _status_of(exc)
+        self._run.emit(
+            ToolCall, self._event(status, type(exc).__name__ if exc is not None else None, None, self._start_us, end)
+        )
+        if self._rt.guard is not None:
+            self._notify_guard(status)
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.__exit__(et, exc, tb)
+
+
+async def _await(aw: Any) -> Any:
+    return await aw
+
+
+__all__ = ["ModelCallSpan", "ToolCallSpan"]

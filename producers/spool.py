@@ -1,0 +1,265 @@
+"""On-disk spool: append-only segments of CRC-checked records, replayed in order.
+
+Layout: ``<dir>/seg-<id>.twsp``; a segment starts with ``TWSP\\x01`` and holds records framed as
+``u32 length | u32 crc32(payload) | payload`` with ``payload = u16 key length | key | value``.
+Segments are read lowest id first; records a previous process could not deliver are *prepended* as
+a segment with a lower id, so the replay order stays the emit order (per run, per partition). A torn
+tail (a crash mid-write) or a record whose CRC does not match is skipped and counted, never replayed.
+The total size is capped; an append that would pass the cap is refused (the caller counts a drop).
+
+One process owns a spool directory at a time (``flock`` on ``<dir>/LOCK``). The spool is used by the
+delivery worker thread only (and by ``close`` after that thread stopped), so it takes no locks itself.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from tripwire.producers.errors import SpoolError
+
+logger = logging.getLogger(__name__)
+
+MAGIC = b"TWSP\x01"
+_HDR = struct.Struct("<II")
+_KEYLEN = struct.Struct("<H")
+_FIRST_ID = 10**12  # room below for prepended segments
+_MAX_RECORD = 64 * 1024 * 1024
+
+
+def _name(seg_id: int) -> str:
+    return f"seg-{seg_id:016d}.twsp"
+
+
+def encode_record(key: bytes, value: bytes) -> bytes:
+    payload = _KEYLEN.pack(len(key)) + key + value
+    return _HDR.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def decode_segment(data: bytes) -> tuple[list[tuple[bytes, bytes]], int]:
+    """The valid records of a segment's bytes and the number of corrupt/torn ones skipped."""
+    records: list[tuple[bytes, bytes]] = []
+    bad = 0
+    if not data.startswith(MAGIC):
+        return records, 1 if data else 0
+    pos = len(MAGIC)
+    end = len(data)
+    while pos < end:
+        if pos + _HDR.size > end:
+            bad += 1  # torn header
+            break
+        length, crc = _HDR.unpack_from(data, pos)
+        start = pos + _HDR.size
+        if length > _MAX_RECORD or start + length > end:
+            bad += 1  # torn or garbled length: nothing after it can be framed
+            break
+        payload = data[start : start + length]
+        pos = start + length
+        if zlib.crc32(payload) != crc or length < _KEYLEN.size:
+            bad += 1
+            continue
+        (klen,) = _KEYLEN.unpack_from(payload, 0)
+        if _KEYLEN.size + klen > length:
+            bad += 1
+            continue
+        records.append((payload[2 : 2 + klen], payload[2 + klen :]))
+    return records, bad
+
+
+@dataclass
+class SpoolStats:
+    appended: int = 0
+    refused: int = 0
+    corrupt: int = 0
+    segments_deleted: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class Spool:
+    """A directory of segments; see the module docstring."""
+
+    def __init__(self, directory: str | Path, *, max_bytes: int, segment_bytes: int) -> None:
+        self.dir = Path(directory)
+        self.max_bytes = max_bytes
+        self.segment_bytes = segment_bytes
+        self.stats = SpoolStats()
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = os.open(self.dir / "LOCK", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise SpoolError(f"cannot open spool directory {self.dir}: {e}") from e
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(self._lock_fd)
+            raise SpoolError(f"spool directory {self.dir} is in use by another tracer or process") from e
+        self._segments: dict[int, int] = {}  # id -> size in bytes (closed and active)
+        self._record_counts: dict[int, int] = {}  # records appended by this process to the active segment
+        for p in self.dir.glob("seg-*.twsp"):
+            try:
+                self._segments[int(p.stem[4:])] = p.stat().st_size
+            except (ValueError, OSError):
+                logger.warning("ignoring unexpected spool file path=%s", p)
+        self._active_id: int | None = None
+        self._active: BinaryIO | None = None
+        self._active_records = 0
+        self._checked_out: set[int] = set()
+        self._closed = False
+
+    # -- sizes -------------------------------------------------------------------------------------
+    @property
+    def total_bytes(self) -> int:
+        return sum(self._segments.values())
+
+    def has_unread(self) -> bool:
+        """Whether some segment holds records not yet handed out for replay."""
+        for seg_id in self._segments:
+            if seg_id in self._checked_out:
+                continue
+            if seg_id == self._active_id and self._active_records == 0:
+                continue
+            return True
+        return False
+
+    def is_empty(self) -> bool:
+        return not self._checked_out and not self.has_unread()
+
+    def segment_ids(self) -> list[int]:
+        return sorted(self._segments)
+
+    # -- writing -----------------------------------------------------------------------------------
+    def _open_active(self) -> None:
+        seg_id = max(self._segments, default=_FIRST_ID - 1) + 1
+        path = self.dir / _name(seg_id)
+        f = open(path, "xb")  # noqa: SIM115 - kept open across appends
+        f.write(MAGIC)
+        self._active, self._active_id, self._active_records = f, seg_id, 0
+        self._segments[seg_id] = len(MAGIC)
+
+    def _seal_active(self) -> None:
+        if self._active is None:
+            return
+        self._active.flush()
+        os.fsync(self._active.fileno())
+        self._active.close()
+        if self._active_records == 0 and self._active_id is not None:
+            # nothing was written: do not leave an empty segment behind
+            self._remove_file(self._active_id)
+        self._active, self._active_id, self._active_records = None, None, 0
+
+    def append(self, key: bytes, value: bytes) -> bool:
+        """Append one record; False if the size cap (or an I/O error) refuses it."""
+        rec = encode_record(key, value)
+        if self.total_bytes + len(rec) > self.max_bytes:
+            self.stats.refused += 1
+            return False
+        try:
+            if self._active is None or self._segments[self._active_id] + len(rec) > self.segment_bytes:  # type: ignore[index]
+                if self._active is not None and self._active_records > 0:
+                    self._seal_active()
+                if self._active is None:
+                    self._open_active()
+            assert self._active is not None and self._active_id is not None
+            self._active.write(rec)
+        except OSError as e:
+            self.stats.refused += 1
+            logger.error("spool write failed dir=%s error=%s", self.dir, e)
+            return False
+        self._segments[self._active_id] += len(rec)
+        self._active_records += 1
+        self.stats.appended += 1
+        return True
+
+    def prepend(self, records: list[tuple[bytes, bytes]]) -> int:
+        """Write ``records`` as a new segment read before every existing one (durably). Returns how many."""
+        if not records:
+            return 0
+        seg_id = min(self._segments, default=_FIRST_ID) - 1
+        data = bytearray(MAGIC)
+        for key, value in records:
+            data += encode_record(key, value)
+        path = self.dir / _name(seg_id)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        self._segments[seg_id] = len(data)
+        self.stats.appended += len(records)
+        return len(records)
+
+    def flush(self) -> None:
+        if self._active is not None:
+            self._active.flush()
+
+    # -- reading -----------------------------------------------------------------------------------
+    def checkout(self) -> tuple[int, list[tuple[bytes, bytes]]] | None:
+        """The lowest unread segment and its records (the active one is sealed first); None if none."""
+        for seg_id in sorted(self._segments):
+            if seg_id in self._checked_out:
+                continue
+            if seg_id == self._active_id:
+                if self._active_records == 0:
+                    continue
+                self._seal_active()
+            try:
+                data = (self.dir / _name(seg_id)).read_bytes()
+            except OSError as e:
+                logger.error("spool read failed segment=%s error=%s", seg_id, e)
+                self._checked_out.add(seg_id)
+                return seg_id, []
+            records, bad = decode_segment(data)
+            if bad:
+                self.stats.corrupt += bad
+                logger.warning("spool segment had corrupt or torn records segment=%s skipped=%d", seg_id, bad)
+            self._checked_out.add(seg_id)
+            return seg_id, records
+        return None
+
+    def release(self, seg_id: int) -> None:
+        """Return a checked-out segment unread (it will be handed out again)."""
+        self._checked_out.discard(seg_id)
+
+    def delete(self, seg_id: int) -> None:
+        """Forget a checked-out segment whose records are all delivered (or re-spooled)."""
+        self._checked_out.discard(seg_id)
+        self._remove_file(seg_id)
+        self.stats.segments_deleted += 1
+
+    def _remove_file(self, seg_id: int) -> None:
+        self._segments.pop(seg_id, None)
+        try:
+            (self.dir / _name(seg_id)).unlink()
+        except FileNotFoundError:
+            pass
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._seal_active()
+        finally:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self._lock_fd)
+
+
+def read_all(directory: str | Path) -> list[tuple[bytes, bytes]]:
+    """Every valid record of a spool directory, in replay order (for tooling and tests; takes no lock)."""
+    out: list[tuple[bytes, bytes]] = []
+    for p in sorted(Path(directory).glob("seg-*.twsp")):
+        records, _ = decode_segment(p.read_bytes())
+        out.extend(records)
+    return out
+
+
+__all__ = ["MAGIC", "Spool", "SpoolStats", "decode_segment", "encode_record", "read_all"]
