@@ -61,10 +61,12 @@ class ChdbStore(Store):
         self._types: dict[tuple[str, tuple[str, ...]], list[Any]] = {}
         Path(self.path).mkdir(parents=True, exist_ok=True)
         conn_str = self.path
+        # readonly=1 (not chdb's mode=ro, which is readonly=2): the limits below are session
+        # settings the query itself cannot raise, and file()/url()/DDL/DELETE are refused.
         if readonly:
             lim = self.limits or QueryLimits()
             conn_str += (
-                f"?mode=ro&max_execution_time={lim.timeout_s:g}"
+                f"?readonly=1&max_execution_time={lim.timeout_s:g}"
                 f"&max_result_rows={lim.max_rows + 1}&result_overflow_mode=break"
             )
         try:

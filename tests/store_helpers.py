@@ -48,7 +48,9 @@ def base(run_id: str, seq: int, *, ts: datetime = T0, ms: float = 100.0, **kw: A
     return d
 
 
-def model_call(run_id: str = "r1", seq: int = 1, *, cost: float | None = 0.01, status: str = "ok", **kw: Any) -> ModelCall:
+def model_call(
+    run_id: str = "r1", seq: int = 1, *, cost: float | None = 0.01, status: str = "ok", **kw: Any
+) -> ModelCall:
     extra = {k: kw.pop(k) for k in list(kw) if k in ModelCall.model_fields and k not in base("x", 0)}
     return ModelCall(
         **base(run_id, seq, **kw),
@@ -90,7 +92,9 @@ def run_finished(run_id: str = "r1", seq: int = 4, outcome: str = "success", **k
     return RunFinished(**base(run_id, seq, **kw), outcome=outcome, last_seq=seq)
 
 
-def run_summary(run_id: str = "r1", *, version: int = 1, cost: float = 0.02, outcome: str = "success", **kw: Any) -> RunSummary:
+def run_summary(
+    run_id: str = "r1", *, version: int = 1, cost: float = 0.02, outcome: str = "success", **kw: Any
+) -> RunSummary:
     d: dict[str, Any] = {
         "run_id": run_id,
         "tenant": "acme",

@@ -1,0 +1,194 @@
+"""``tripwire sink | sql | data delete | gate | migrate``: the ClickHouse storage commands."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from typing import Any
+
+import typer
+
+_URL_HELP = (
+    "store URL (chdb:///dir?database=db or clickhouse://user:pass@host:8123/db); default TRIPWIRE_CLICKHOUSE_URL"
+)
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from tripwire.sinks.config import ClickHouseSettings
+
+    return ClickHouseSettings()
+
+
+def _url(url: str | None) -> str:
+    return url or _settings().url.get_secret_value()
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def format_rows(columns: tuple[str, ...], rows: list[tuple[Any, ...]], fmt: str) -> str:
+    """Render query results as an aligned table, CSV or JSON (an array of objects)."""
+    if fmt == "json":
+        return json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str, indent=None)
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(columns)
+        w.writerows(["" if v is None else v for v in r] for r in rows)
+        return buf.getvalue().rstrip("\n")
+    cells = [[str(c) for c in columns]] + [["NULL" if v is None else str(v) for v in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    lines = ["  ".join(v.ljust(widths[i]) for i, v in enumerate(row)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def register(app: typer.Typer) -> None:
+    data_app = typer.Typer(help="Data-subject requests on the stored telemetry.", no_args_is_help=True)
+    app.add_typer(data_app, name="data")
+
+    @app.command("migrate")
+    def migrate_cmd(
+        url: str | None = typer.Option(None, help=_URL_HELP),
+        apply_retention: bool = typer.Option(False, help="re-apply the configured TTLs to existing tables"),
+        roles: bool = typer.Option(False, help="also create the writer and analyst roles (server only)"),
+    ) -> None:
+        """Apply the pending schema migrations (recorded in schema_migrations)."""
+        from tripwire.sinks.migrations import apply_retention as retention
+        from tripwire.sinks.migrations import migrate
+        from tripwire.sinks.roles import create_roles
+        from tripwire.sinks.store import open_store
+
+        s = _settings()
+        with open_store(_url(url)) as store:
+            applied = migrate(store, prompt_ttl_days=s.prompt_ttl_days, call_ttl_days=s.call_ttl_days)
+            if apply_retention:
+                retention(store, prompt_ttl_days=s.prompt_ttl_days, call_ttl_days=s.call_ttl_days)
+            if roles:
+                if store.backend != "clickhouse":
+                    raise _fail("roles exist only on a ClickHouse server")
+                create_roles(store)
+            typer.echo(f"database {store.database}: applied {applied or 'nothing (up to date)'}")
+
+    @app.command("sink")
+    def sink_cmd(
+        url: str | None = typer.Option(None, help=_URL_HELP),
+        bootstrap: str | None = typer.Option(None, help="Kafka bootstrap servers (default TRIPWIRE_KAFKA_BOOTSTRAP)"),
+        group: str | None = typer.Option(None, help="consumer group (default tripwire-sink)"),
+        topic_prefix: str | None = typer.Option(None, help="topic name prefix"),
+        max_seconds: float | None = typer.Option(None, help="stop after this many seconds"),
+    ) -> None:
+        """Consume the tripwire topics into ClickHouse (commits only after ClickHouse accepted)."""
+        import signal
+
+        from tripwire.sinks.config import SinkSettings
+        from tripwire.sinks.kafka_sink import KafkaSink
+        from tripwire.sinks.migrations import migrate
+        from tripwire.sinks.store import open_store
+
+        overrides = {
+            k: v for k, v in {"bootstrap": bootstrap, "group_id": group, "topic_prefix": topic_prefix}.items() if v
+        }
+        settings = SinkSettings(**overrides)
+        ch = _settings()
+        with open_store(_url(url)) as store:
+            migrate(store, prompt_ttl_days=ch.prompt_ttl_days, call_ttl_days=ch.call_ttl_days)
+            sink = KafkaSink(store, settings)
+            signal.signal(signal.SIGTERM, lambda *_: sink.stop())
+            try:
+                sink.run(max_seconds=max_seconds)
+            except KeyboardInterrupt:
+                sink.stop()
+            st = sink.sink.stats
+            typer.echo(
+                f"rows_inserted={st.rows_inserted} deduplicated={st.deduplicated} "
+                f"dead_lettered={st.dead_lettered} insert_failures={st.insert_failures} commits={sink.commits}"
+            )
+
+    @app.command("sql")
+    def sql_cmd(
+        query: str = typer.Argument(..., help="a read-only query (SELECT, SHOW, DESCRIBE, EXPLAIN)"),
+        fmt: str = typer.Option("table", "--format", help="table | csv | json"),
+        url: str | None = typer.Option(None, help=_URL_HELP),
+        max_rows: int | None = typer.Option(None, help="row limit (default TRIPWIRE_CLICKHOUSE_QUERY_MAX_ROWS)"),
+        timeout: float | None = typer.Option(None, help="time limit in seconds"),
+    ) -> None:
+        """Run an analyst query read-only, with a row limit and a time limit."""
+        from tripwire.sinks.exceptions import StoreError
+        from tripwire.sinks.store import QueryLimits, open_store
+
+        if fmt not in ("table", "csv", "json"):
+            raise _fail("--format must be table, csv or json")
+        s = _settings()
+        limits = QueryLimits(max_rows=max_rows or s.query_max_rows, timeout_s=timeout or s.query_timeout_s)
+        try:
+            with open_store(_url(url), readonly=True, limits=limits, create=False) as store:
+                res = store.query(query)
+        except StoreError as e:
+            raise _fail(str(e), 1) from e
+        typer.echo(format_rows(res.columns, res.rows, fmt))
+        if res.truncated:
+            typer.echo(f"(truncated to {limits.max_rows} rows)", err=True)
+
+    @data_app.command("delete")
+    def delete_cmd(
+        principal: str | None = typer.Option(None, help="delete every row of this principal"),
+        tenant: str | None = typer.Option(None, help="delete every row of this tenant"),
+        purge: bool = typer.Option(False, help="also rewrite the parts now (APPLY DELETED MASK)"),
+        url: str | None = typer.Option(None, help=_URL_HELP),
+    ) -> None:
+        """Delete one principal's or one tenant's rows from every table, and verify they are gone."""
+        from tripwire.sinks.deletion import DeletionIncompleteError, delete_subject
+        from tripwire.sinks.store import open_store
+
+        if (principal is None) == (tenant is None):
+            raise _fail("give exactly one of --principal or --tenant")
+        with open_store(_url(url), create=False) as store:
+            try:
+                report = delete_subject(store, principal=principal, tenant=tenant, purge=purge)
+            except DeletionIncompleteError as e:
+                raise _fail(str(e), 1) from e
+        rows = [(t, n, report.remaining[t]) for t, n in report.deleted.items()]
+        typer.echo(format_rows(("table", "deleted", "remaining"), rows, "table"))
+        typer.echo(f"deleted {report.total} rows of {report.column} {report.value_hint}; none remain")
+
+    @app.command("gate")
+    def gate_cmd(
+        agent: str = typer.Option(..., help="agent_id"),
+        version: str = typer.Option(..., help="agent_version"),
+        min_success: float = typer.Option(0.95, help="minimum run success rate"),
+        max_violations: float = typer.Option(0.005, help="maximum policy-violation rate"),
+        min_runs: int = typer.Option(200, help="minimum number of finished runs"),
+        tenant: str = typer.Option("", help="restrict to one tenant ('' = all)"),
+        url: str | None = typer.Option(None, help=_URL_HELP),
+    ) -> None:
+        """Release gate: exit 1 when the version does not meet the bar (exit 0 when it does)."""
+        from tripwire.sinks.exceptions import GateError
+        from tripwire.sinks.gate import GateThresholds, evaluate_gate
+        from tripwire.sinks.store import open_store
+
+        try:
+            thresholds = GateThresholds(min_success, max_violations, min_runs)
+        except GateError as e:
+            raise _fail(str(e)) from e
+        with open_store(_url(url), readonly=True, create=False) as store:
+            verdict = evaluate_gate(store, agent, version, thresholds, tenant=tenant)
+        rows = [
+            (
+                c.name,
+                f"{c.observed:.4f}" if c.name != "runs" else str(int(c.observed)),
+                c.bar,
+                "PASS" if c.passed else "FAIL",
+            )
+            for c in verdict.checks
+        ]
+        typer.echo(f"release gate for {agent} {version}")
+        typer.echo(format_rows(("check", "observed", "bar", "result"), rows, "table"))
+        typer.echo(f"verdict: {'PASS' if verdict.passed else 'FAIL'}")
+        sys.stdout.flush()
+        if not verdict.passed:
+            raise typer.Exit(1)
