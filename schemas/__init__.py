@@ -3,8 +3,9 @@
 from tripwire.schemas import topics
 from tripwire.schemas.catalog import SchemaCatalog, SchemaVersion, default_catalog
 from tripwire.schemas.codec import AvroCodec, Codec, decode, encode, from_record, to_record
+from tripwire.schemas.config import SchemaConfig, make_codec
 from tripwire.schemas.enums import CallStatus, CostSource, Decision, KillSwitchAction, Outcome, Risk, Severity
-from tripwire.schemas.errors import DecodeError, EncodeError, SchemaError
+from tripwire.schemas.errors import DecodeError, EncodeError, SchemaError, SchemaRegistryUnavailableError
 from tripwire.schemas.events import (
     ApprovalDecision,
     Event,
@@ -23,6 +24,7 @@ __all__ = [
     "AvroCodec",
     "CallStatus",
     "Codec",
+    "ConfluentCodec",
     "CostSource",
     "DeadLetter",
     "Decision",
@@ -39,7 +41,9 @@ __all__ = [
     "RunStarted",
     "RunSummary",
     "SchemaCatalog",
+    "SchemaConfig",
     "SchemaError",
+    "SchemaRegistryUnavailableError",
     "SchemaVersion",
     "Severity",
     "ToolCall",
@@ -49,7 +53,16 @@ __all__ = [
     "default_catalog",
     "encode",
     "from_record",
+    "make_codec",
     "to_record",
     "topic_names",
     "topics",
 ]
+
+
+def __getattr__(name: str):  # ConfluentCodec needs the 'registry' extra; import it on first use
+    if name == "ConfluentCodec":
+        from tripwire.schemas.confluent import ConfluentCodec
+
+        return ConfluentCodec
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

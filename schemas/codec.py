@@ -164,17 +164,21 @@ class AvroCodec:
             model = self._models.get(name)
             if model is None:
                 raise DecodeError("unknown_record", f"no model for Avro record {name}")
-        return self._build(model, fields, validate)
+        return self.build(model, fields, validate)
 
-    def _build(self, model: type[M], fields: dict[str, Any], validate: bool) -> M:
+    def build(self, model: type[M], fields: dict[str, Any], validate: bool = True) -> M:
+        """A model from decoded Avro fields: validated, or (``validate=False``) constructed with enum members."""
         if validate:
             try:
                 return model.__pydantic_validator__.validate_python(fields)  # type: ignore[no-any-return]
             except ValidationError as e:
                 raise DecodeError("invalid", f"{model.__name__}: {e}") from e
         # fastavro has checked every type against the schema; only turn enum symbols into members.
+        enums = self._enums.get(model)
+        if enums is None:
+            enums = self._enums[model] = _enum_fields(model)
         try:
-            for name, members in self._enums[model]:
+            for name, members in enums:
                 v = fields[name]
                 if v is not None:
                     fields[name] = members[v]
@@ -197,11 +201,16 @@ def _zigzag_prefix(data: bytes | bytearray | memoryview, pos: int) -> int | None
 
 def _classify(e: Exception, writer: SchemaVersion, data: bytes | bytearray | memoryview) -> DecodeError:
     """Turn whatever fastavro raised into a DecodeError with a stable reason (error path only)."""
-    where = f"{writer.name} v{writer.version}"
-    if isinstance(writer.schema, list):
-        branch = _zigzag_prefix(data, HEADER_LEN)
-        if branch is not None and not 0 <= branch < len(writer.schema):
-            return DecodeError("bad_union_branch", f"{where}: branch {branch} of a {len(writer.schema)}-branch union")
+    return _classify_body(e, writer.schema, f"{writer.name} v{writer.version}", data, HEADER_LEN)
+
+
+def _classify_body(
+    e: Exception, writer_schema: Any, where: str, data: bytes | bytearray | memoryview, body_at: int
+) -> DecodeError:
+    if isinstance(writer_schema, list):
+        branch = _zigzag_prefix(data, body_at)
+        if branch is not None and not 0 <= branch < len(writer_schema):
+            return DecodeError("bad_union_branch", f"{where}: branch {branch} of a {len(writer_schema)}-branch union")
     msg = str(e)
     if isinstance(e, EOFError | StopIteration):
         if "Expected -" in msg:

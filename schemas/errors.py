@@ -25,3 +25,7 @@ class DecodeError(TripwireError, ValueError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+class SchemaRegistryUnavailableError(TripwireError):
+    """The Confluent Schema Registry could not be reached or failed; retry later (not a DLQ case)."""

@@ -1,0 +1,62 @@
+"""Codec configuration (``TRIPWIRE_SCHEMA_*``) and the factory that picks the framing."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tripwire.errors import ConfigError
+
+
+class SchemaConfig(BaseSettings):
+    """How records are framed on Kafka.
+
+    - ``framing=single_object`` (default): Avro single-object encoding, writer schema resolved
+      from the schemas shipped in the package; no service needed.
+    - ``framing=confluent``: Confluent Schema Registry wire format (magic 0 + schema id), via
+      confluent-kafka's ``AvroSerializer``/``AvroDeserializer``; needs ``registry_url``
+      (``http(s)://...``, or ``mock://name`` in tests).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TRIPWIRE_SCHEMA_", frozen=True, extra="ignore")
+
+    framing: Literal["single_object", "confluent"] = "single_object"
+    registry_url: str | None = None
+    registry_basic_auth: SecretStr | None = None  # "user:password"
+    auto_register: bool = True
+    topic_prefix: str = ""  # subjects are "<prefix>.<topic>-value", matching topic_names(prefix)
+    registry_timeout_s: float = Field(10.0, gt=0)
+    registry_max_retries: int = Field(3, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> SchemaConfig:
+        if self.framing == "confluent" and not self.registry_url:
+            raise ConfigError("TRIPWIRE_SCHEMA_REGISTRY_URL is required when TRIPWIRE_SCHEMA_FRAMING=confluent")
+        if self.registry_url and not self.registry_url.startswith(("http://", "https://", "mock://")):
+            raise ConfigError(
+                f"TRIPWIRE_SCHEMA_REGISTRY_URL must start with http://, https:// or mock://, got {self.registry_url!r}"
+            )
+        if self.registry_basic_auth and ":" not in self.registry_basic_auth.get_secret_value():
+            raise ConfigError("TRIPWIRE_SCHEMA_REGISTRY_BASIC_AUTH must be 'user:password'")
+        return self
+
+
+def make_codec(config: SchemaConfig | None = None):  # -> Codec (import kept lazy)
+    """The codec the configuration selects (single-object by default)."""
+    config = config or SchemaConfig()
+    if config.framing == "confluent":
+        from tripwire.schemas.confluent import ConfluentCodec
+
+        return ConfluentCodec(
+            config.registry_url,
+            basic_auth=config.registry_basic_auth,
+            auto_register=config.auto_register,
+            topic_prefix=config.topic_prefix,
+            timeout_s=config.registry_timeout_s,
+            max_retries=config.registry_max_retries,
+        )
+    from tripwire.schemas.codec import default_codec
+
+    return default_codec()
