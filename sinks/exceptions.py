@@ -29,10 +29,6 @@ class MigrationError(SinkError):
     """A migration file is malformed, or changed after it was applied."""
 
 
-class ReadOnlyQueryError(SinkError):
-    """The analyst path was asked to run something that is not a read-only query."""
-
-
 class RowMappingError(SinkError):
     """A decoded record could not be mapped to a row; the sink sends it to ``dead_letters``."""
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from tripwire.schemas import (
     Alert,
@@ -201,3 +206,45 @@ def dead_letter(**kw: Any) -> DeadLetter:
     }
     d.update(kw)
     return DeadLetter(**d)
+
+
+# ---------------------------------------------------------------------------- stores
+
+
+# chdb hosts one engine per process bound to one folder: every test of a process shares this
+# folder and gets its own uuid database.
+CHDB_ROOT = os.path.join(tempfile.gettempdir(), f"tripwire-store-tests-{os.getpid()}")
+
+
+def chdb_url(database: str) -> str:
+    return f"chdb://{CHDB_ROOT}?database={database}"
+
+
+@pytest.fixture
+def chdb_store() -> Iterator[Any]:
+    """A migrated chdb store in a fresh uuid database (dropped afterwards)."""
+    from tests.helpers import uid
+    from tripwire.sinks import migrate, open_store
+
+    db = uid("st")
+    store = open_store(chdb_url(db))
+    migrate(store)
+    try:
+        yield store
+    finally:
+        try:
+            store.command(f"DROP DATABASE IF EXISTS {db}")
+        finally:
+            store.close()
+
+
+def server_url() -> str | None:
+    return (
+        os.environ.get("TRIPWIRE_CLICKHOUSE_URL")
+        if os.environ.get("TRIPWIRE_CLICKHOUSE_URL", "").startswith(("clickhouse://", "clickhouses://"))
+        else None
+    )
+
+
+def table_count(store: Any, table: str) -> int:
+    return int(store.query(f"SELECT count() FROM {table}").scalar())
