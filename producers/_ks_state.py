@@ -258,8 +258,9 @@ class Throttles:
         self._lock = threading.Lock()
         self._monotonic = monotonic
 
-    def acquire(self, switches: tuple[ActiveSwitch, ...]) -> tuple[ActiveSwitch, float] | None:
-        """Take a slot from every throttle; on the first that is full, give the others back and return it."""
+    def acquire(self, switches: tuple[ActiveSwitch, ...]) -> tuple[ActiveSwitch, float] | list[Throttle]:
+        """Take a slot from every throttle and return them (for :meth:`release`); on the first that is full,
+        give the others back and return (that switch, seconds until a slot frees up)."""
         taken: list[Throttle] = []
         for s in switches:
             throttle = self._get(s)
@@ -269,7 +270,12 @@ class Throttles:
                     t.release()
                 return s, wait
             taken.append(throttle)
-        return None
+        return taken
+
+    @staticmethod
+    def release(taken: list[Throttle]) -> None:
+        for t in taken:
+            t.release()
 
     def _get(self, s: ActiveSwitch) -> Throttle:
         held = self._by_scope.get(s.scope)

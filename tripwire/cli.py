@@ -55,6 +55,7 @@ def _root(log_level: str = typer.Option("WARNING", "--log-level", help="logging 
 _COMMAND_MODULES = (
     "tripwire.schemas.cli",
     "tripwire.producers.cli",
+    "tripwire.producers.killswitch_cli",
     "tripwire.processors.cli",
     "tripwire.sinks.cli",
     "tripwire.dashboard.cli",

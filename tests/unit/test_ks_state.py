@@ -176,17 +176,26 @@ def test_throttles_release_other_slots_when_one_is_full_and_reset_on_a_new_comma
     state.apply(cmd("agent:refund-assistant", "throttle", T0, throttle_per_minute=2))
     throttles = Throttles(clock.monotonic)
     verdict = state.evaluate(CALL, Risk.LOW)
-    assert [throttles.acquire(verdict.throttles) for _ in range(2)] == [None, None]
+    assert [len(throttles.acquire(verdict.throttles)) for _ in range(2)] == [2, 2]
     full = throttles.acquire(verdict.throttles)
-    assert full is not None and full[0].scope == "agent:refund-assistant"
+    assert isinstance(full, tuple) and full[0].scope == "agent:refund-assistant"
     # global gave its slot back: 2 used of 5, so a call of another agent gets 3 more.
     other = state.evaluate(CallIdentity("acme", "other", None, "x"), Risk.LOW)
-    assert [throttles.acquire(other.throttles) for _ in range(4)][:3] == [None, None, None]
+    assert [isinstance(throttles.acquire(other.throttles), list) for _ in range(4)] == [True, True, True, False]
     state.apply(cmd("agent:refund-assistant", "throttle", T0 + timedelta(seconds=1), throttle_per_minute=2))
     fresh = state.evaluate(CallIdentity("acme", "refund-assistant", None, "y"), Risk.LOW)
     assert [s.scope for s in fresh.throttles] == ["global", "agent:refund-assistant"]
     blocked = throttles.acquire(fresh.throttles)
-    assert blocked is not None and blocked[0].scope == "global"  # global is full (5 of 5)
+    assert isinstance(blocked, tuple) and blocked[0].scope == "global"  # global is full (5 of 5)
+    # A call that did not run gives its slots back.
+    state.apply(cmd("global", "resume", T0 + timedelta(seconds=2)))
+    only_agent = state.evaluate(CallIdentity("acme", "refund-assistant", None, "y"), Risk.LOW)
+    taken = throttles.acquire(only_agent.throttles)
+    assert isinstance(taken, list) and len(taken) == 1
+    assert isinstance(throttles.acquire(only_agent.throttles), list)
+    assert isinstance(throttles.acquire(only_agent.throttles), tuple)  # 2 of 2 used
+    Throttles.release(taken)
+    assert isinstance(throttles.acquire(only_agent.throttles), list)
 
 
 def test_action_enum_of_held_switch() -> None:

@@ -1,0 +1,76 @@
+"""Settings of the kill switch, shared by the SDK guard, the on-call CLI and the policy worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tripwire.schemas.topics import KILLSWITCH
+
+DEFAULT_STALENESS_S = 15.0
+DEFAULT_READY_TIMEOUT_S = 5.0
+DEFAULT_HEARTBEAT_S = 1.0
+DEFAULT_APPROVAL_TIMEOUT_S = 300.0
+
+
+class KillSwitchConfig(BaseSettings):
+    """Kill-switch settings (env prefix ``TRIPWIRE_KILLSWITCH_``; the bootstrap falls back to
+    ``TRIPWIRE_KAFKA_BOOTSTRAP``). Key paths are paths: key material is never logged."""
+
+    model_config = SettingsConfigDict(env_prefix="TRIPWIRE_KILLSWITCH_", frozen=True, extra="forbid",
+                                      populate_by_name=True)
+
+    enabled: bool = True
+    bootstrap: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("bootstrap", "TRIPWIRE_KILLSWITCH_BOOTSTRAP", "TRIPWIRE_KAFKA_BOOTSTRAP"),
+    )
+    topic: str = KILLSWITCH
+    partitions: int = Field(default=1, ge=1)
+    """Partition count used when the CLI or the policy worker creates the (compacted) topic."""
+    public_key_path: Path | None = None
+    """PEM file of the control plane's public key (what SDKs trust)."""
+    public_key: str | None = None
+    """The same, inline: PEM text or base64 of the 32 raw bytes (handy for env-only deployments)."""
+    private_key_path: Path | None = None
+    """PEM file of the signing key: control plane and CLI only, never on an agent host."""
+    staleness_s: float = Field(default=DEFAULT_STALENESS_S, gt=0)
+    """No confirmed contact with the topic for longer than this = stale: high-risk tools fail closed."""
+    stale_medium_risk: Literal["open", "closed"] = "closed"
+    """What medium-risk tools do while stale (low always fails open, high always fails closed)."""
+    ready_timeout_s: float = Field(default=DEFAULT_READY_TIMEOUT_S, ge=0)
+    """How long the first guarded call waits for the initial state to load from the topic."""
+    heartbeat_s: float = Field(default=DEFAULT_HEARTBEAT_S, gt=0)
+    """How often the listener confirms it is current with the topic (watermark check)."""
+    max_clock_skew_s: float = Field(default=300.0, ge=0)
+    approval_timeout_s: float = Field(default=DEFAULT_APPROVAL_TIMEOUT_S, gt=0)
+    """An approver that has not answered by then counts as a denial."""
+    issued_by: str | None = None
+    """Who the CLI records as the issuer (default: the OS user)."""
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _one_public_key_source(self) -> KillSwitchConfig:
+        if self.public_key_path is not None and self.public_key is not None:
+            raise ValueError("set either public_key_path or public_key, not both")
+        return self
+
+    def kafka_properties(self) -> dict[str, Any]:
+        """librdkafka properties shared by the listener, the CLI and the policy worker."""
+        props: dict[str, Any] = {"bootstrap.servers": self.bootstrap, "security.protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            props["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            props["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            props["sasl.password"] = self.sasl_password.get_secret_value()
+        return props
+
+
+__all__ = ["KillSwitchConfig"]

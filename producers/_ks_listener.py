@@ -1,0 +1,293 @@
+"""The background listener that keeps an SDK's :class:`KillSwitchState` current with the topic.
+
+A daemon thread runs a confluent-kafka consumer that *assigns* every partition of the
+compacted kill-switch topic at the beginning: no consumer group offsets are committed or
+used, so every process (and every restart) rebuilds the full state from the log.
+
+- **Ready**: once the consumer's position has reached the high watermark that each partition
+  had when it was assigned, the initial state is loaded; the guard waits (bounded) for this
+  before the first guarded call. A topic that does not exist yet means "no commands": ready.
+- **Contact**: every ``heartbeat_s`` the listener asks the broker for the partitions' high
+  watermarks. A successful answer (or a received record) is contact; the guard fails closed for
+  high-risk tools when contact is older than ``staleness_s``.
+- Nothing raises out of the thread: decode failures and rejected commands are counted on the
+  state and logged at a rate limit; broker errors are logged and retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+from tripwire.producers._ks_config import KillSwitchConfig
+from tripwire.producers._ks_state import KillSwitchState, Rejection
+from tripwire.producers._ratelimit import RateLimitedLog
+from tripwire.schemas import DecodeError, KillSwitchCommand, decode
+
+log = logging.getLogger(__name__)
+
+CONSUME_BATCH = 500
+CONSUME_TIMEOUT_S = 0.05
+METADATA_REFRESH_S = 30.0
+CLOSE_TIMEOUT_S = 5.0
+
+
+class KillSwitchListener:
+    """Feeds ``state`` from the kill-switch topic on a daemon thread (see the module doc)."""
+
+    def __init__(self, config: KillSwitchConfig, state: KillSwitchState, *, name: str = "tripwire-killswitch") -> None:
+        self.config = config
+        self.state = state
+        self.records = 0
+        self._name = name
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._rl = RateLimitedLog(log, interval_s=10.0)
+        self._partitions: list[int] = []
+        self._initial_high: dict[int, int] = {}
+        self._caught_up_once = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> KillSwitchListener:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+        return self
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self.state.ready.wait(timeout)
+
+    def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- the thread ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            consumer = self._consumer()
+        except Exception as e:  # bad librdkafka config: the guard then fails safe (never ready, stale)
+            log.error("killswitch listener cannot start error=%s", e)
+            return
+        try:
+            self._loop(consumer)
+        except Exception:  # never raise into the agent; the state goes stale and the guard fails safe
+            log.exception("killswitch listener stopped by an unexpected error")
+        finally:
+            try:
+                consumer.close()
+            except Exception:
+                pass
+
+    def _consumer(self) -> Any:
+        from confluent_kafka import Consumer
+
+        props = self.config.kafka_properties()
+        props.update({
+            # A group id is required by the client but never used: partitions are assigned, not subscribed,
+            # and no offsets are committed.
+            "group.id": f"tripwire-killswitch-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 50,
+            "allow.auto.create.topics": False,
+            "client.id": self._name,
+            "error_cb": self._on_error,
+        })
+        return Consumer(props)
+
+    def _on_error(self, err: Any) -> None:
+        self._rl.warning(f"kafka:{err.code()}", "killswitch listener kafka error=%s", err.str())
+
+    def _loop(self, consumer: Any) -> None:
+        heartbeat = self.config.heartbeat_s
+        next_heartbeat = 0.0
+        next_metadata = 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_metadata:
+                answered = self._refresh_partitions(consumer)
+                # Until the topic exists, look for it often: the first trip must not wait a refresh period.
+                next_metadata = now + (METADATA_REFRESH_S if answered and self._partitions else heartbeat / 4)
+            if not self._partitions:
+                self._stop.wait(heartbeat / 4)
+                continue
+            for message in consumer.consume(CONSUME_BATCH, timeout=CONSUME_TIMEOUT_S):
+                self._handle(message)
+            if not self.state.ready.is_set() and self._caught_up(consumer):
+                self.state.mark_contact()
+                self.state.ready.set()
+                log.info("killswitch state loaded records=%d scopes=%d", self.records, len(self.state.switches()))
+            now = time.monotonic()
+            if now >= next_heartbeat:
+                next_heartbeat = now + heartbeat
+                self._heartbeat(consumer)
+
+    def _refresh_partitions(self, consumer: Any) -> bool:
+        """Assign any partition of the topic not assigned yet (at its beginning); False if the broker did not answer."""
+        from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
+
+        topic = self.config.topic
+        try:
+            metadata = consumer.list_topics(topic, timeout=max(self.config.heartbeat_s, 1.0))
+        except KafkaException as e:
+            self._rl.warning("metadata", "killswitch listener cannot reach the broker error=%s", e)
+            return False
+        info = metadata.topics.get(topic)
+        if info is None or info.error is not None:
+            if info is not None and info.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                self._rl.warning("metadata", "killswitch topic metadata error=%s", info.error)
+                return False
+            # The broker answered: there is no kill-switch topic, hence no command. That is a current state.
+            self.state.mark_contact()
+            if not self.state.ready.is_set():
+                self.state.ready.set()
+                log.info("killswitch topic %s does not exist yet: no commands", topic)
+            return True
+        new = sorted(p for p in info.partitions if p not in self._partitions)
+        if not new:
+            return True
+        high: dict[int, int] = {}
+        for p in new:
+            try:
+                _low, high[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5.0, cached=False)
+            except KafkaException as e:
+                self._rl.warning("watermarks", "killswitch listener cannot read watermarks error=%s", e)
+                return False
+        consumer.incremental_assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in new])
+        self._partitions.extend(new)
+        self._initial_high.update(high)
+        return True
+
+    def _caught_up(self, consumer: Any) -> bool:
+        from confluent_kafka import TopicPartition
+
+        topic = self.config.topic
+        pending = [p for p in self._partitions if self._initial_high.get(p, 0) > 0]
+        if not pending:
+            return True
+        positions = consumer.position([TopicPartition(topic, p) for p in pending])
+        return all(tp.offset >= 0 and tp.offset >= self._initial_high[tp.partition] for tp in positions)
+
+    def _heartbeat(self, consumer: Any) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        timeout = min(self.config.heartbeat_s, 2.0)
+        try:
+            for p in self._partitions:
+                consumer.get_watermark_offsets(TopicPartition(self.config.topic, p), timeout=timeout, cached=False)
+        except KafkaException as e:
+            self._rl.warning("heartbeat", "killswitch listener has no contact with the broker error=%s", e)
+            return
+        self.state.mark_contact()
+
+    def _handle(self, message: Any) -> None:
+        err = message.error()
+        if err is not None:
+            self._rl.warning(f"consume:{err.code()}", "killswitch listener consume error=%s", err.str())
+            return
+        self.records += 1
+        self.state.mark_contact()
+        raw_key = message.key()
+        key = raw_key.decode("utf-8", "replace") if raw_key is not None else None
+        value = message.value()
+        if value is None:
+            self.state.reject(Rejection.TOMBSTONE, "tombstones are unsigned; use resume")
+            self._rl.warning("tombstone", "killswitch tombstone ignored key=%s", key)
+            return
+        try:
+            command = decode(value)
+        except DecodeError as e:
+            self.state.reject(Rejection.MALFORMED, e.reason)
+            self._rl.warning("malformed", "killswitch record ignored reason=malformed key=%s offset=%d error=%s",
+                             key, message.offset(), e.reason)
+            return
+        if not isinstance(command, KillSwitchCommand):
+            self.state.reject(Rejection.MALFORMED, f"a {type(command).__name__} on the kill-switch topic")
+            self._rl.warning("malformed", "killswitch record ignored reason=not_a_command key=%s type=%s",
+                             key, type(command).__name__)
+            return
+        result = self.state.apply(command, key=key)
+        if result.accepted:
+            log.info("killswitch command applied scope=%s action=%s command_id=%s issued_by=%s expires_at=%s",
+                     command.scope, command.action, command.command_id, command.issued_by,
+                     command.expires_at.isoformat() if command.expires_at else None)
+        else:
+            reason = result.rejection.value if result.rejection else "unknown"
+            self._rl.warning(f"rejected:{reason}",
+                             "killswitch command ignored reason=%s scope=%s command_id=%s detail=%s",
+                             reason, command.scope, command.command_id, result.detail)
+
+
+def ensure_topic(config: KillSwitchConfig, timeout: float = 15.0) -> bool:
+    """Create the compacted kill-switch topic if it does not exist; True if this call created it."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient(config.kafka_properties())
+    topic = NewTopic(
+        config.topic,
+        num_partitions=config.partitions,
+        replication_factor=-1,  # the broker default (1 on a dev broker, 3 on a cluster)
+        config={"cleanup.policy": "compact", "min.compaction.lag.ms": "60000", "segment.ms": "3600000"},
+    )
+    future = admin.create_topics([topic], operation_timeout=timeout, request_timeout=timeout)[config.topic]
+    try:
+        future.result(timeout=timeout)
+    except KafkaException as e:
+        if e.args and isinstance(e.args[0], KafkaError) and e.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+            return False
+        raise
+    return True
+
+
+def read_topic(config: KillSwitchConfig, timeout: float = 15.0) -> list[Any]:
+    """Every record now on the kill-switch topic (all partitions, from the beginning up to the high
+    watermarks read at the start), in offset order per partition. Empty if the topic does not exist."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
+    props = config.kafka_properties()
+    props.update({"group.id": f"tripwire-killswitch-read-{uuid.uuid4().hex}", "enable.auto.commit": False,
+                  "allow.auto.create.topics": False, "fetch.wait.max.ms": 50})
+    consumer = Consumer(props)
+    try:
+        metadata = consumer.list_topics(config.topic, timeout=timeout)
+        info = metadata.topics.get(config.topic)
+        if info is None or (info.error is not None and info.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
+            return []
+        if info.error is not None:
+            raise KafkaException(info.error)
+        highs = {}
+        for p in info.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(config.topic, p), timeout=timeout, cached=False)
+            if high > low:
+                highs[p] = high
+        if not highs:
+            return []
+        consumer.assign([TopicPartition(config.topic, p, OFFSET_BEGINNING) for p in highs])
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for m in consumer.consume(CONSUME_BATCH, timeout=0.2):
+                if m.error() is None:
+                    records.append(m)
+            positions = consumer.position([TopicPartition(config.topic, p) for p in highs])
+            if all(tp.offset >= highs[tp.partition] for tp in positions):
+                return records
+        raise TimeoutError(f"could not read {config.topic} to its end within {timeout:.0f}s")
+    finally:
+        consumer.close()
+
+
+__all__ = ["KillSwitchListener", "ensure_topic", "read_topic"]

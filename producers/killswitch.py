@@ -1,0 +1,250 @@
+"""Kill-switch enforcement inside the agent: :class:`KillSwitchGuard`.
+
+The guard keeps a :class:`KillSwitchState` current from the compacted kill-switch topic (a
+background listener, see ``_ks_listener``) and is consulted by ``run.tool_call(...)`` before the
+tool runs. For the scopes that match the call (global, tenant, agent, agent@version, tool,
+agent/tool, credential):
+
+- ``freeze_tool``       -> :class:`ToolFrozen` (the call is blocked);
+- ``throttle``          -> at most N calls per sliding minute, :class:`ToolThrottled` beyond;
+- ``disable_autonomy``  -> every call needs a human approval through the tracer's approver;
+  with no approver, :class:`AutonomyDisabled`;
+- ``force_approval``    -> the same, for calls at ``min_risk`` and above;
+- ``resume``            -> the scope is clear again.
+
+**Fail-safe.** When the listener has not confirmed contact with the topic for longer than
+``staleness_s`` (or never did), high-risk calls are blocked with :class:`KillSwitchStale`,
+low-risk calls run (still under the last known state), and medium-risk calls follow
+``stale_medium_risk``.
+
+The hot path (no switch in force, feed fresh) is a few dictionary lookups on an immutable
+snapshot: no lock, no I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from tripwire.errors import ConfigError
+from tripwire.producers._ks_config import KillSwitchConfig
+from tripwire.producers._ks_listener import KillSwitchListener
+from tripwire.producers._ks_scopes import CallIdentity
+from tripwire.producers._ks_signing import CommandVerifier, load_public_key, parse_public_key
+from tripwire.producers._ks_state import ActiveSwitch, KillSwitchState, Rejection, Throttle, Throttles
+from tripwire.producers._ratelimit import RateLimitedLog
+from tripwire.producers.errors import ToolBlocked
+from tripwire.producers.guard import ALLOW as GUARD_ALLOW
+from tripwire.producers.guard import GuardDecision, ToolRequest
+from tripwire.schemas.enums import Risk
+
+log = logging.getLogger(__name__)
+
+
+class KillSwitchBlocked(ToolBlocked):
+    """A tool call refused by the kill switch; ``scope`` and ``command_id`` name the switch (if any)."""
+
+    def __init__(self, reason: str, switch: ActiveSwitch | None = None) -> None:
+        super().__init__(reason)
+        self.scope = switch.scope if switch else None
+        self.command_id = switch.command_id if switch else None
+        self.alert_id = switch.alert_id if switch else None
+
+
+class ToolFrozen(KillSwitchBlocked):
+    """The tool is frozen for this call's scope."""
+
+
+class AutonomyDisabled(KillSwitchBlocked):
+    """The call needs a human approval (disable_autonomy or force_approval) and no approver is configured."""
+
+
+class ToolThrottled(KillSwitchBlocked):
+    """The scope's per-minute call limit is used up; ``retry_after_s`` says when a slot frees up."""
+
+    def __init__(self, reason: str, switch: ActiveSwitch | None = None, retry_after_s: float = 0.0) -> None:
+        super().__init__(reason, switch)
+        self.retry_after_s = retry_after_s
+
+
+class KillSwitchStale(KillSwitchBlocked):
+    """The guard cannot confirm the kill-switch state (no contact with the topic): the call fails closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class GuardVerdict:
+    """The guard's answer for one call that may run: ``approval`` is the switch that demands a human, if any."""
+
+    approval: ActiveSwitch | None = None
+
+    @property
+    def needs_approval(self) -> bool:
+        return self.approval is not None
+
+    @property
+    def approval_reason(self) -> str | None:
+        return f"kill switch: {self.approval.describe()}" if self.approval is not None else None
+
+
+ALLOW = GuardVerdict()
+
+
+def build_verifier(config: KillSwitchConfig) -> CommandVerifier:
+    """The verifier of the control plane's public key named by ``config`` (ConfigError if none is)."""
+    if config.public_key_path is not None:
+        return CommandVerifier([load_public_key(config.public_key_path)])
+    if config.public_key is not None:
+        return CommandVerifier([parse_public_key(config.public_key)])
+    raise ConfigError(
+        "killswitch: no public key configured; set TRIPWIRE_KILLSWITCH_PUBLIC_KEY_PATH (or _PUBLIC_KEY) "
+        "to the control plane's Ed25519 public key (tripwire keys generate)"
+    )
+
+
+class KillSwitchGuard:
+    """Enforces kill-switch commands for one agent process (see the module doc)."""
+
+    def __init__(
+        self,
+        config: KillSwitchConfig | None = None,
+        *,
+        verifier: CommandVerifier | None = None,
+        state: KillSwitchState | None = None,
+        start: bool = True,
+    ) -> None:
+        self.config = config or KillSwitchConfig()
+        if state is None:
+            verifier = verifier or build_verifier(self.config)
+            state = KillSwitchState(verifier, max_clock_skew_s=self.config.max_clock_skew_s)
+        self.state = state
+        self.listener = KillSwitchListener(self.config, self.state)
+        self._throttles = Throttles()
+        self._held_slots: dict[str, list[Throttle]] = {}
+        self._waited_for_ready = False
+        self._rl = RateLimitedLog(log, interval_s=10.0)
+        self.blocked = 0
+        self.stale_blocked = 0
+        if start and self.config.enabled:
+            self.listener.start()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> KillSwitchGuard:
+        self.listener.start()
+        return self
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.listener.close(timeout)
+
+    def __enter__(self) -> KillSwitchGuard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self.state.ready.wait(self.config.ready_timeout_s if timeout is None else timeout)
+
+    @property
+    def rejected(self) -> dict[str, int]:
+        """Commands ignored so far, by reason (unsigned, bad_signature, expired, replay, ...)."""
+        return {r.value: self.state.rejected[r.value] for r in Rejection if self.state.rejected[r.value]}
+
+    # -- the check -----------------------------------------------------------------------------
+
+    def authorize(
+        self, call: CallIdentity, risk: Risk | str, *, now: datetime | None = None, call_id: str | None = None
+    ) -> GuardVerdict:
+        """Decide before the tool runs: raise a :class:`KillSwitchBlocked` subclass, or return whether a human
+        must approve. A throttle slot taken here is given back with :meth:`release` if the call does not run."""
+        if not self.config.enabled:
+            return ALLOW
+        risk = Risk(risk)
+        self._ensure_ready()
+        self._check_fresh(call, risk)
+        verdict = self.state.evaluate(call, risk, now or datetime.now(UTC))
+        if verdict.clear:
+            return ALLOW
+        if verdict.frozen is not None:
+            self.blocked += 1
+            raise ToolFrozen(f"kill switch: {call.tool_name} is frozen by {verdict.frozen.describe()}", verdict.frozen)
+        if verdict.throttles:
+            taken = self._throttles.acquire(verdict.throttles)
+            if isinstance(taken, list):
+                if call_id is not None:
+                    self._held_slots[call_id] = taken
+            else:
+                switch, wait = taken
+                self.blocked += 1
+                raise ToolThrottled(
+                    f"kill switch: throttle {switch.throttle_per_minute}/min on {switch.scope} reached; "
+                    f"retry in {wait:.1f}s",
+                    switch,
+                    retry_after_s=wait,
+                )
+        return GuardVerdict(approval=verdict.approval) if verdict.approval is not None else ALLOW
+
+    # -- the SDK's ToolGuard protocol ------------------------------------------------------------
+
+    def check(self, request: ToolRequest) -> GuardDecision:
+        """:class:`~tripwire.producers.guard.ToolGuard` entry point, called before the tool runs."""
+        call = CallIdentity(request.tenant, request.agent_id, request.agent_version, request.tool_name,
+                            request.credential_fingerprint)
+        verdict = self.authorize(call, request.risk, call_id=request.tool_call_id)
+        if verdict.approval is None:
+            return GUARD_ALLOW
+        return GuardDecision(require_approval=True, reason=verdict.approval_reason)
+
+    def done(self, request: ToolRequest, status: str) -> None:
+        """A call that did not run (blocked or denied after the check) gives its throttle slots back."""
+        taken = self._held_slots.pop(request.tool_call_id, None) if self._held_slots else None
+        if taken and status in ("blocked", "denied"):
+            Throttles.release(taken)
+
+    def no_approver(self, request: ToolRequest, decision: GuardDecision) -> AutonomyDisabled:
+        """The error for a call the kill switch sends to a human when no approver is configured: blocked."""
+        self.blocked += 1
+        return AutonomyDisabled(f"{decision.reason}; no approver is configured")
+
+    def _ensure_ready(self) -> None:
+        if self.state.ready.is_set() or self._waited_for_ready:
+            return
+        # Only the first guarded call waits (bounded); after that, an unready feed is simply stale.
+        t0 = time.monotonic()
+        ready = self.state.ready.wait(self.config.ready_timeout_s)
+        self._waited_for_ready = True
+        if not ready:
+            log.warning("killswitch state not loaded after %.1fs; failing safe until it is", time.monotonic() - t0)
+
+    def _check_fresh(self, call: CallIdentity, risk: Risk) -> None:
+        age = self.state.staleness()
+        if age is not None and age <= self.config.staleness_s and self.state.ready.is_set():
+            return
+        closed = risk is Risk.HIGH or (risk is Risk.MEDIUM and self.config.stale_medium_risk == "closed")
+        self._rl.warning("stale", "killswitch state is stale age_s=%s risk=%s fail=%s",
+                         "never" if age is None else f"{age:.1f}", risk.value, "closed" if closed else "open")
+        if closed:
+            self.blocked += 1
+            self.stale_blocked += 1
+            since = "never confirmed" if age is None else f"last confirmed {age:.1f}s ago"
+            raise KillSwitchStale(
+                f"kill switch state unknown ({since}, limit {self.config.staleness_s:g}s): "
+                f"{risk.value}-risk tool {call.tool_name} fails closed"
+            )
+
+
+__all__ = [
+    "ALLOW",
+    "AutonomyDisabled",
+    "GuardVerdict",
+    "KillSwitchBlocked",
+    "KillSwitchConfig",
+    "KillSwitchGuard",
+    "KillSwitchStale",
+    "KillSwitchState",
+    "ToolFrozen",
+    "ToolThrottled",
+    "build_verifier",
+]
