@@ -1,0 +1,235 @@
+"""What a dashboard user can change: trip or reset a kill switch, acknowledge an alert.
+
+Every action is one function taking the acting :class:`Actor` first, and every one passes
+through :func:`authorize` before it touches anything, so a role check (issue 11: sign-in and
+roles) wraps all of them in one place with :func:`set_authorizer`; the server checks, not
+just the buttons. Trips and resets are built and signed exactly like the on-call CLI
+(``new_command`` + the Ed25519 ``CommandSigner`` of ``TRIPWIRE_KILLSWITCH_PRIVATE_KEY_PATH``),
+delivered to the compacted kill-switch topic keyed by scope (or to an in-process command sink
+registered by the embedded demo), then recorded in ``killswitch_audit`` with the actor.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from tripwire.dashboard import data
+from tripwire.dashboard.errors import ActionError, NotAuthorizedError
+
+if TYPE_CHECKING:
+    from tripwire.producers._ks_config import KillSwitchConfig
+    from tripwire.producers._ks_signing import CommandSigner
+    from tripwire.schemas import KillSwitchCommand
+
+log = logging.getLogger(__name__)
+
+MAX_NOTE_CHARS = 500
+
+
+class Action(StrEnum):
+    TRIP = "killswitch.trip"
+    RESET = "killswitch.reset"
+    ACK = "alert.ack"
+    SQL = "sql.query"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts. ``role`` is None until sign-in exists; ``authenticated`` says whether ``name`` was verified."""
+
+    name: str
+    role: str | None = None
+    authenticated: bool = False
+
+
+Authorizer = Callable[[Actor, Action, Mapping[str, Any]], None]
+
+
+def allow_all(actor: Actor, action: Action, details: Mapping[str, Any]) -> None:
+    """The default until sign-in exists (development on 127.0.0.1)."""
+
+
+_authorizer: Authorizer = allow_all
+
+
+def set_authorizer(authorizer: Authorizer | None) -> None:
+    """Install the check every action runs first; it raises ``NotAuthorizedError`` to refuse (None: allow all)."""
+    global _authorizer
+    _authorizer = authorizer or allow_all
+
+
+def authorize(actor: Actor, action: Action, details: Mapping[str, Any] | None = None) -> None:
+    details = details or {}
+    try:
+        _authorizer(actor, action, details)
+    except NotAuthorizedError:
+        log.warning("dashboard action refused action=%s actor=%s role=%s", action.value, actor.name, actor.role)
+        raise
+
+
+# -- kill switch --------------------------------------------------------------------------------
+
+
+def _ks_config() -> KillSwitchConfig:
+    from tripwire.producers._ks_config import KillSwitchConfig
+
+    try:
+        return KillSwitchConfig()
+    except Exception as e:
+        raise ActionError(f"kill-switch settings are invalid: {e}") from e
+
+
+@functools.lru_cache(maxsize=4)
+def _signer(path: str) -> CommandSigner:
+    from pathlib import Path
+
+    from tripwire.producers._ks_signing import CommandSigner
+
+    return CommandSigner.from_file(Path(path))
+
+
+def _sign(command: KillSwitchCommand, config: KillSwitchConfig) -> KillSwitchCommand:
+    if config.private_key_path is None:
+        raise ActionError(
+            "no signing key configured: run `tripwire keys generate` and set TRIPWIRE_KILLSWITCH_PRIVATE_KEY_PATH "
+            "before starting the dashboard"
+        )
+    try:
+        return _signer(str(config.private_key_path)).sign(command)
+    except Exception as e:
+        raise ActionError(f"cannot sign the command: {e}") from e
+
+
+def _publish_kafka(command: KillSwitchCommand, config: KillSwitchConfig) -> None:
+    """Produce the signed command to the compacted topic (key = scope) and wait for the broker's ack."""
+    from confluent_kafka import Producer
+
+    from tripwire.schemas import encode
+
+    props = {**config.kafka_properties(), "enable.idempotence": True, "acks": "all", "linger.ms": 0}
+    producer = Producer(props)
+    outcome: list[Any] = []
+    producer.produce(
+        config.topic,
+        key=command.scope.encode(),
+        value=encode(command),
+        on_delivery=lambda err, msg: outcome.append(err),
+    )
+    remaining = producer.flush(data.settings().publish_timeout_s)
+    if remaining or not outcome:
+        raise ActionError(f"the kill-switch command was not acknowledged by Kafka at {config.bootstrap} in time")
+    if outcome[0] is not None:
+        raise ActionError(f"Kafka refused the kill-switch command: {outcome[0]}")
+
+
+def _deliver(command: KillSwitchCommand, config: KillSwitchConfig) -> None:
+    sink = data.command_sink()
+    try:
+        if sink is not None:
+            sink(command)
+        else:
+            _publish_kafka(command, config)
+    except ActionError:
+        raise
+    except Exception as e:
+        raise ActionError(f"the kill-switch command could not be delivered: {type(e).__name__}: {e}") from e
+
+
+def _audit(actor: Actor, command: KillSwitchCommand) -> None:
+    from tripwire.sinks.rows import KILLSWITCH_AUDIT
+
+    values = {"source": "dashboard", "actor": actor.name, **command.__dict__}
+    row = [values[c] for c in KILLSWITCH_AUDIT.columns]
+    row = [v.value if isinstance(v, StrEnum) else v for v in row]
+    try:
+        data.get_store().insert("killswitch_audit", KILLSWITCH_AUDIT.insert_columns, [(*row, "", 0, 0)])
+    except Exception as e:
+        raise ActionError(
+            f"command {command.command_id} was delivered but its audit row could not be written: {e}"
+        ) from e
+
+
+def issue_command(
+    actor: Actor,
+    *,
+    scope: str,
+    action: str,
+    reason: str,
+    ttl: timedelta | str | None = None,
+    min_risk: str | None = None,
+    throttle_per_minute: int | None = None,
+    alert_id: str | None = None,
+) -> KillSwitchCommand:
+    """Build, sign, deliver and audit one kill-switch command; returns the signed command."""
+    from tripwire.producers._ks_commands import new_command, parse_duration
+
+    is_reset = action == "resume"
+    authorize(actor, Action.RESET if is_reset else Action.TRIP, {"scope": scope, "action": action})
+    reason = (reason or "").strip()
+    if not reason:
+        raise ActionError("a reason is required")
+    try:
+        duration = parse_duration(ttl) if isinstance(ttl, str) else ttl
+        command = new_command(
+            scope=scope.strip(),
+            action=action,
+            reason=reason,
+            issued_by=actor.name,
+            ttl=duration,
+            min_risk=min_risk or None,
+            throttle_per_minute=throttle_per_minute,
+            alert_id=alert_id or None,
+        )
+    except ValueError as e:
+        raise ActionError(str(e)) from e
+    config = _ks_config()
+    signed = _sign(command, config)
+    _deliver(signed, config)
+    _audit(actor, signed)
+    log.info(
+        "killswitch command issued command_id=%s scope=%s action=%s actor=%s",
+        signed.command_id, signed.scope, signed.action.value, actor.name,
+    )
+    return signed
+
+
+def trip_switch(actor: Actor, *, scope: str, action: str, reason: str, **kw: Any) -> KillSwitchCommand:
+    if action == "resume":
+        raise ActionError("use reset to resume a scope")
+    return issue_command(actor, scope=scope, action=action, reason=reason, **kw)
+
+
+def reset_switch(actor: Actor, *, scope: str, reason: str) -> KillSwitchCommand:
+    return issue_command(actor, scope=scope, action="resume", reason=reason)
+
+
+def disable_agent_autonomy(actor: Actor, *, agent_id: str, reason: str, ttl: str | None = None) -> KillSwitchCommand:
+    """The on-call shortcut: ``disable_autonomy`` on ``agent:<agent_id>``."""
+    return trip_switch(actor, scope=f"agent:{agent_id}", action="disable_autonomy", reason=reason, ttl=ttl or None)
+
+
+# -- alerts -------------------------------------------------------------------------------------
+
+
+def ack_alert(actor: Actor, *, tenant: str, incident_id: str, note: str = "") -> datetime:
+    """Record that ``actor`` acknowledged an incident (``alert_acks``); returns the ack time."""
+    authorize(actor, Action.ACK, {"tenant": tenant, "incident_id": incident_id})
+    if not incident_id:
+        raise ActionError("no incident selected")
+    now = datetime.now(UTC)
+    try:
+        data.get_store().insert(
+            "alert_acks",
+            ("tenant", "incident_id", "acked_by", "acked_at", "note"),
+            [(tenant, incident_id, actor.name, now, note.strip()[:MAX_NOTE_CHARS])],
+        )
+    except Exception as e:
+        raise ActionError(f"the acknowledgement could not be stored: {e}") from e
+    log.info("alert acknowledged incident_id=%s actor=%s", incident_id, actor.name)
+    return now

@@ -1,0 +1,33 @@
+"""Configuration of the dashboard (env prefix ``TRIPWIRE_DASHBOARD_``)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_REFRESH_S = 10
+DEFAULT_SQL_MAX_ROWS = 10_000
+DEFAULT_SQL_TIMEOUT_S = 30.0
+
+
+class DashboardSettings(BaseSettings):
+    """Where the dashboard reads from and how it acts.
+
+    ``store_url`` falls back to ``TRIPWIRE_CLICKHOUSE_URL`` (it is a secret: a server URL carries
+    a password). Trips and resets are signed and published exactly like the on-call CLI, with the
+    kill switch's own settings (``TRIPWIRE_KILLSWITCH_PRIVATE_KEY_PATH``, ``_TOPIC``, ``_BOOTSTRAP``).
+    ``operator`` names who acts until sign-in exists (issue 11 replaces it with the signed-in user).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRIPWIRE_DASHBOARD_", frozen=True, extra="ignore", populate_by_name=True
+    )
+
+    store_url: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("TRIPWIRE_DASHBOARD_STORE_URL", "TRIPWIRE_CLICKHOUSE_URL", "store_url")
+    )
+    operator: str = "dashboard"
+    refresh_s: int = Field(DEFAULT_REFRESH_S, ge=2, le=3600)
+    sql_max_rows: int = Field(DEFAULT_SQL_MAX_ROWS, ge=1, le=1_000_000)
+    sql_timeout_s: float = Field(DEFAULT_SQL_TIMEOUT_S, gt=0, le=600)
+    publish_timeout_s: float = Field(10.0, gt=0, le=120)

@@ -1,0 +1,130 @@
+"""SQL: a read-only analyst console with a row limit, a timeout, CSV download and examples.
+
+Statements run on a separate read-only connection (chdb read-only mode, or ``readonly=2`` on a
+server) with the engine enforcing the time limit and the row limit; the text is checked to be a
+single query first so the message is clear, but the engine's read-only mode is the guard.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import streamlit as st
+
+from tripwire.dashboard import _ui, actions, data, queries
+from tripwire.dashboard.errors import ConsoleQueryError
+from tripwire.sinks.store import QueryLimits, QueryResult, Store
+
+READ_KEYWORDS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS")
+ROW_LIMITS = [100, 1_000, 10_000, 100_000]
+TIMEOUTS = [5, 30, 60, 300]
+MAX_SQL_CHARS = 20_000
+
+_lock = threading.Lock()
+_readers: dict[tuple[str, str, int, float], Store] = {}
+
+
+def check_statement(sql: str) -> str:
+    """The single read-only statement in ``sql`` (trailing ';' allowed), else ConsoleQueryError."""
+    from tripwire.sinks.migrations import split_statements
+
+    if len(sql) > MAX_SQL_CHARS:
+        raise ConsoleQueryError(f"the query is longer than {MAX_SQL_CHARS} characters")
+    statements = [s for s in split_statements(sql) if s.strip()]
+    if not statements:
+        raise ConsoleQueryError("enter a query")
+    if len(statements) > 1:
+        raise ConsoleQueryError("one statement at a time")
+    text = statements[0].strip()
+    first = text.split(None, 1)[0].upper().lstrip("(")
+    if first not in READ_KEYWORDS:
+        raise ConsoleQueryError(f"read-only console: {first} is not allowed (use {', '.join(READ_KEYWORDS)})")
+    return text
+
+
+def _reader(max_rows: int, timeout_s: float) -> Store:
+    """A read-only connection to the dashboard's store with these limits (one per limit pair, reused)."""
+    from tripwire.sinks.store import open_store
+
+    base = data.get_store()
+    limits = QueryLimits(max_rows=max_rows, timeout_s=timeout_s)
+    if base.backend == "chdb":
+        key = ("chdb", f"{base.path}|{base.database}", max_rows, timeout_s)  # type: ignore[attr-defined]
+        factory = lambda: open_store(  # noqa: E731
+            f"chdb://{base.path}?database={base.database}", readonly=True, limits=limits  # type: ignore[attr-defined]
+        )
+    else:
+        from tripwire.sinks._server_store import ClickHouseStore
+
+        url = base.url  # type: ignore[attr-defined]
+        key = ("clickhouse", url.redacted(), max_rows, timeout_s)
+        factory = lambda: ClickHouseStore(url, readonly=True, limits=limits, create=False)  # noqa: E731
+    with _lock:
+        store = _readers.get(key)
+        if store is None:
+            store = _readers[key] = factory()
+        return store
+
+
+def close_readers() -> None:
+    with _lock:
+        for store in _readers.values():
+            store.close()
+        _readers.clear()
+
+
+def run_readonly(sql: str, *, max_rows: int, timeout_s: float) -> QueryResult:
+    actions.authorize(_ui.current_actor(), actions.Action.SQL, {"chars": len(sql)})
+    cfg = data.settings()
+    text = check_statement(sql)
+    store = _reader(min(max_rows, cfg.sql_max_rows), min(timeout_s, cfg.sql_timeout_s))
+    try:
+        return store.query(text)
+    except Exception as e:
+        if "Timeout exceeded" in str(e):
+            try:  # chdb answers the next query on a timed-out connection with an empty result: drain it
+                store.query("SELECT 1")
+            except Exception:
+                pass
+        raise ConsoleQueryError(str(e)) from e
+
+
+def _use(example: str) -> None:
+    st.session_state["sql_text"] = queries.EXAMPLES[example]
+
+
+def body() -> None:
+    st.caption("Read-only. Tables: run_summaries (use FINAL), model_calls, tool_calls, run_events, alerts, "
+               "killswitch_audit, model_calls_1m, tool_calls_1m, window_stats, dead_letters.")
+    cols = st.columns(len(queries.EXAMPLES))
+    for i, name in enumerate(queries.EXAMPLES):
+        cols[i].button(name, key=f"sql_ex_{i}", on_click=_use, args=(name,))
+    st.session_state.setdefault("sql_text", next(iter(queries.EXAMPLES.values())))
+    sql = st.text_area("SQL", key="sql_text", height=180)
+    c = st.columns([1, 1, 4])
+    max_rows = c[0].selectbox("Row limit", ROW_LIMITS, index=1, key="sql_rows")
+    timeout = c[1].selectbox("Timeout (s)", TIMEOUTS, index=1, key="sql_timeout")
+    if st.button("Run", type="primary", key="sql_run"):
+        try:
+            st.session_state["sql_result"] = run_readonly(sql, max_rows=max_rows, timeout_s=float(timeout))
+            st.session_state.pop("sql_error", None)
+        except Exception as e:
+            st.session_state.pop("sql_result", None)
+            st.session_state["sql_error"] = _ui.error_message(e)
+    if "sql_error" in st.session_state:
+        st.error(st.session_state["sql_error"])
+    result: QueryResult | None = st.session_state.get("sql_result")
+    if result is None:
+        return
+    import pandas as pd
+
+    df = pd.DataFrame(result.rows, columns=list(result.columns))
+    st.caption(f"{len(df)} rows" + (f" (truncated at the {len(df)}-row limit)" if result.truncated else ""))
+    st.dataframe(df, hide_index=True, key="sql_table")
+    st.download_button("Download CSV", df.to_csv(index=False).encode(), file_name="tripwire-query.csv",
+                       mime="text/csv", key="sql_csv")
+
+
+def render() -> None:
+    st.title("SQL")
+    _ui.guarded(body)

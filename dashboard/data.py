@@ -1,0 +1,164 @@
+"""Where the dashboard gets its data: one process-wide ``Store`` and the filters every page shares.
+
+``get_store()`` returns the store a host process registered with ``set_store`` (the embedded
+demo runs the pipeline and the dashboard in one process, and chdb binds its folder to one
+process), and otherwise opens the configured URL once per process (``st.cache_resource``).
+Kill-switch commands go the same way: ``set_command_sink`` lets a host deliver signed commands
+in-process; otherwise they are published to the kill-switch topic on Kafka.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from tripwire.dashboard.config import DashboardSettings
+from tripwire.dashboard.errors import NoStoreError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from tripwire.schemas import KillSwitchCommand
+    from tripwire.sinks.store import Store
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_store: Store | None = None
+_command_sink: Callable[[KillSwitchCommand], None] | None = None
+_settings: DashboardSettings | None = None
+
+NO_DATA_HINT = (
+    "No data yet. Start the embedded demo with `tripwire demo`, or run the pipeline "
+    "(`tripwire sink --store ...` with agents emitting events) against this store."
+)
+
+
+def set_store(store: Store | None) -> None:
+    """Register the process-wide store (None unregisters it; the caller keeps ownership)."""
+    global _store
+    with _lock:
+        _store = store
+
+
+def set_command_sink(sink: Callable[[KillSwitchCommand], None] | None) -> None:
+    """Register an in-process receiver of signed kill-switch commands (None: publish to Kafka)."""
+    global _command_sink
+    with _lock:
+        _command_sink = sink
+
+
+def command_sink() -> Callable[[KillSwitchCommand], None] | None:
+    return _command_sink
+
+
+def set_settings(settings: DashboardSettings | None) -> None:
+    """Override the settings (the CLI and tests; None re-reads the environment)."""
+    global _settings
+    with _lock:
+        _settings = settings
+
+
+def settings() -> DashboardSettings:
+    global _settings
+    with _lock:
+        if _settings is None:
+            _settings = DashboardSettings()
+        return _settings
+
+
+def get_store() -> Store:
+    """The registered store, else the configured URL opened once per process."""
+    store = _store
+    if store is not None:
+        return store
+    url = settings().store_url
+    if url is None:
+        raise NoStoreError(
+            "no store configured: start the dashboard with `tripwire dashboard --store chdb:///path` "
+            "or set TRIPWIRE_DASHBOARD_STORE_URL"
+        )
+    return _open_cached(url.get_secret_value())
+
+
+def open_url(url: str) -> Store:
+    from tripwire.sinks.migrations import migrate
+    from tripwire.sinks.store import open_store
+
+    store = open_store(url)
+    try:
+        migrate(store)  # an empty store shows "no data yet" instead of missing tables
+    except Exception as e:  # a server user without DDL rights still reads
+        log.warning("dashboard could not apply migrations error=%s", type(e).__name__)
+    return store
+
+
+@functools.cache
+def _cached_opener() -> Callable[[str], Store]:
+    import streamlit as st
+
+    return st.cache_resource(show_spinner=False, max_entries=2)(open_url)
+
+
+def _open_cached(url: str) -> Store:
+    return _cached_opener()(url)
+
+
+def frame(sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Run a dashboard query (``{name:Type}`` parameters) on the store; a pandas DataFrame."""
+    return get_store().query_df(sql, params)
+
+
+def rows(sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    return get_store().query(sql, params).dicts()
+
+
+# -- filters --------------------------------------------------------------------------------
+
+RANGES: dict[str, timedelta | None] = {
+    "Last 15 minutes": timedelta(minutes=15),
+    "Last hour": timedelta(hours=1),
+    "Last 6 hours": timedelta(hours=6),
+    "Last 24 hours": timedelta(hours=24),
+    "Last 7 days": timedelta(days=7),
+    "Last 30 days": timedelta(days=30),
+    "All time": None,
+}
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """The time range and the tenant/agent/workflow filters ('' = all)."""
+
+    since: datetime
+    until: datetime
+    tenant: str = ""
+    agent: str = ""
+    workflow: str = ""
+
+    @classmethod
+    def for_range(cls, label: str, *, now: datetime | None = None, **kw: str) -> Filters:
+        now = now or datetime.now(UTC)
+        span = RANGES[label]
+        until = now + timedelta(minutes=1)  # include the minute in progress and clock skew
+        since = EPOCH if span is None else now - span
+        return cls(since=since, until=until, **kw)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "since": self.since,
+            "until": self.until,
+            "tenant": self.tenant,
+            "agent": self.agent,
+            "workflow": self.workflow,
+        }
+
+    @property
+    def minutes(self) -> float:
+        return max((self.until - self.since).total_seconds() / 60.0, 1.0)

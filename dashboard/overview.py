@@ -1,0 +1,120 @@
+"""Overview: runs per minute, success rate, cost, latency, trace coverage; split by version and
+model; compare two versions side by side."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from tripwire.dashboard import _ui, data, queries
+from tripwire.dashboard.data import Filters
+
+SPLITS = {"version": "Agent version", "model": "Model", "none": "No split"}
+
+
+def kpis(f: Filters) -> dict:
+    return data.rows(queries.RUN_KPIS, f.params())[0]
+
+
+def latency_table(f: Filters) -> pd.DataFrame:
+    sql = queries.MODEL_LATENCY_BY_VERSION_MODEL_RAW if f.workflow else queries.MODEL_LATENCY_BY_VERSION_MODEL
+    df = data.frame(sql, f.params())
+    if len(df):
+        q = df.pop("q")
+        df["p50_ms"], df["p95_ms"], df["p99_ms"] = (q.map(lambda v, i=i: float(v[i])) for i in range(3))
+        df["error_rate"] = df["errors"] / df["calls"].clip(lower=1)
+    return df
+
+
+def _kpi_row(k: dict) -> None:
+    c = st.columns(5)
+    c[0].metric("Runs / minute", _ui.num(k["runs_per_minute"]), help=f"{k['runs']} runs in range")
+    c[1].metric("Success rate", _ui.pct(k["success_rate"]), help=f"{k['successes']} of {k['finished']} finished runs")
+    c[2].metric("Cost / run", _ui.usd(k["cost_per_run_usd"]))
+    c[3].metric("Total spend", _ui.usd(k["total_cost_usd"], 2))
+    c[4].metric("Trace coverage", _ui.pct(k["trace_coverage"]), help="runs whose events arrived without seq gaps")
+    q = k["run_ms"] or [None, None, None]
+    c = st.columns(5)
+    c[0].metric("Runs", f"{k['runs']:,}")
+    c[1].metric("Run p50", _ui.ms(q[0]))
+    c[2].metric("Run p95", _ui.ms(q[1]))
+    c[3].metric("Run p99", _ui.ms(q[2]))
+
+
+def _series(f: Filters, split: str) -> None:
+    runs = data.frame(queries.RUNS_PER_MINUTE, f.params())
+    calls = data.frame(queries.model_latency_series(split), f.params())
+    left, right = st.columns(2)
+    if len(runs):
+        runs["success_rate"] = runs["successes"] / runs["finished"].clip(lower=1)
+        color = "agent_version" if split == "version" else None
+        agg = runs if color else runs.groupby("minute", as_index=False)[["runs", "cost_usd"]].sum()
+        left.plotly_chart(px.line(agg, x="minute", y="runs", color=color, title="Runs per minute", markers=True),
+                          key="ov_runs")
+    if len(calls):
+        q = calls.pop("q")
+        for i, name in enumerate(("p50_ms", "p95_ms", "p99_ms")):
+            calls[name] = q.map(lambda v, i=i: float(v[i]))
+        right.plotly_chart(
+            px.line(calls, x="minute", y="p95_ms", color="series", title="Model-call p95 latency (ms)", markers=True),
+            key="ov_p95",
+        )
+        left.plotly_chart(px.bar(calls, x="minute", y="cost_usd", color="series", title="Model spend per minute ($)"),
+                          key="ov_cost")
+        right.plotly_chart(px.bar(calls, x="minute", y="calls", color="series", title="Model calls per minute"),
+                           key="ov_calls")
+
+
+def _compare(f: Filters) -> None:
+    st.subheader("Compare two versions")
+    versions = sorted(data.frame(queries.DIMENSIONS)["agent_version"].unique())
+    if len(versions) < 2:
+        st.caption("Two agent versions are needed for a comparison.")
+        return
+    c1, c2 = st.columns(2)
+    a = c1.selectbox("Version A", versions, index=len(versions) - 2, key="cmp_a")
+    b = c2.selectbox("Version B", versions, index=len(versions) - 1, key="cmp_b")
+    df = data.frame(queries.VERSION_COMPARE, {**f.params(), "versions": [a, b]}).set_index("agent_version")
+    lat = latency_table(f)
+    for col, v, other in ((c1, a, b), (c2, b, a)):
+        if v not in df.index:
+            col.caption(f"No runs of {v} in range.")
+            continue
+        r = df.loc[v]
+        o = df.loc[other] if other in df.index else None
+        col.markdown(f"**{v}**")
+        col.metric("Runs", f"{int(r['runs']):,}")
+        col.metric("Success rate", _ui.pct(r["success_rate"]),
+                   delta=None if o is None else f"{(r['success_rate'] - o['success_rate']) * 100:+.1f} pp")
+        col.metric("Cost / run", _ui.usd(r["cost_per_run_usd"]),
+                   delta=None if o is None else f"{r['cost_per_run_usd'] - o['cost_per_run_usd']:+.4f}",
+                   delta_color="inverse")
+        col.metric("Run p95", _ui.ms(r["p95_run_ms"]))
+        col.metric("Call error rate", _ui.pct(r["call_error_rate"], 2))
+        col.metric("Trace coverage", _ui.pct(r["trace_coverage"]))
+        mine = lat[lat["agent_version"] == v] if len(lat) else lat
+        if len(mine):
+            col.dataframe(mine[["model", "calls", "p50_ms", "p95_ms", "p99_ms", "error_rate"]],
+                          hide_index=True, key=f"cmp_lat_{v}")
+
+
+def body(f: Filters) -> None:
+    k = kpis(f)
+    if not k["runs"]:
+        _ui.no_data()
+        return
+    _kpi_row(k)
+    split = st.radio("Split by", list(SPLITS), format_func=SPLITS.get, horizontal=True, key="ov_split")
+    _series(f, split)
+    st.subheader("Model calls by version and model")
+    if f.workflow:
+        st.caption("With a workflow filter these figures come from raw calls (the rollups carry no workflow).")
+    lat = latency_table(f)
+    if len(lat):
+        st.dataframe(lat, hide_index=True, key="ov_lat")
+    _compare(f)
+
+
+def render() -> None:
+    _ui.page("Overview", body)

@@ -1,0 +1,3 @@
+from tripwire.dashboard.alerts import render
+
+render()

@@ -1,0 +1,3 @@
+from tripwire.dashboard.cost import render
+
+render()

@@ -1,0 +1,3 @@
+from tripwire.dashboard.killswitch import render
+
+render()

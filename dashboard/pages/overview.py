@@ -1,0 +1,3 @@
+from tripwire.dashboard.overview import render
+
+render()

@@ -1,0 +1,3 @@
+from tripwire.dashboard.runs import render
+
+render()

@@ -1,0 +1,3 @@
+from tripwire.dashboard.console import render
+
+render()
