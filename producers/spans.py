@@ -392,10 +392,20 @@ class ToolCallSpan(_Span):
         self._refuse(denied, reserved=True)
         raise denied
 
+    def _no_approver(self, decision: GuardDecision) -> None:
+        # A guard may say how a call it sends to a human is refused when nobody can be asked (the kill
+        # switch blocks it with AutonomyDisabled); otherwise the call is denied.
+        make = getattr(self._rt.guard, "no_approver", None)
+        if make is not None:
+            blocked = make(self._tool_request(), decision)
+            self._refuse(blocked, reserved=True)
+            raise blocked
+        self._deny_unanswerable(decision, "no approver is configured")
+
     def _approve_sync(self, decision: GuardDecision) -> None:
         approver = self._rt.approver
         if approver is None:
-            self._deny_unanswerable(decision, "no approver is configured")
+            self._no_approver(decision)
         asked = now_us()
         try:
             answer = approver(ApprovalRequest(self._tool_request(), decision.reason))  # type: ignore[misc]
@@ -418,7 +428,7 @@ class ToolCallSpan(_Span):
     async def _approve_async(self, decision: GuardDecision) -> None:
         approver = self._rt.approver
         if approver is None:
-            self._deny_unanswerable(decision, "no approver is configured")
+            self._no_approver(decision)
         asked = now_us()
         try:
             answer = approver(ApprovalRequest(self._tool_request(), decision.reason))  # type: ignore[misc]
