@@ -1,3 +1,0 @@
-from tripwire.dashboard.alerts import render
-
-render()

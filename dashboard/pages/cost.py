@@ -1,3 +1,0 @@
-from tripwire.dashboard.cost import render
-
-render()

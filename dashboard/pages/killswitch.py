@@ -1,3 +1,0 @@
-from tripwire.dashboard.killswitch import render
-
-render()

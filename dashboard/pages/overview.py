@@ -1,3 +1,0 @@
-from tripwire.dashboard.overview import render
-
-render()

@@ -1,3 +1,0 @@
-from tripwire.dashboard.runs import render
-
-render()

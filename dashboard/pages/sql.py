@@ -1,3 +1,0 @@
-from tripwire.dashboard.console import render
-
-render()
