@@ -153,11 +153,12 @@ def migrate(
     return applied
 
 
-def apply_retention(store: Store, *, prompt_ttl_days: int, call_ttl_days: int) -> None:
+def apply_retention(store: Store, *, prompt_ttl_days: int, call_ttl_days: int, materialize: bool = True) -> None:
     """Change the retention of existing tables (the migrations render it only at creation).
 
-    ``materialize_ttl_after_modify = 0``: the new TTL applies to new parts and at the next
-    merge instead of rewriting every part now.
+    ``materialize=True`` recomputes the TTL of existing parts now (a mutation; rows and texts
+    past the new TTL go at the next merge, or at ``OPTIMIZE ... FINAL``). ``False`` applies the
+    new TTL to new parts only, which is cheap on very large tables.
     """
     p, c = int(prompt_ttl_days), int(call_ttl_days)
     stmts = [
@@ -167,5 +168,6 @@ def apply_retention(store: Store, *, prompt_ttl_days: int, call_ttl_days: int) -
         f"ALTER TABLE model_calls MODIFY COLUMN completion TTL toDateTime(ts_start) + INTERVAL {p} DAY",
         f"ALTER TABLE tool_calls MODIFY COLUMN args TTL toDateTime(ts_start) + INTERVAL {p} DAY",
     ]
+    flag = 1 if materialize else 0
     for s in stmts:
-        store.command(s + " SETTINGS materialize_ttl_after_modify = 0")
+        store.command(f"{s} SETTINGS materialize_ttl_after_modify = {flag}, mutations_sync = 1")

@@ -1,0 +1,344 @@
+"""The ClickHouse storage on the real ClickHouse engine (chdb): migrations, every table's round
+trip, dedup tokens through the rollups, every named query, injection, TTL, deletion, read-only."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests import store_helpers as h
+from tests.store_helpers import chdb_store, table_count  # noqa: F401 - fixture
+from tripwire.schemas import encode, topic_names
+from tripwire.sinks import (
+    BatchingSink,
+    Message,
+    MigrationError,
+    QueryLimits,
+    StoreError,
+    apply_retention,
+    delete_subject,
+    load_migrations,
+    migrate,
+    open_store,
+)
+from tripwire.sinks import queries as Q
+from tripwire.sinks.migrations import Migration
+from tripwire.sinks.rows import TABLES
+
+pytestmark = pytest.mark.integration
+
+T = topic_names("it")
+EXPECTED_TABLES = {
+    "model_calls": "MergeTree",
+    "tool_calls": "MergeTree",
+    "run_events": "MergeTree",
+    "run_summaries": "ReplacingMergeTree",
+    "window_stats": "ReplacingMergeTree",
+    "alerts": "MergeTree",
+    "alert_acks": "MergeTree",
+    "killswitch_audit": "MergeTree",
+    "dead_letters": "MergeTree",
+    "sink_offsets": "ReplacingMergeTree",
+    "schema_migrations": "ReplacingMergeTree",
+    "model_calls_1m": "AggregatingMergeTree",
+    "tool_calls_1m": "AggregatingMergeTree",
+    "model_calls_1m_mv": "MaterializedView",
+    "tool_calls_1m_mv": "MaterializedView",
+}
+
+
+def _sink_all(store, records, *, topic_of=None, start=0):  # type: ignore[no-untyped-def]
+    sink = BatchingSink(store, T)
+    for i, (topic, rec) in enumerate(records):
+        sink.add(Message(topic, 0, start + i, b"k", encode(rec)))
+    sink.flush()
+    return sink
+
+
+def test_migrations_create_every_table_once_and_record_themselves(chdb_store) -> None:  # noqa: F811
+    s = chdb_store
+    got = dict(s.query("SELECT name, engine FROM system.tables WHERE database = {db:String}", {"db": s.database}).rows)
+    assert got == EXPECTED_TABLES
+    recorded = s.query("SELECT version, name, checksum FROM schema_migrations FINAL ORDER BY version").rows
+    assert recorded == [(m.version, m.name, m.checksum) for m in load_migrations()]
+    assert migrate(s) == []
+    assert table_count(s, "schema_migrations") == 3
+
+
+def test_changed_applied_migration_is_refused(chdb_store) -> None:  # noqa: F811
+    first = load_migrations()[0]
+    tampered = Migration(first.version, first.name, first.text + "\n-- edited\n")
+    with pytest.raises(MigrationError, match="changed after it was applied"):
+        migrate(chdb_store, migrations=[tampered])
+
+
+def test_new_migration_applies_in_order(chdb_store) -> None:  # noqa: F811
+    extra = Migration(99, "extra", "CREATE TABLE IF NOT EXISTS extra_t (a UInt8) ENGINE = MergeTree ORDER BY a;")
+    assert migrate(chdb_store, migrations=[*load_migrations(), extra]) == [99]
+    assert chdb_store.table_exists("extra_t")
+
+
+def test_every_record_type_round_trips(chdb_store) -> None:  # noqa: F811
+    s = chdb_store
+    weird = "tab\there 'quote' back\\slash ünïcode \N{PILE OF POO} -- ;"
+    ts = datetime(2026, 11, 20, 12, 0, 0, 123456, tzinfo=UTC)
+    mc = h.model_call(ts=ts, prompt=weird, completion=None, cost=0.125)
+    ks = h.killswitch_command(signature=bytes(range(256))[:64])
+    ws = h.window_stats(sketch=b"\x00\xff\x10")
+    rs = h.run_summary(cost_by_model={"gpt-4o": 0.5, "claude": 0.25}, missing_seqs=[3, 7], seq_gaps=2)
+    al = h.alert(agent_id=None, evidence_event_ids=["a", "b"])
+    records = [
+        (T.events, mc),
+        (T.events, h.tool_call(args='{"amount": 5}')),
+        (T.events, h.run_started()),
+        (T.events, h.approval(decision="denied", approver="boss")),
+        (T.events, h.run_finished(outcome="killed")),
+        (T.runs, rs),
+        (T.metrics, ws),
+        (T.alerts, al),
+        (T.killswitch, ks),
+        (T.dlq, h.dead_letter()),
+    ]
+    sink = _sink_all(s, records)
+    assert sink.stats.rows_inserted == 10 and sink.stats.dead_lettered == 0
+    row = s.query("SELECT prompt, completion, ts_start, duration_ms, cost_usd FROM model_calls").rows[0]
+    assert row == (weird, None, ts.replace(tzinfo=None), 100.0, 0.125)
+    assert s.query("SELECT signature FROM killswitch_audit").scalar() in (ks.signature, ks.signature.decode("latin-1"))
+    assert s.query("SELECT hex(signature), actor, source FROM killswitch_audit").rows[0] == (
+        ks.signature.hex().upper(),
+        ks.issued_by,
+        "topic",
+    )
+    assert s.query("SELECT hex(sketch) FROM window_stats").scalar() == "00FF10"
+    assert s.query("SELECT cost_by_model, missing_seqs, seq_gaps FROM run_summaries").rows[0] == (
+        {"gpt-4o": 0.5, "claude": 0.25},
+        [3, 7],
+        2,
+    )
+    assert s.query("SELECT agent_id, evidence_event_ids FROM alerts").rows[0] == ("", ["a", "b"])
+    events = s.query("SELECT event_type, decision, approver, outcome FROM run_events ORDER BY seq").rows
+    assert events == [
+        ("run_started", None, None, None),
+        ("approval_decision", "denied", "boss", None),
+        ("run_finished", None, None, "killed"),
+    ]
+    for table in TABLES:
+        assert table_count(s, table) == (3 if table == "run_events" else 1), table
+
+
+def test_dedup_token_drops_a_resent_block_in_the_table_and_the_rollup(chdb_store) -> None:  # noqa: F811
+    s = chdb_store
+    spec = TABLES["model_calls"]
+    from tripwire.sinks.rows import map_record
+
+    rows = [(*map_record("events", h.model_call(cost=0.25))[1], "t", 0, i) for i in range(4)]
+    for _ in range(3):
+        s.insert("model_calls", spec.insert_columns, rows, dedup_token="tok-1")
+    s.insert("model_calls", spec.insert_columns, rows, dedup_token="tok-2")
+    assert table_count(s, "model_calls") == 8
+    assert s.query("SELECT sum(calls), sum(cost_usd) FROM model_calls_1m").rows[0] == (8, 2.0)
+
+
+def test_replacing_run_summaries_exact_with_final_and_argmax(chdb_store) -> None:  # noqa: F811
+    s = chdb_store
+    for offset, (v, cost) in enumerate(((1, 0.1), (3, 0.3), (2, 0.2))):  # separate batches, versions out of order
+        _sink_all(s, [(T.runs, h.run_summary("run-a", version=v, cost=cost))], start=offset)
+    assert table_count(s, "run_summaries") == 3
+    assert s.query("SELECT version, cost_usd FROM run_summaries FINAL").rows == [(3, 0.3)]
+    assert s.query("SELECT argMax(cost_usd, version) FROM run_summaries GROUP BY run_id").scalar() == 0.3
+
+
+def _dataset(store) -> None:  # type: ignore[no-untyped-def]
+    recs = []
+    for i in range(10):
+        run = f"run-{i}"
+        ver = "1.0.0" if i < 6 else "2.0.0"
+        ts = h.T0 + timedelta(minutes=i)
+        recs += [
+            (T.events, h.run_started(run, ts=ts, agent_version=ver)),
+            (T.events, h.model_call(run, 1, ts=ts, cost=0.01 * (i + 1), agent_version=ver, ms=100 + i)),
+            (
+                T.events,
+                h.tool_call(run, 2, ts=ts, agent_version=ver, status="blocked" if i == 9 else "ok"),
+            ),
+            (T.events, h.run_finished(run, 3, ts=ts, agent_version=ver, outcome="success" if i % 5 else "failure")),
+            (
+                T.runs,
+                h.run_summary(
+                    run,
+                    cost=0.01 * (i + 1),
+                    agent_version=ver,
+                    outcome="success" if i % 5 else "failure",
+                    blocked_calls=1 if i == 9 else 0,
+                    started_at=ts,
+                    ended_at=ts + timedelta(seconds=1),
+                    workflow="refunds" if i % 2 else "billing",
+                ),
+            ),
+        ]
+    recs.append((T.alerts, h.alert(incident_id="inc-9", status="firing")))
+    recs.append((T.alerts, h.alert(incident_id="inc-9", status="resolved", updated_at=h.T0 + timedelta(minutes=5))))
+    recs.append((T.alerts, h.alert(incident_id="inc-7", status="firing")))
+    recs.append((T.killswitch, h.killswitch_command()))
+    _sink_all(store, recs)
+
+
+def test_every_named_query_runs_and_returns_exact_values(chdb_store) -> None:  # noqa: F811
+    s = chdb_store
+    _dataset(s)
+    now = h.T0 + timedelta(hours=1)
+    results = {}
+    for name in Q.QUERIES:
+        params = Q.default_params(name, tenant="acme", now=now)
+        if name == "run_trace":
+            params["run_id"] = "run-3"
+        if name == "release_gate":
+            params.update(agent_id="refund-assistant", agent_version="1.0.0")
+        results[name] = Q.run(s, name, **params).dicts()
+    cost = results["cost_timeseries"]
+    assert sum(r["calls"] for r in cost) == 10
+    assert round(sum(r["cost_usd"] for r in cost), 9) == round(sum(0.01 * (i + 1) for i in range(10)), 9)
+    assert [r["kind"] for r in results["run_trace"]] == ["run_started", "model_call", "tool_call", "run_finished"]
+    overview = {r["agent_version"]: r for r in results["agent_overview"]}
+    assert (overview["1.0.0"]["runs"], overview["1.0.0"]["succeeded"]) == (6, 4)  # i = 0, 5 failed
+    assert (overview["2.0.0"]["runs"], overview["2.0.0"]["succeeded"]) == (4, 4)
+    assert {r["incident_id"]: r["status"] for r in results["active_alerts"]} == {"inc-7": "firing"}
+    viol = {r["agent_version"]: r for r in results["policy_violation_rate_by_version"]}
+    assert (viol["2.0.0"]["violating_runs"], viol["2.0.0"]["violation_rate"]) == (1, 0.25)
+    assert viol["1.0.0"]["violating_runs"] == 0
+    top = results["top_expensive_runs"]
+    assert [r["run_id"] for r in top[:2]] == ["run-9", "run-8"]
+    gate = results["release_gate"][0]
+    assert (gate["runs"], gate["succeeded"], gate["violating_runs"]) == (6, 4, 0)
+    cprt = {r["workflow"]: r for r in results["cost_per_resolved_ticket"]}
+    assert cprt["refunds"]["resolved"] == 4  # odd i: 1,3,7,9 succeed (5 failed)
+    tools = results["tool_timeseries"]
+    assert sum(r["blocked"] for r in tools) == 1
+    cov = {r["agent_version"]: r["coverage"] for r in results["trace_coverage"]}
+    assert cov == {"1.0.0": 1.0, "2.0.0": 1.0}
+    p95 = results["p95_by_version_and_model"]
+    assert {r["agent_version"]: r["calls"] for r in p95} == {"1.0.0": 6, "2.0.0": 4}
+    assert results["killswitch_history"][0]["action"] == "freeze_tool"
+
+
+INJECTION = "x' OR 1=1 --"
+
+
+@pytest.mark.parametrize("name", sorted(Q.QUERIES))
+def test_injection_values_match_nothing_and_error_nothing(chdb_store, name: str) -> None:  # noqa: F811
+    s = chdb_store
+    _dataset(s)
+    params = Q.default_params(name, tenant="acme", now=h.T0 + timedelta(hours=1))
+    string_params = [k for k, v in params.items() if isinstance(v, str)]
+    if not string_params:
+        pytest.skip(f"{name} takes no string parameter")
+    for k in string_params:
+        params[k] = INJECTION
+    rows = Q.run(s, name, **params).dicts()
+    if name == "release_gate":
+        assert rows[0]["runs"] == 0
+    else:
+        assert rows == []
+    assert table_count(s, "model_calls") == 10  # nothing was touched
+
+
+def test_ttl_removes_old_rows_and_old_prompt_text(chdb_store) -> None:  # noqa: F811
+    s = chdb_store
+    now = datetime.now(UTC)
+    recs = [
+        (T.events, h.model_call("old", 1, ts=now - timedelta(days=200), prompt="p-old")),
+        (T.events, h.model_call("mid", 1, ts=now - timedelta(days=40), prompt="p-mid", completion="c-mid")),
+        (T.events, h.model_call("new", 1, ts=now - timedelta(days=1), prompt="p-new")),
+        (T.events, h.tool_call("old", 2, ts=now - timedelta(days=181))),
+        (T.events, h.tool_call("mid", 2, ts=now - timedelta(days=179), args='{"a": 1}')),
+        (T.events, h.tool_call("new", 2, ts=now - timedelta(days=2), args='{"a": 2}')),
+    ]
+    _sink_all(s, recs)
+    s.command("OPTIMIZE TABLE model_calls FINAL")
+    s.command("OPTIMIZE TABLE tool_calls FINAL")
+    got = s.query("SELECT run_id, prompt, completion FROM model_calls ORDER BY run_id").rows
+    assert got == [("mid", None, None), ("new", "p-new", None)]
+    assert s.query("SELECT run_id, args FROM tool_calls ORDER BY run_id").rows == [("mid", None), ("new", '{"a": 2}')]
+
+
+def test_shorter_retention_applies_at_the_next_final_merge(chdb_store) -> None:  # noqa: F811
+    s = chdb_store
+    now = datetime.now(UTC)
+    recs = [
+        (T.events, h.model_call("d40", 1, ts=now - timedelta(days=40), prompt="p40")),
+        (T.events, h.model_call("d10", 1, ts=now - timedelta(days=10), prompt="p10")),
+        (T.events, h.model_call("d1", 1, ts=now - timedelta(days=1), prompt="p1")),
+    ]
+    _sink_all(s, recs)
+    s.command("OPTIMIZE TABLE model_calls FINAL")
+    assert s.query("SELECT run_id, prompt FROM model_calls ORDER BY run_id").rows == [
+        ("d1", "p1"),
+        ("d10", "p10"),
+        ("d40", None),  # prompt text: 30 days
+    ]
+    apply_retention(s, prompt_ttl_days=5, call_ttl_days=30)
+    s.command("OPTIMIZE TABLE model_calls FINAL")
+    assert s.query("SELECT run_id, prompt FROM model_calls ORDER BY run_id").rows == [("d1", "p1"), ("d10", None)]
+
+
+def test_delete_principal_removes_only_that_principal(chdb_store) -> None:  # noqa: F811
+    s = chdb_store
+    recs = []
+    for who in ("alice", "bob"):
+        run = f"run-{who}"
+        recs += [
+            (T.events, h.run_started(run, principal=who)),
+            (T.events, h.model_call(run, 1, principal=who)),
+            (T.events, h.tool_call(run, 2, principal=who)),
+            (T.events, h.run_finished(run, 3, principal=who)),
+            (T.runs, h.run_summary(run, principal=who)),
+        ]
+    _sink_all(s, recs)
+    tables = ("model_calls", "tool_calls", "run_events", "run_summaries")
+
+    def counts(who: str) -> dict[str, int]:
+        return {
+            t: int(s.query(f"SELECT count() FROM {t} WHERE principal = {{p:String}}", {"p": who}).scalar())
+            for t in tables
+        }
+
+    before_bob = counts("bob")
+    report = delete_subject(s, principal="alice")
+    assert report.deleted == {"model_calls": 1, "tool_calls": 1, "run_events": 2, "run_summaries": 1}
+    assert counts("alice") == dict.fromkeys(tables, 0)
+    assert counts("bob") == before_bob == {"model_calls": 1, "tool_calls": 1, "run_events": 2, "run_summaries": 1}
+    # a replay after the deletion does not bring the principal back (sink_offsets remembers)
+    sink = _sink_all(s, recs)
+    assert counts("alice") == dict.fromkeys(tables, 0)
+    assert sink.stats.deduplicated == len(recs)
+
+
+def test_delete_tenant_covers_rollups(chdb_store) -> None:  # noqa: F811
+    s = chdb_store
+    _sink_all(s, [(T.events, h.model_call(tenant="t1")), (T.events, h.model_call(tenant="t2"))])
+    report = delete_subject(s, tenant="t1")
+    assert report.deleted["model_calls_1m"] == 1 and report.deleted["model_calls"] == 1
+    assert s.query("SELECT DISTINCT tenant FROM model_calls_1m").rows == [("t2",)]
+
+
+def test_readonly_store_refuses_writes_and_enforces_limits(chdb_store) -> None:  # noqa: F811
+    url = h.chdb_url(chdb_store.database)
+    with open_store(url, readonly=True, limits=QueryLimits(max_rows=5, timeout_s=1.0), create=False) as ro:
+        for sql in (
+            "INSERT INTO alert_acks (tenant) VALUES ('x')",
+            "DROP TABLE model_calls",
+            "DELETE FROM model_calls WHERE 1",
+            "SELECT * FROM file('/etc/passwd', 'LineAsString')",
+            "SELECT 1 SETTINGS max_execution_time = 1000",
+        ):
+            with pytest.raises(StoreError) as ei:
+                ro.query(sql)
+            assert ei.value.code == 164, sql
+        res = ro.query("SELECT number FROM numbers(1000)")
+        assert (len(res.rows), res.truncated) == (5, True)
+        with pytest.raises(StoreError) as ei:
+            ro.query("SELECT count() FROM numbers(100000000000)")
+        assert ei.value.code == 159
+    assert chdb_store.table_exists("model_calls")
+    assert table_count(chdb_store, "alert_acks") == 0
