@@ -19,14 +19,6 @@ log = logging.getLogger(__name__)
 
 ALL = ""
 DEFAULT_RANGE = "Last 24 hours"
-PAGE_PATHS = {
-    "overview": "pages/overview.py",
-    "runs": "pages/runs.py",
-    "alerts": "pages/alerts.py",
-    "killswitch": "pages/killswitch.py",
-    "cost": "pages/cost.py",
-    "sql": "pages/sql.py",
-}
 
 
 def current_actor() -> Actor:

@@ -4,9 +4,10 @@ Every action is one function taking the acting :class:`Actor` first, and every o
 through :func:`authorize` before it touches anything, so a role check (issue 11: sign-in and
 roles) wraps all of them in one place with :func:`set_authorizer`; the server checks, not
 just the buttons. Trips and resets are built and signed exactly like the on-call CLI
-(``new_command`` + the Ed25519 ``CommandSigner`` of ``TRIPWIRE_KILLSWITCH_PRIVATE_KEY_PATH``),
-delivered to the compacted kill-switch topic keyed by scope (or to an in-process command sink
-registered by the embedded demo), then recorded in ``killswitch_audit`` with the actor.
+(``new_command`` + the Ed25519 ``CommandSigner`` of ``TRIPWIRE_KILLSWITCH_PRIVATE_KEY_PATH``,
+``KillSwitchConfig`` for the broker and topic), delivered to the compacted kill-switch topic
+keyed by scope (or to an in-process command sink registered by the embedded demo), then
+recorded in ``killswitch_audit`` with the actor.
 """
 
 from __future__ import annotations
@@ -106,12 +107,25 @@ def _sign(command: KillSwitchCommand, config: KillSwitchConfig) -> KillSwitchCom
         raise ActionError(f"cannot sign the command: {e}") from e
 
 
+_topics_checked: set[tuple[str, str]] = set()
+
+
+def _ensure_topic_once(bootstrap: str, topic: str, create: Callable[[], object]) -> None:
+    """Create the compacted topic like the CLI does (never let auto-create make a plain one), once per process."""
+    if (bootstrap, topic) not in _topics_checked:
+        create()
+        _topics_checked.add((bootstrap, topic))
+
+
 def _publish_kafka(command: KillSwitchCommand, config: KillSwitchConfig) -> None:
     """Produce the signed command to the compacted topic (key = scope) and wait for the broker's ack."""
     from confluent_kafka import Producer
 
+    from tripwire.producers._ks_listener import ensure_topic
     from tripwire.schemas import encode
 
+    timeout = data.settings().publish_timeout_s
+    _ensure_topic_once(config.bootstrap, config.topic, lambda: ensure_topic(config, timeout=timeout))
     props = {**config.kafka_properties(), "enable.idempotence": True, "acks": "all", "linger.ms": 0}
     producer = Producer(props)
     outcome: list[Any] = []
@@ -121,7 +135,7 @@ def _publish_kafka(command: KillSwitchCommand, config: KillSwitchConfig) -> None
         value=encode(command),
         on_delivery=lambda err, msg: outcome.append(err),
     )
-    remaining = producer.flush(data.settings().publish_timeout_s)
+    remaining = producer.flush(timeout)
     if remaining or not outcome:
         raise ActionError(f"the kill-switch command was not acknowledged by Kafka at {config.bootstrap} in time")
     if outcome[0] is not None:
@@ -174,6 +188,8 @@ def issue_command(
     reason = (reason or "").strip()
     if not reason:
         raise ActionError("a reason is required")
+    if action == "force_approval" and not min_risk:
+        min_risk = "low"  # as the CLI: force approval for every tier unless told otherwise
     try:
         duration = parse_duration(ttl) if isinstance(ttl, str) else ttl
         command = new_command(

@@ -10,7 +10,6 @@ from tripwire.dashboard.data import Filters
 
 SEVERITIES = ["critical", "warning", "info"]
 STATUSES = ["firing", "resolved"]
-SEVERITY_ICON = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
 
 
 def incidents(f: Filters, severities: list[str], statuses: list[str]) -> pd.DataFrame:
@@ -63,12 +62,9 @@ def body(f: Filters) -> None:
     m[1].metric("Firing", len(firing))
     m[2].metric("Critical firing", int((firing["severity"] == "critical").sum()))
     m[3].metric("Unacknowledged firing", int(firing["acked_by"].isna().sum()))
-    view = df.assign(
-        sev=df["severity"].map(lambda s: f"{SEVERITY_ICON.get(s, '')} {s}"),
-        acked=df["acked_by"].fillna(""),
-    )
+    view = df.assign(acked=df["acked_by"].fillna(""))
     st.dataframe(view, hide_index=True, key="al_table", column_order=[
-        "updated_at", "sev", "status", "kind", "scope", "observed", "threshold", "count", "summary", "acked",
+        "updated_at", "severity", "status", "kind", "scope", "observed", "threshold", "count", "summary", "acked",
         "incident_id"])
     ids = list(df["incident_id"])
     chosen = st.selectbox("Incident", ids, key="al_incident",

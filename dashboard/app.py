@@ -1,18 +1,24 @@
-"""The tripwire dashboard: ``streamlit run app.py`` (or ``tripwire dashboard --store URL``)."""
+"""The tripwire dashboard: ``tripwire dashboard --store URL`` (or ``streamlit run app.py``).
+
+One multipage app: each page is a ``render`` function of its module (no pages/ folder, so the
+entry point always runs and owns the navigation).
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from tripwire.dashboard import alerts, console, cost, killswitch, overview, runs
+
 st.set_page_config(page_title="tripwire", page_icon=":material/bolt:", layout="wide")
 
 PAGES = [
-    st.Page("pages/overview.py", title="Overview", icon=":material/monitoring:", url_path="overview", default=True),
-    st.Page("pages/runs.py", title="Runs", icon=":material/account_tree:", url_path="runs"),
-    st.Page("pages/alerts.py", title="Alerts", icon=":material/notifications_active:", url_path="alerts"),
-    st.Page("pages/killswitch.py", title="Kill switch", icon=":material/power_settings_new:", url_path="killswitch"),
-    st.Page("pages/cost.py", title="Cost", icon=":material/payments:", url_path="cost"),
-    st.Page("pages/sql.py", title="SQL", icon=":material/terminal:", url_path="sql"),
+    st.Page(overview.render, title="Overview", icon=":material/monitoring:", url_path="overview", default=True),
+    st.Page(runs.render, title="Runs", icon=":material/account_tree:", url_path="runs"),
+    st.Page(alerts.render, title="Alerts", icon=":material/notifications_active:", url_path="alerts"),
+    st.Page(killswitch.render, title="Kill switch", icon=":material/power_settings_new:", url_path="killswitch"),
+    st.Page(cost.render, title="Cost", icon=":material/payments:", url_path="cost"),
+    st.Page(console.render, title="SQL", icon=":material/terminal:", url_path="sql"),
 ]
 
 st.navigation(PAGES).run()

@@ -91,7 +91,7 @@ def _quick(f: Filters, in_force: pd.DataFrame) -> None:
     cols = st.columns(4)
     for i, agent in enumerate(agents[:QUICK_AGENTS]):
         scope = f"agent:{agent}"
-        label = f"{agent} (disabled)" if scope in disabled else agent
+        label = f"{agent}: autonomy disabled" if scope in disabled else f"Disable {agent}"
         cols[i % 4].button(
             label, key=f"ks_quick_{i}", icon=":material/block:", disabled=scope in disabled,
             on_click=_ask, kwargs=dict(scope=scope, action="disable_autonomy", ttl="",
