@@ -36,6 +36,10 @@ class SchemaVersion:
     parsed: Any = field(repr=False)  # fastavro-parsed, reused by every call
     canonical: str = field(repr=False)  # Avro Parsing Canonical Form
     fingerprint: bytes = b""  # CRC-64-AVRO, 8 bytes little-endian (as in single-object encoding)
+    # For a union of records: each branch parsed on its own (sharing the named types), with its full
+    # name. fastavro re-walks a top-level union on every call; a parsed record is reused as is.
+    branches: tuple[Any, ...] = field(default=(), repr=False)
+    branch_names: tuple[str, ...] = ()
 
     @property
     def json(self) -> str:
@@ -47,10 +51,15 @@ def load_schema_file(path: Path, name: str, version: int) -> SchemaVersion:
         raw = json.loads(path.read_text(encoding="utf-8"))
         parsed = parse_schema(raw, _write_hint=True, _force=True)
         canonical = to_parsing_canonical_form(raw)
+        branches: tuple[Any, ...] = ()
+        if isinstance(raw, list):
+            named: dict[str, Any] = {}
+            branches = tuple(parse_schema(b, named, _write_hint=True, _force=True) for b in raw)
     except (OSError, ValueError, TypeError, KeyError) as e:
         raise SchemaError(f"cannot load schema {path}: {e}") from e
     fp = bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
-    return SchemaVersion(name, version, path, raw, parsed, canonical, fp)
+    names = tuple(b["name"] if isinstance(b, dict) and "name" in b else str(b) for b in branches)
+    return SchemaVersion(name, version, path, raw, parsed, canonical, fp, branches, names)
 
 
 class SchemaCatalog:

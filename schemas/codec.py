@@ -55,25 +55,61 @@ def _enum_fields(model: type[BaseModel]) -> tuple[tuple[str, dict[str, Enum]], .
 
 @dataclass(frozen=True, slots=True)
 class _WritePlan:
-    header: bytes
-    parsed: Any
-    union_name: str | None  # fastavro tuple notation picks the union branch without trying each one
+    prefix: bytes  # single-object header, plus the union branch index for events
+    parsed: Any  # the parsed record schema (for a union: the branch), reused by every call
+
+
+@dataclass(frozen=True, slots=True)
+class _Branch:
+    writer_parsed: Any
+    reader_parsed: Any  # None when writer == reader (no resolution needed)
+    model: type[BaseModel] | None  # None: the reader has no model for this record
+    name: str
+    enums: tuple[tuple[str, dict[str, Enum]], ...] = ()  # for the trusted path
+    fields_set: frozenset[str] | set[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
 class _ReadPlan:
     writer: SchemaVersion
-    writer_parsed: Any
-    reader_parsed: Any  # None when writer == reader (no resolution needed)
-    model: type[BaseModel] | None  # for non-union schemas; unions map the record name
+    branches: tuple[_Branch, ...]  # one per union branch; a single entry for a record schema
+    union: bool
 
 
 def model_avro_name(model: type[BaseModel]) -> str:
     return getattr(model, "AVRO_NAME", "") or ""
 
 
+def _zigzag(n: int) -> bytes:
+    z = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while True:
+        b, z = z & 0x7F, z >> 7
+        out.append(b | (0x80 if z else 0))
+        if not z:
+            return bytes(out)
+
+
+_setattr = object.__setattr__
+_BYTES = (bytes, bytearray, memoryview)
+
+
+def _construct(model: type[M], fields: dict[str, Any], fields_set: frozenset[str] | set[str]) -> M:
+    """``model_construct`` without its per-field default handling: fastavro returns every field."""
+    m = object.__new__(model)
+    _setattr(m, "__dict__", fields)
+    _setattr(m, "__pydantic_fields_set__", set(fields_set))
+    _setattr(m, "__pydantic_extra__", None)
+    _setattr(m, "__pydantic_private__", None)
+    return m
+
+
 class AvroCodec:
-    """Single-object codec over a :class:`SchemaCatalog` (default: the shipped schemas)."""
+    """Single-object codec over a :class:`SchemaCatalog` (default: the shipped schemas).
+
+    Parsed schemas and per-fingerprint read plans are built once and reused; encode passes the
+    model's own ``__dict__`` to fastavro (no copy), decode hands fastavro's dict to the model.
+    """
 
     def __init__(
         self, catalog: SchemaCatalog | None = None, models: Iterable[type[BaseModel]] = DEFAULT_MODELS
@@ -81,8 +117,8 @@ class AvroCodec:
         self.catalog = catalog or default_catalog()
         self._models: dict[str, type[BaseModel]] = {}  # Avro full name -> model
         self._write: dict[type[BaseModel], _WritePlan] = {}
-        self._schema_model: dict[str, type[BaseModel]] = {}  # non-union schema name -> model
         self._enums: dict[type[BaseModel], tuple[tuple[str, dict[str, Enum]], ...]] = {}
+        self._field_sets: dict[type[BaseModel], set[str]] = {}
         for model in models:
             self._add_model(model)
         self._read: dict[bytes, _ReadPlan] = {}
@@ -92,12 +128,18 @@ class AvroCodec:
         if not name or not schema_name:
             raise EncodeError(f"{model.__name__} has no AVRO_NAME/SCHEMA_NAME; it is not a contract model")
         current = self.catalog.current(schema_name)
-        is_union = isinstance(current.schema, list)
+        header = MAGIC + current.fingerprint
+        if current.branches:
+            if name not in current.branch_names:
+                raise EncodeError(f"{model.__name__}: {current.path} has no record {name}")
+            i = current.branch_names.index(name)
+            plan = _WritePlan(header + _zigzag(i), current.branches[i])
+        else:
+            plan = _WritePlan(header, current.parsed)
         self._models[name] = model
-        if not is_union:
-            self._schema_model[schema_name] = model
-        self._write[model] = _WritePlan(MAGIC + current.fingerprint, current.parsed, name if is_union else None)
+        self._write[model] = plan
         self._enums[model] = _enum_fields(model)
+        self._field_sets[model] = set(model.model_fields)
 
     # -- encode ------------------------------------------------------------------------------
 
@@ -114,9 +156,9 @@ class AvroCodec:
         else:
             data = record.__dict__
         buf = BytesIO()
-        buf.write(plan.header)
+        buf.write(plan.prefix)
         try:
-            schemaless_writer(buf, plan.parsed, data if plan.union_name is None else (plan.union_name, data))
+            schemaless_writer(buf, plan.parsed, data)
         except Exception as e:  # fastavro raises ValueError/TypeError/KeyError/OverflowError...
             raise EncodeError(f"cannot write {type(record).__name__}: {type(e).__name__}: {e}") from e
         return buf.getvalue()
@@ -130,41 +172,85 @@ class AvroCodec:
             if writer is None:
                 raise DecodeError("unknown_fingerprint", f"no shipped schema has fingerprint {fp.hex()}")
             reader = self.catalog.current(writer.name)
-            plan = _ReadPlan(
-                writer,
-                writer.parsed,
-                None if reader.fingerprint == writer.fingerprint else reader.parsed,
-                self._schema_model.get(writer.name),
-            )
+            same = reader.fingerprint == writer.fingerprint
+            if writer.branches:
+                # Avro resolution of a union of records: each writer branch is read by the reader
+                # branch of the same full name (None when the reader dropped that record).
+                branches = []
+                for wname, wparsed in zip(writer.branch_names, writer.branches, strict=True):
+                    if same:
+                        rparsed = None
+                    elif wname in reader.branch_names:
+                        rparsed = reader.branches[reader.branch_names.index(wname)]
+                    else:
+                        rparsed = _MISSING
+                    branches.append(self._branch(wparsed, rparsed, wname))
+                plan = _ReadPlan(writer, tuple(branches), True)
+            else:
+                rname = reader.schema.get("namespace", "") + "." + reader.schema["name"]
+                plan = _ReadPlan(writer, (self._branch(writer.parsed, None if same else reader.parsed, rname),), False)
             self._read[fp] = plan
         return plan
 
+    def _branch(self, wparsed: Any, rparsed: Any, name: str) -> _Branch:
+        model = self._models.get(name)
+        if model is None:
+            return _Branch(wparsed, rparsed, None, name)
+        return _Branch(wparsed, rparsed, model, name, self._enums[model], self._field_sets[model])
+
     def decode(self, data: bytes, validate: bool = True) -> BaseModel:
         """Decode single-object bytes into a model; every failure is a :class:`DecodeError`."""
-        if not isinstance(data, bytes | bytearray | memoryview):
+        if not isinstance(data, _BYTES):
             raise DecodeError("not_bytes", f"expected bytes, got {type(data).__name__}")
-        if len(data) < HEADER_LEN:
-            raise DecodeError("truncated", f"{len(data)} bytes is shorter than the 10-byte single-object header")
-        if data[:2] != MAGIC:
+        size = len(data)
+        if size < HEADER_LEN:
+            raise DecodeError("truncated", f"{size} bytes is shorter than the 10-byte single-object header")
+        if data[0] != 0xC3 or data[1] != 0x01:
             raise DecodeError("bad_marker", f"expected C3 01, got {bytes(data[:2]).hex(' ').upper()}")
-        plan = self._plan(bytes(data[2:HEADER_LEN]))
+        fp = bytes(data[2:HEADER_LEN])
+        plan = self._read.get(fp) or self._plan(fp)
+        pos = HEADER_LEN
+        if plan.union:
+            if size == HEADER_LEN:
+                raise DecodeError("truncated", "no body after the header")
+            b = data[HEADER_LEN]
+            if b < 0x80:  # one-byte zig-zag varint: every realistic branch index
+                index, pos = (b >> 1) ^ -(b & 1), HEADER_LEN + 1
+            else:
+                index, pos = _long_at(data, HEADER_LEN)
+            if not 0 <= index < len(plan.branches):
+                where = f"{plan.writer.name} v{plan.writer.version}"
+                raise DecodeError("bad_union_branch", f"{where}: branch {index} of a {len(plan.branches)}-branch union")
+            branch = plan.branches[index]
+        else:
+            branch = plan.branches[0]
+        if branch.reader_parsed is _MISSING:
+            raise DecodeError("incompatible", f"the current {plan.writer.name} schema has no record {branch.name}")
         buf = BytesIO(data)
-        buf.seek(HEADER_LEN)
+        buf.seek(pos)
         try:
-            value = schemaless_reader(buf, plan.writer_parsed, plan.reader_parsed, True)
+            fields = schemaless_reader(buf, branch.writer_parsed, branch.reader_parsed)
         except Exception as e:  # fastavro raises EOFError, IndexError, UnicodeDecodeError, ValueError, ...
             raise _classify(e, plan.writer, data) from e
-        if buf.tell() != len(data):
-            raise DecodeError("trailing_bytes", f"{len(data) - buf.tell()} bytes after the record")
-        if plan.model is not None:
-            model = plan.model
-            fields = value
-        else:
-            name, fields = value
-            model = self._models.get(name)
-            if model is None:
-                raise DecodeError("unknown_record", f"no model for Avro record {name}")
-        return self.build(model, fields, validate)
+        if buf.tell() != size:
+            raise DecodeError("trailing_bytes", f"{size - buf.tell()} bytes after the record")
+        model = branch.model
+        if model is None:
+            raise DecodeError("unknown_record", f"no model for Avro record {branch.name}")
+        if validate:
+            try:
+                return model.__pydantic_validator__.validate_python(fields)  # type: ignore[no-any-return]
+            except ValidationError as e:
+                raise DecodeError("invalid", f"{model.__name__}: {e}") from e
+        # trusted: fastavro has checked every type against the schema; enum symbols become members
+        for name, members in branch.enums:
+            v = fields[name]
+            if v is not None:
+                try:
+                    fields[name] = members[v]
+                except KeyError as e:
+                    raise DecodeError("invalid", f"{model.__name__}.{name}: unknown symbol {v!r}") from e
+        return _construct(model, fields, branch.fields_set)
 
     def build(self, model: type[M], fields: dict[str, Any], validate: bool = True) -> M:
         """A model from decoded Avro fields: validated, or (``validate=False``) constructed with enum members."""
@@ -175,8 +261,9 @@ class AvroCodec:
                 raise DecodeError("invalid", f"{model.__name__}: {e}") from e
         # fastavro has checked every type against the schema; only turn enum symbols into members.
         enums = self._enums.get(model)
-        if enums is None:
+        if enums is None:  # a model only used through build() (e.g. by ConfluentCodec)
             enums = self._enums[model] = _enum_fields(model)
+            self._field_sets[model] = set(model.model_fields)
         try:
             for name, members in enums:
                 v = fields[name]
@@ -184,7 +271,22 @@ class AvroCodec:
                     fields[name] = members[v]
         except KeyError as e:
             raise DecodeError("invalid", f"{model.__name__}: unknown value for an enum field: {e}") from e
-        return model.model_construct(None, **fields)
+        return _construct(model, fields, self._field_sets[model])
+
+
+_MISSING = object()
+
+
+def _long_at(data: bytes | bytearray | memoryview, pos: int) -> tuple[int, int]:
+    """(zig-zag varint at ``pos``, position after it); raises DecodeError if it does not end."""
+    shift = acc = 0
+    for i in range(pos, min(len(data), pos + 10)):
+        b = data[i]
+        acc |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return (acc >> 1) ^ -(acc & 1), i + 1
+        shift += 7
+    raise DecodeError("truncated", "the union branch index does not end")
 
 
 def _zigzag_prefix(data: bytes | bytearray | memoryview, pos: int) -> int | None:
