@@ -220,30 +220,92 @@ def chdb_url(database: str) -> str:
     return f"chdb://{CHDB_ROOT}?database={database}"
 
 
-@pytest.fixture
-def chdb_store() -> Iterator[Any]:
-    """A migrated chdb store in a fresh uuid database (dropped afterwards)."""
-    from tests.helpers import uid
+def _open_migrated(url: str, db: str) -> Iterator[Any]:
     from tripwire.sinks import migrate, open_store
 
-    db = uid("st")
-    store = open_store(chdb_url(db))
+    store = open_store(url)
+    STORE_URLS[id(store)] = url
     migrate(store)
     try:
         yield store
     finally:
+        STORE_URLS.pop(id(store), None)
         try:
             store.command(f"DROP DATABASE IF EXISTS {db}")
         finally:
             store.close()
 
 
+STORE_URLS: dict[int, str] = {}
+
+
+def store_url(store: Any) -> str:
+    """The URL a test store was opened with (to open a second, e.g. read-only, store on it)."""
+    return STORE_URLS[id(store)]
+
+
+@pytest.fixture
+def chdb_store() -> Iterator[Any]:
+    """A migrated chdb store in a fresh uuid database (dropped afterwards)."""
+    from tests.helpers import uid
+
+    db = uid("st")
+    yield from _open_migrated(chdb_url(db), db)
+
+
 def server_url() -> str | None:
-    return (
-        os.environ.get("TRIPWIRE_CLICKHOUSE_URL")
-        if os.environ.get("TRIPWIRE_CLICKHOUSE_URL", "").startswith(("clickhouse://", "clickhouses://"))
-        else None
+    """``TRIPWIRE_CLICKHOUSE_URL`` when it names a ClickHouse server."""
+    url = os.environ.get("TRIPWIRE_CLICKHOUSE_URL", "")
+    return url if url.startswith(("clickhouse://", "clickhouses://")) else None
+
+
+@pytest.fixture(scope="session")
+def clickhouse_server_url() -> Iterator[str]:
+    """A ClickHouse server: TRIPWIRE_CLICKHOUSE_URL, else a testcontainers server when Docker
+    answers, else the test is skipped with the reason."""
+    url = server_url()
+    if url:
+        yield url
+        return
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+    except Exception:
+        pytest.skip(
+            "no ClickHouse server: set TRIPWIRE_CLICKHOUSE_URL=clickhouse://user:pass@host:8123/db or run Docker"
+        )
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.waiting_utils import wait_for_logs
+
+    c = (
+        DockerContainer("clickhouse/clickhouse-server:25.8")
+        .with_env("CLICKHOUSE_USER", "tripwire")
+        .with_env("CLICKHOUSE_PASSWORD", "tripwire")
+        .with_env("CLICKHOUSE_DEFAULT_ACCESS_MANAGEMENT", "1")
+        .with_exposed_ports(8123)
     )
+    with c:
+        wait_for_logs(c, "Ready for connections", timeout=60)
+        yield f"clickhouse://tripwire:tripwire@{c.get_container_host_ip()}:{c.get_exposed_port(8123)}/default"
+
+
+@pytest.fixture(params=["chdb", "server"])
+def store(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The same test on both backends: chdb always, a ClickHouse server when one is configured."""
+    from tests.helpers import uid
+    from tripwire.sinks.store import parse_store_url
+
+    db = uid("st")
+    if request.param == "chdb":
+        yield from _open_migrated(chdb_url(db), db)
+        return
+    base = parse_store_url(request.getfixturevalue("clickhouse_server_url"))
+    scheme = "clickhouses" if base.secure else "clickhouse"
+    from urllib.parse import quote
+
+    url = f"{scheme}://{quote(base.username)}:{quote(base.password)}@{base.host}:{base.port}/{db}"
+    yield from _open_migrated(url, db)
 
 
 def table_count(store: Any, table: str) -> int:

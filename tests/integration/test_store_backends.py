@@ -1,4 +1,5 @@
-"""The ClickHouse storage on the real ClickHouse engine (chdb): migrations, every table's round
+"""The ClickHouse storage on both backends (chdb always; a server when TRIPWIRE_CLICKHOUSE_URL is set
+or Docker answers, skipped with the reason otherwise): migrations, every table's round
 trip, dedup tokens through the rollups, every named query, injection, TTL, deletion, read-only."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests import store_helpers as h
-from tests.store_helpers import chdb_store, table_count  # noqa: F401 - fixture
+from tests.store_helpers import clickhouse_server_url, store, table_count  # noqa: F401 - fixtures
 from tripwire.schemas import encode, topic_names
 from tripwire.sinks import (
     BatchingSink,
@@ -48,16 +49,16 @@ EXPECTED_TABLES = {
 }
 
 
-def _sink_all(store, records, *, topic_of=None, start=0):  # type: ignore[no-untyped-def]
-    sink = BatchingSink(store, T)
+def _sink_all(st, records, *, start=0):  # type: ignore[no-untyped-def]
+    sink = BatchingSink(st, T)
     for i, (topic, rec) in enumerate(records):
         sink.add(Message(topic, 0, start + i, b"k", encode(rec)))
     sink.flush()
     return sink
 
 
-def test_migrations_create_every_table_once_and_record_themselves(chdb_store) -> None:  # noqa: F811
-    s = chdb_store
+def test_migrations_create_every_table_once_and_record_themselves(store) -> None:  # noqa: F811
+    s = store
     got = dict(s.query("SELECT name, engine FROM system.tables WHERE database = {db:String}", {"db": s.database}).rows)
     assert got == EXPECTED_TABLES
     recorded = s.query("SELECT version, name, checksum FROM schema_migrations FINAL ORDER BY version").rows
@@ -66,21 +67,21 @@ def test_migrations_create_every_table_once_and_record_themselves(chdb_store) ->
     assert table_count(s, "schema_migrations") == 3
 
 
-def test_changed_applied_migration_is_refused(chdb_store) -> None:  # noqa: F811
+def test_changed_applied_migration_is_refused(store) -> None:  # noqa: F811
     first = load_migrations()[0]
     tampered = Migration(first.version, first.name, first.text + "\n-- edited\n")
     with pytest.raises(MigrationError, match="changed after it was applied"):
-        migrate(chdb_store, migrations=[tampered])
+        migrate(store, migrations=[tampered])
 
 
-def test_new_migration_applies_in_order(chdb_store) -> None:  # noqa: F811
+def test_new_migration_applies_in_order(store) -> None:  # noqa: F811
     extra = Migration(99, "extra", "CREATE TABLE IF NOT EXISTS extra_t (a UInt8) ENGINE = MergeTree ORDER BY a;")
-    assert migrate(chdb_store, migrations=[*load_migrations(), extra]) == [99]
-    assert chdb_store.table_exists("extra_t")
+    assert migrate(store, migrations=[*load_migrations(), extra]) == [99]
+    assert store.table_exists("extra_t")
 
 
-def test_every_record_type_round_trips(chdb_store) -> None:  # noqa: F811
-    s = chdb_store
+def test_every_record_type_round_trips(store) -> None:  # noqa: F811
+    s = store
     weird = "tab\there 'quote' back\\slash ünïcode \N{PILE OF POO} -- ;"
     ts = datetime(2026, 11, 20, 12, 0, 0, 123456, tzinfo=UTC)
     mc = h.model_call(ts=ts, prompt=weird, completion=None, cost=0.125)
@@ -127,8 +128,8 @@ def test_every_record_type_round_trips(chdb_store) -> None:  # noqa: F811
         assert table_count(s, table) == (3 if table == "run_events" else 1), table
 
 
-def test_dedup_token_drops_a_resent_block_in_the_table_and_the_rollup(chdb_store) -> None:  # noqa: F811
-    s = chdb_store
+def test_dedup_token_drops_a_resent_block_in_the_table_and_the_rollup(store) -> None:  # noqa: F811
+    s = store
     spec = TABLES["model_calls"]
     from tripwire.sinks.rows import map_record
 
@@ -140,8 +141,8 @@ def test_dedup_token_drops_a_resent_block_in_the_table_and_the_rollup(chdb_store
     assert s.query("SELECT sum(calls), sum(cost_usd) FROM model_calls_1m").rows[0] == (8, 2.0)
 
 
-def test_replacing_run_summaries_exact_with_final_and_argmax(chdb_store) -> None:  # noqa: F811
-    s = chdb_store
+def test_replacing_run_summaries_exact_with_final_and_argmax(store) -> None:  # noqa: F811
+    s = store
     for offset, (v, cost) in enumerate(((1, 0.1), (3, 0.3), (2, 0.2))):  # separate batches, versions out of order
         _sink_all(s, [(T.runs, h.run_summary("run-a", version=v, cost=cost))], start=offset)
     assert table_count(s, "run_summaries") == 3
@@ -149,7 +150,7 @@ def test_replacing_run_summaries_exact_with_final_and_argmax(chdb_store) -> None
     assert s.query("SELECT argMax(cost_usd, version) FROM run_summaries GROUP BY run_id").scalar() == 0.3
 
 
-def _dataset(store) -> None:  # type: ignore[no-untyped-def]
+def _dataset(st) -> None:  # type: ignore[no-untyped-def]
     recs = []
     for i in range(10):
         run = f"run-{i}"
@@ -181,11 +182,11 @@ def _dataset(store) -> None:  # type: ignore[no-untyped-def]
     recs.append((T.alerts, h.alert(incident_id="inc-9", status="resolved", updated_at=h.T0 + timedelta(minutes=5))))
     recs.append((T.alerts, h.alert(incident_id="inc-7", status="firing")))
     recs.append((T.killswitch, h.killswitch_command()))
-    _sink_all(store, recs)
+    _sink_all(st, recs)
 
 
-def test_every_named_query_runs_and_returns_exact_values(chdb_store) -> None:  # noqa: F811
-    s = chdb_store
+def test_every_named_query_runs_and_returns_exact_values(store) -> None:  # noqa: F811
+    s = store
     _dataset(s)
     now = h.T0 + timedelta(hours=1)
     results = {}
@@ -226,8 +227,8 @@ INJECTION = "x' OR 1=1 --"
 
 
 @pytest.mark.parametrize("name", sorted(Q.QUERIES))
-def test_injection_values_match_nothing_and_error_nothing(chdb_store, name: str) -> None:  # noqa: F811
-    s = chdb_store
+def test_injection_values_match_nothing_and_error_nothing(store, name: str) -> None:  # noqa: F811
+    s = store
     _dataset(s)
     params = Q.default_params(name, tenant="acme", now=h.T0 + timedelta(hours=1))
     string_params = [k for k, v in params.items() if isinstance(v, str)]
@@ -243,8 +244,8 @@ def test_injection_values_match_nothing_and_error_nothing(chdb_store, name: str)
     assert table_count(s, "model_calls") == 10  # nothing was touched
 
 
-def test_ttl_removes_old_rows_and_old_prompt_text(chdb_store) -> None:  # noqa: F811
-    s = chdb_store
+def test_ttl_removes_old_rows_and_old_prompt_text(store) -> None:  # noqa: F811
+    s = store
     now = datetime.now(UTC)
     recs = [
         (T.events, h.model_call("old", 1, ts=now - timedelta(days=200), prompt="p-old")),
@@ -262,8 +263,8 @@ def test_ttl_removes_old_rows_and_old_prompt_text(chdb_store) -> None:  # noqa: 
     assert s.query("SELECT run_id, args FROM tool_calls ORDER BY run_id").rows == [("mid", None), ("new", '{"a": 2}')]
 
 
-def test_shorter_retention_applies_at_the_next_final_merge(chdb_store) -> None:  # noqa: F811
-    s = chdb_store
+def test_shorter_retention_applies_at_the_next_final_merge(store) -> None:  # noqa: F811
+    s = store
     now = datetime.now(UTC)
     recs = [
         (T.events, h.model_call("d40", 1, ts=now - timedelta(days=40), prompt="p40")),
@@ -282,8 +283,8 @@ def test_shorter_retention_applies_at_the_next_final_merge(chdb_store) -> None: 
     assert s.query("SELECT run_id, prompt FROM model_calls ORDER BY run_id").rows == [("d1", "p1"), ("d10", None)]
 
 
-def test_delete_principal_removes_only_that_principal(chdb_store) -> None:  # noqa: F811
-    s = chdb_store
+def test_delete_principal_removes_only_that_principal(store) -> None:  # noqa: F811
+    s = store
     recs = []
     for who in ("alice", "bob"):
         run = f"run-{who}"
@@ -314,16 +315,16 @@ def test_delete_principal_removes_only_that_principal(chdb_store) -> None:  # no
     assert sink.stats.deduplicated == len(recs)
 
 
-def test_delete_tenant_covers_rollups(chdb_store) -> None:  # noqa: F811
-    s = chdb_store
+def test_delete_tenant_covers_rollups(store) -> None:  # noqa: F811
+    s = store
     _sink_all(s, [(T.events, h.model_call(tenant="t1")), (T.events, h.model_call(tenant="t2"))])
     report = delete_subject(s, tenant="t1")
     assert report.deleted["model_calls_1m"] == 1 and report.deleted["model_calls"] == 1
     assert s.query("SELECT DISTINCT tenant FROM model_calls_1m").rows == [("t2",)]
 
 
-def test_readonly_store_refuses_writes_and_enforces_limits(chdb_store) -> None:  # noqa: F811
-    url = h.chdb_url(chdb_store.database)
+def test_readonly_store_refuses_writes_and_enforces_limits(store) -> None:  # noqa: F811
+    url = h.store_url(store)
     with open_store(url, readonly=True, limits=QueryLimits(max_rows=5, timeout_s=1.0), create=False) as ro:
         for sql in (
             "INSERT INTO alert_acks (tenant) VALUES ('x')",
@@ -340,5 +341,5 @@ def test_readonly_store_refuses_writes_and_enforces_limits(chdb_store) -> None: 
         with pytest.raises(StoreError) as ei:
             ro.query("SELECT count() FROM numbers(100000000000)")
         assert ei.value.code == 159
-    assert chdb_store.table_exists("model_calls")
-    assert table_count(chdb_store, "alert_acks") == 0
+    assert store.table_exists("model_calls")
+    assert table_count(store, "alert_acks") == 0
