@@ -70,6 +70,8 @@ class Delivery:
         self._rescued: list[tuple[int, bytes, bytes]] = []
         self._seg_outstanding: dict[int, int] = {}
         self._last_probe = 0.0
+        self._iterations = 0
+        self._idle_seen = False
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._progress = threading.Condition()
@@ -112,19 +114,33 @@ class Delivery:
 
     def _idle(self) -> bool:
         spool_idle = self._spool is None or self._spool.is_empty()
-        return not self._queue and self._safe_pending() == 0 and spool_idle and not self._seg_outstanding
+        return (
+            not self._queue
+            and not self._rescued
+            and self._safe_pending() == 0
+            and spool_idle
+            and not self._seg_outstanding
+        )
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything emitted so far is delivered (or the timeout passes). True if so."""
+        """Wait until everything emitted so far is delivered (or the timeout passes). True if so.
+
+        Idleness is judged by the worker at the end of a full iteration that began after this call,
+        so a record in transit between two of its structures is never mistaken for delivered.
+        """
         t = self.settings.flush_timeout_s if timeout is None else timeout
         deadline = time.monotonic() + t
+        start = self._iterations
         with self._progress:
-            while not self._idle():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._stopped.is_set():
+            while True:
+                if self._stopped.is_set():
                     return self._idle()
+                if self._iterations >= start + 2 and self._idle_seen and not self._queue:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
                 self._progress.wait(min(remaining, 0.05))
-        return True
 
     # -- worker thread -----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -138,6 +154,11 @@ class Delivery:
                 except Exception as e:
                     self._log.error("worker.error", "tripwire delivery worker error=%r", e)
                     time.sleep(interval)
+                try:
+                    self._idle_seen = self._idle()
+                except Exception:
+                    self._idle_seen = False
+                self._iterations += 1
                 with self._progress:
                     self._progress.notify_all()
         finally:

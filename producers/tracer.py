@@ -176,6 +176,7 @@ class Tracer:
 
             def args_of(a: tuple[Any, ...], kw: dict[str, Any]) -> dict[str, Any]:
                 bound = sig.bind(*a, **kw)
+                bound.apply_defaults()
                 return {k: v for k, v in bound.arguments.items() if k != skip}
 
             if inspect.iscoroutinefunction(fn):

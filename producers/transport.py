@@ -209,16 +209,16 @@ class QueueTransport:
                 self._sink(key, value)
             except Exception as e:
                 self._healthy = False
-                self._pending.popleft()
-                self._on_delivery(token, key, value, DeliveryFailure(reason=type(e).__name__))
-                # everything behind it fails too, keeping order for the replay
-                while self._pending:
-                    t, k, v = self._pending.popleft()
-                    self._on_delivery(t, k, v, DeliveryFailure(reason="predecessor_failed"))
+                # it and everything behind it fail, in order (reported before they stop counting as pending)
+                failed = list(self._pending)
+                reason = type(e).__name__
+                for i, (t, k, v) in enumerate(failed):
+                    self._on_delivery(t, k, v, DeliveryFailure(reason=reason if i == 0 else "predecessor_failed"))
+                self._pending.clear()
                 return
-            self._pending.popleft()
             self._healthy = True
             self._on_delivery(token, key, value, None)
+            self._pending.popleft()
 
     def pending(self) -> int:
         return len(self._pending)
@@ -234,7 +234,6 @@ class QueueTransport:
     def purge(self) -> None:
         purged = list(self._pending)
         self._pending.clear()
-        self._purged = purged
         for token, key, value in purged:
             self._on_delivery(token, key, value, DeliveryFailure(reason="purged", purged=True))
 

@@ -1,0 +1,74 @@
+"""The on-disk spool: order, CRC, torn tails, size cap, prepend, ownership."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tripwire.producers.errors import SpoolError
+from tripwire.producers.spool import MAGIC, Spool, decode_segment, encode_record, read_all
+
+pytestmark = pytest.mark.unit
+
+
+def _recs(n: int, tag: str = "r") -> list[tuple[bytes, bytes]]:
+    return [(f"run-{i % 3}".encode(), f"{tag}{i}".encode() * 10) for i in range(n)]
+
+
+def test_append_then_checkout_in_order_across_segments(tmp_path: Path) -> None:
+    s = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=512)
+    recs = _recs(100)
+    assert all(s.append(k, v) for k, v in recs)
+    assert len(s.segment_ids()) > 3
+    out = []
+    while (got := s.checkout()) is not None:
+        seg_id, records = got
+        out.extend(records)
+        s.delete(seg_id)
+    assert out == recs
+    assert s.is_empty() and s.total_bytes == 0
+    s.close()
+
+
+def test_survives_reopen_and_prepend_goes_first(tmp_path: Path) -> None:
+    s = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=4096)
+    for k, v in _recs(10, "new"):
+        s.append(k, v)
+    s.close()
+    s2 = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=4096)
+    s2.prepend(_recs(3, "old"))
+    s2.append(b"k", b"newest")
+    s2.close()
+    assert read_all(tmp_path) == _recs(3, "old") + _recs(10, "new") + [(b"k", b"newest")]
+
+
+def test_corrupt_record_and_torn_tail_are_skipped_and_counted(tmp_path: Path) -> None:
+    good = [encode_record(b"k", f"v{i}".encode()) for i in range(4)]
+    bad = bytearray(good[1])
+    bad[-1] ^= 0xFF  # flip a payload byte: CRC mismatch
+    data = MAGIC + good[0] + bytes(bad) + good[2] + good[3][:5]  # torn tail
+    records, skipped = decode_segment(data)
+    assert records == [(b"k", b"v0"), (b"k", b"v2")]
+    assert skipped == 2
+    (tmp_path / "seg-0000000999999999.twsp").write_bytes(data)
+    s = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=4096)
+    _, recs = s.checkout()
+    assert recs == [(b"k", b"v0"), (b"k", b"v2")] and s.stats.corrupt == 2
+    s.close()
+
+
+def test_size_cap_refuses(tmp_path: Path) -> None:
+    s = Spool(tmp_path, max_bytes=2048, segment_bytes=1024)
+    accepted = sum(s.append(b"k", b"x" * 100) for _ in range(50))
+    assert accepted == s.stats.appended and s.stats.refused == 50 - accepted
+    assert 0 < accepted < 50 and s.total_bytes <= 2048
+    s.close()
+
+
+def test_one_owner_per_directory(tmp_path: Path) -> None:
+    s = Spool(tmp_path, max_bytes=4096, segment_bytes=1024)
+    with pytest.raises(SpoolError, match="in use"):
+        Spool(tmp_path, max_bytes=4096, segment_bytes=1024)
+    s.close()
+    Spool(tmp_path, max_bytes=4096, segment_bytes=1024).close()
