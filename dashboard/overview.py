@@ -68,7 +68,11 @@ def _series(f: Filters, split: str) -> None:
 
 def _compare(f: Filters) -> None:
     st.subheader("Compare two versions")
-    versions = sorted(data.frame(queries.DIMENSIONS)["agent_version"].unique())
+    dims = data.frame(queries.DIMENSIONS)
+    for col, value in (("tenant", f.tenant), ("agent_id", f.agent), ("workflow", f.workflow)):
+        if value:
+            dims = dims[dims[col] == value]
+    versions = sorted(dims["agent_version"].unique())
     if len(versions) < 2:
         st.caption("Two agent versions are needed for a comparison.")
         return

@@ -96,7 +96,7 @@ def run_detail(run_id: str) -> None:
         "event_ids": list(steps["event_id"]) if len(steps) else [],
     })
     if len(alerts):
-        st.error("Alerts tied to this run: " + "; ".join(
+        st.warning("Alerts tied to this run: " + "; ".join(
             f"{a.severity} {a.kind} ({a.status}): {a.summary}" for a in alerts.itertuples()))
     if not len(steps):
         st.info("No events of this run are stored yet.")
@@ -137,7 +137,7 @@ def body(f: Filters) -> None:
         options.insert(0, wanted)
     if not options:
         return
-    chosen = st.selectbox("Open run", options, index=0, key="rx_run")
+    chosen = st.selectbox("Open run", options, index=options.index(wanted) if wanted else 0, key="rx_run")
     if chosen:
         run_detail(chosen)
 
