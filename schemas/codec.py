@@ -229,7 +229,9 @@ class AvroCodec:
         buf = BytesIO(data)
         buf.seek(pos)
         try:
-            fields = schemaless_reader(buf, branch.writer_parsed, branch.reader_parsed)
+            fields: dict[str, Any] = schemaless_reader(  # type: ignore[assignment]  # a record: always a dict
+                buf, branch.writer_parsed, branch.reader_parsed
+            )
         except Exception as e:  # fastavro raises EOFError, IndexError, UnicodeDecodeError, ValueError, ...
             raise _classify(e, plan.writer, data) from e
         if buf.tell() != size:

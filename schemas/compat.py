@@ -159,7 +159,7 @@ class _Checker:
 
 def _label(s: Any) -> str:
     if isinstance(s, dict):
-        return s.get("name", s.get("type", "?"))
+        return str(s.get("name", s.get("type", "?")))
     return str(s)
 
 

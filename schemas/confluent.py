@@ -150,7 +150,7 @@ class ConfluentCodec:
         except Exception as e:
             raise SchemaRegistryUnavailableError(f"schema registry failed: {type(e).__name__}: {e}") from e
         try:
-            writer = json.loads(schema.schema_str)
+            writer = json.loads(schema.schema_str or "")
             fp = bytes.fromhex(fingerprint(to_parsing_canonical_form(writer), "CRC-64-AVRO"))
         except Exception as e:
             raise DecodeError("unknown_schema", f"registry schema {key[1]} is not valid Avro: {e}") from e
@@ -203,7 +203,7 @@ class ConfluentCodec:
         name = self._writer_name(key)
         deserializer = self._deserializer(name)
         try:
-            value = deserializer(data, None)
+            value: Any = deserializer(data, None)
         except Exception as e:
             raise _classify_body(e, self._writer_json(key), name, data, header) from e
         stream = self._payload.stream
@@ -221,7 +221,7 @@ class ConfluentCodec:
     def _writer_json(self, key: tuple[int, Any]) -> Any:
         try:
             s = self.client.get_schema(key[1]) if key[0] == 0 else self.client.get_schema_by_guid(key[1])
-            return json.loads(s.schema_str)
+            return json.loads(s.schema_str or "")
         except Exception:
             return None
 
