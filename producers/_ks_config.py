@@ -37,6 +37,8 @@ class KillSwitchConfig(BaseSettings):
     """The same, inline: PEM text or base64 of the 32 raw bytes (handy for env-only deployments)."""
     private_key_path: Path | None = None
     """PEM file of the signing key: control plane and CLI only, never on an agent host."""
+    policy_path: Path | None = None
+    """Kill-switch policy YAML of the processors worker (default: the shipped killswitch_policy.yaml)."""
     staleness_s: float = Field(default=DEFAULT_STALENESS_S, gt=0)
     """No confirmed contact with the topic for longer than this = stale: high-risk tools fail closed."""
     stale_medium_risk: Literal["open", "closed"] = "closed"

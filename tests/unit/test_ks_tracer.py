@@ -32,8 +32,9 @@ def guard() -> KillSwitchGuard:
 
 def trip(guard: KillSwitchGuard, scope: str, action: str, **kw: object) -> None:
     at = datetime.now(UTC) - timedelta(seconds=1) + timedelta(microseconds=len(guard.state.switches()))
-    assert guard.state.apply(SIGNER.sign(new_command(scope=scope, action=action, reason="incident", issued_by="t",
-                                                     now=at, **kw))).accepted  # type: ignore[arg-type]
+    assert guard.state.apply(
+        SIGNER.sign(new_command(scope=scope, action=action, reason="incident", issued_by="t", now=at, **kw))
+    ).accepted  # type: ignore[arg-type]
 
 
 def tracer_with(guard: KillSwitchGuard, events: list, approver=None) -> Tracer:  # type: ignore[no-untyped-def]
@@ -95,13 +96,17 @@ def test_approvals_are_asked_recorded_and_denials_are_denied(guard: KillSwitchGu
             pass
     evs = tool_events(tracer, events)
     assert [(type(e).__name__, e.tool_name, getattr(e, "status", None) or e.decision) for e in evs] == [
-        ("ApprovalDecision", "search", "approved"), ("ToolCall", "search", "ok"),
-        ("ApprovalDecision", "refund", "denied"), ("ToolCall", "refund", "denied"),
+        ("ApprovalDecision", "search", "approved"),
+        ("ToolCall", "search", "ok"),
+        ("ApprovalDecision", "refund", "denied"),
+        ("ToolCall", "refund", "denied"),
         ("ToolCall", "lookup", "ok"),
     ]
     assert evs[0].approver == "alice" and evs[1].approval_ref == evs[0].event_id
-    assert asked == [("search", "kill switch: force_approval on agent:bot (incident)"),
-                     ("refund", "kill switch: force_approval on agent:bot (incident)")]
+    assert asked == [
+        ("search", "kill switch: force_approval on agent:bot (incident)"),
+        ("refund", "kill switch: force_approval on agent:bot (incident)"),
+    ]
     tracer.close(5)
 
 

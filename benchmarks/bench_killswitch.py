@@ -1,0 +1,150 @@
+"""Kill-switch reaction time with the real broker and the SDK in a separate process.
+
+- ``ks_manual_trip``: an on-call trip (sign + publish, as the CLI does) -> the agent process's guard
+  refuses the tool (the agent asks its guard before every call, as ``run.tool_call`` does).
+- ``ks_alert_trip``: the agent emits the event that makes the runaway-loop detector fire (the N-th
+  identical call) -> processors worker -> alert -> kill-switch policy -> signed freeze -> the agent's
+  guard refuses the tool.
+
+Each figure is p50/p95 over ``TRIPS`` trips (a new scope per trip). Clocks: both processes read the
+same host clock (``time.time()``). The baseline is the raw Kafka produce -> consume round trip of one
+message (acks=all, a consumer already assigned), measured in the same run: the ratio says how many raw
+hops' worth of time the control loop takes. The goal of the issue is p95 < 1 s for both.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from benchmarks._harness import Result, bootstrap, percentile, report
+
+TRIPS = 200
+GOAL = "p95 < 1000 ms"
+
+
+def _baseline_round_trips(servers: str, n: int) -> list[float]:
+    """Seconds from produce() to the consumer holding the message, one message at a time."""
+    from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
+
+    from tests.helpers import create_topics
+
+    topic = f"bench_ks_rt_{uuid.uuid4().hex[:10]}"
+    create_topics(servers, {topic: 1})
+    producer = Producer({"bootstrap.servers": servers, "acks": "all", "enable.idempotence": True, "linger.ms": 0})
+    consumer = Consumer({"bootstrap.servers": servers, "group.id": f"bench-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 50})
+    consumer.assign([TopicPartition(topic, 0, OFFSET_END)])
+    try:
+        producer.produce(topic, b"warm-up")
+        producer.flush(10)
+        deadline = time.monotonic() + 30
+        while consumer.poll(0.2) is None and time.monotonic() < deadline:
+            pass
+        samples = []
+        for i in range(n):
+            payload = str(i).encode()
+            t0 = time.perf_counter()
+            producer.produce(topic, payload)
+            producer.poll(0)
+            while True:
+                m = consumer.poll(5.0)
+                if m is None:
+                    raise RuntimeError("a baseline message did not come back within 5 s")
+                if m.error() is None and m.value() == payload:
+                    break
+            samples.append(time.perf_counter() - t0)
+            producer.poll(0)
+        return samples
+    finally:
+        producer.flush(10)
+        consumer.close()
+
+
+def _manual_trips(servers: str, keys: Path, agent: object, topic: str, n: int) -> list[float]:
+    from confluent_kafka import Producer
+
+    from tripwire.producers._ks_commands import new_command
+    from tripwire.producers._ks_signing import CommandSigner
+    from tripwire.schemas import encode
+
+    signer = CommandSigner.from_file(keys)
+    producer = Producer({"bootstrap.servers": servers, "acks": "all", "enable.idempotence": True, "linger.ms": 0})
+    samples = []
+    for i in range(n):
+        tool = f"bench.manual{i}"
+        assert agent.ask({"op": "watch", "tool": tool, "timeout": 30}) == {"watching": True}  # type: ignore[attr-defined]
+        t0 = time.time()
+        command = signer.sign(new_command(scope=f"agent:bench-agent/tool:{tool}", action="freeze_tool",
+                                          reason="benchmark", issued_by="user:bench"))
+        producer.produce(topic, key=command.scope.encode(), value=encode(command))
+        producer.poll(0)
+        answer = agent.read(35)  # type: ignore[attr-defined]
+        if "blocked_at" not in answer or answer.get("error") != "ToolFrozen":
+            raise RuntimeError(f"trip {i} did not block the agent: {answer}")
+        samples.append(answer["blocked_at"] - t0)
+    producer.flush(10)
+    return samples
+
+
+def _alert_trips(agent: object, n: int, repeats: int) -> list[float]:
+    samples = []
+    for i in range(n):
+        answer = agent.ask({"op": "loop", "tool": f"bench.loop{i}", "args": {"same": True}, "timeout": 30,  # type: ignore[attr-defined]
+                            "pause": 0.002}, timeout=40)
+        if answer.get("error") != "ToolFrozen" or len(answer["emitted_at"]) < repeats:
+            raise RuntimeError(f"loop {i} was not stopped by the policy: {answer}")
+        samples.append(answer["blocked_at"] - answer["emitted_at"][repeats - 1])
+    return samples
+
+
+def _figures(name: str, samples: list[float], base: list[float], extra: dict) -> list[Result]:
+    out = []
+    for q in (50, 95):
+        value = percentile(samples, q) * 1000
+        baseline = percentile(base, q) * 1000
+        out.append(Result(f"{name}_p{q}", value, "ms", ratio=value / baseline, baseline=baseline,
+                          goal=GOAL if q == 95 else None, extra={"trips": len(samples), **extra}))
+    return out
+
+
+def run(trips: int = TRIPS) -> list[Result]:
+    from tests.helpers import uid
+    from tests.ks_procs import AgentProcess, PolicyWorker
+    from tripwire.processors.policy import load_policy
+    from tripwire.producers._ks_config import KillSwitchConfig
+    from tripwire.producers._ks_listener import ensure_topic
+    from tripwire.producers._ks_signing import generate_keypair
+    from tripwire.schemas import topic_names
+
+    servers = bootstrap()
+    repeats = load_policy(None).detectors.runaway_loop.repeats
+    with tempfile.TemporaryDirectory(prefix="bench_ks_") as tmp:
+        private, public, _ = generate_keypair(Path(tmp) / "keys")
+        prefix = uid("bench_ks")
+        topics = topic_names(prefix)
+        worker = PolicyWorker(bootstrap=servers, prefix=prefix, partitions=2, data_dir=Path(tmp) / "data",
+                              private_key=private, log_path=Path(tmp) / "worker.log")
+        try:
+            ensure_topic(KillSwitchConfig(bootstrap=servers, topic=topics.killswitch))
+            worker.wait_stable()
+            base = _baseline_round_trips(servers, trips)
+            with AgentProcess(bootstrap=servers, killswitch_topic=topics.killswitch, events_topic=topics.events,
+                              public_key=public, extra=["--agent", "bench-agent"]) as agent:
+                manual = _manual_trips(servers, private, agent, topics.killswitch, trips)
+                alert = _alert_trips(agent, trips, repeats)
+        finally:
+            worker.stop()
+    base_extra = {"samples": len(base)}
+    results = [Result("kafka_roundtrip_p50", percentile(base, 50) * 1000, "ms", ratio=1.0, extra=base_extra),
+               Result("kafka_roundtrip_p95", percentile(base, 95) * 1000, "ms", ratio=1.0, extra=base_extra)]
+    results += _figures("ks_manual_trip", manual, base, {"path": "sign+publish -> agent guard refuses"})
+    results += _figures("ks_alert_trip", alert, base,
+                        {"path": f"{repeats}th identical call emitted -> worker -> alert -> policy -> agent refuses"})
+    return results
+
+
+if __name__ == "__main__":
+    report(run())

@@ -1,0 +1,113 @@
+"""The kill-switch policy in the faust worker: alerts in, signed commands out on the compacted topic.
+
+Thin wiring of :class:`~tripwire.processors.killswitch_policy.KillSwitchPolicy` (plain Python) to
+the alerts topic. The operator's per-incident state (the trip still in force) lives in a faust
+Table keyed by incident_id, like the alerts topic, so a restarted worker does not trip an incident
+twice. With ``exactly_once`` the command is sent in the transaction of the alert's partition, so
+an alert is turned into a command exactly once.
+
+The agent is only registered when a signing key is configured
+(``TRIPWIRE_KILLSWITCH_PRIVATE_KEY_PATH``); without one the worker runs and logs that the policy is off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from tripwire.producers._ks_config import KillSwitchConfig
+
+log = logging.getLogger(__name__)
+
+TABLE_NAME = "state-killswitch-trips"
+AGENT_NAME = "tripwire.processors.killswitch_policy"
+
+
+def killswitch_topic(runtime: Any) -> str:
+    from tripwire.schemas import topic_names
+
+    return topic_names(runtime.config.topic_prefix).killswitch
+
+
+def register_killswitch_agent(runtime: Any, config: KillSwitchConfig | None = None) -> bool:
+    """Add the policy agent to ``runtime.app``; False (and a warning) when it cannot sign commands."""
+    from tripwire.processors.killswitch_policy import KillSwitchPolicy, load_killswitch_policy
+    from tripwire.producers._ks_listener import ensure_topic
+    from tripwire.producers._ks_signing import CommandSigner
+
+    if AGENT_NAME in runtime.app.agents:  # already wired (the worker and a caller both asked)
+        return True
+    config = config or KillSwitchConfig()
+    if not config.enabled or config.private_key_path is None:
+        log.warning("killswitch policy is off: no signing key (set TRIPWIRE_KILLSWITCH_PRIVATE_KEY_PATH)")
+        return False
+    signer = CommandSigner.from_file(config.private_key_path)
+    policy = KillSwitchPolicy(load_killswitch_policy(config.policy_path), signer)
+    topic = killswitch_topic(runtime)
+    ensure_topic(config.model_copy(update={"bootstrap": runtime.config.bootstrap, "topic": topic}))
+    app = runtime.app
+    import faust
+
+    schema = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    table = app.Table(TABLE_NAME, schema=schema, partitions=runtime.config.partitions,
+                      help="kill-switch policy: the trip in force per incident")
+    table.key_serializer = table.value_serializer = "raw"
+    raw = {"key_serializer": "raw", "value_serializer": "raw", "key_type": bytes, "value_type": bytes}
+    agent = KillSwitchPolicyAgent(runtime, policy, table, topic)
+
+    async def killswitch_policy(stream: Any) -> None:
+        async for event in stream.events():
+            await agent.handle(event.message)
+
+    app.agent(app.topic(runtime.topics.alerts, **raw), name=AGENT_NAME)(killswitch_policy)
+    log.info("killswitch policy on alerts=%s -> %s key_id=%s rules=%d", runtime.topics.alerts, topic,
+             signer.key_id, len(policy.config.rules))
+    return True
+
+
+class KillSwitchPolicyAgent:
+    """One alert message at a time: restore the incident's trip, run the policy, store, publish."""
+
+    def __init__(self, runtime: Any, policy: Any, table: Any, topic: str) -> None:
+        self.runtime = runtime
+        self.policy = policy
+        self.table = table
+        self.topic = topic
+
+    async def handle(self, msg: Any) -> None:
+        from tripwire.schemas import Alert, DecodeError
+
+        runtime = self.runtime
+        tid = runtime._tid(msg)
+        if msg.value is None:
+            return
+        try:
+            alert = runtime.codec.decode(msg.value, True)
+        except DecodeError as e:
+            await runtime.dead_letter(msg, tid, "decode", f"{e.reason}: {e}", type(e).__name__)
+            return
+        if not isinstance(alert, Alert):
+            await runtime.dead_letter(msg, tid, "validate", f"not an alert: a {type(alert).__name__}", "NotAnAlert")
+            return
+        key = alert.incident_id.encode()
+        try:
+            stored = self.table.get(key)
+            self.policy.restore_trip(alert.incident_id, json.loads(stored) if stored else None)
+            commands = self.policy.process(alert)
+        except Exception as e:  # never stop the worker: the alert goes to the DLQ with the reason
+            log.exception("killswitch policy failed on alert %s", alert.alert_id)
+            await runtime.dead_letter(msg, tid, "process", f"killswitch policy: {e}", type(e).__name__)
+            return
+        trip = self.policy.trip_state(alert.incident_id)
+        if trip is not None:
+            self.table[key] = json.dumps(trip, separators=(",", ":")).encode()
+        elif stored is not None:
+            del self.table[key]
+        for command in commands:
+            await runtime.send(self.topic, command.scope.encode(), runtime.codec.encode(command), tid)
+            log.warning("killswitch tripped scope=%s action=%s alert_id=%s incident=%s command_id=%s",
+                        command.scope, command.action, command.alert_id, alert.incident_id, command.command_id)
+
+
+__all__ = ["KillSwitchPolicyAgent", "register_killswitch_agent"]
