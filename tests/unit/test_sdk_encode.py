@@ -41,9 +41,11 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "fastavro"])
 @pytest.mark.parametrize(("model", "fields", "seq"), CASES, ids=[c[0].__name__ for c in CASES])
-def test_bytes_identical_to_contract_codec(model, fields, seq) -> None:
-    enc = EventEncoder()
+def test_bytes_identical_to_contract_codec(model, fields, seq, compiled) -> None:
+    enc = EventEncoder(compiled=compiled)
+    assert enc.compiled is compiled
     d = {**_base(seq), **fields}
     ours = enc.encode(model, dict(d))
     as_model = {**d, "ts_start": datetime.fromtimestamp(T0 / 1e6, UTC).replace(microsecond=T0 % 1_000_000)}
@@ -55,3 +57,26 @@ def test_bytes_identical_to_contract_codec(model, fields, seq) -> None:
     back = decode(ours)
     assert back == validated
     assert set(enc.field_names[model]) == set(model.model_fields)
+
+
+@pytest.mark.parametrize("n", [0, 1, -1, 63, -64, 64, 8191, 8192, -8193, 2**31, -(2**31), 2**62, -(2**63)])
+def test_zigzag_matches_fastavro(n: int) -> None:
+    from io import BytesIO
+
+    from fastavro import schemaless_writer
+
+    from tripwire.producers._encode import zigzag
+
+    buf = BytesIO()
+    schemaless_writer(buf, "long", n)
+    assert zigzag(n) == buf.getvalue()
+
+
+def test_large_strings_and_none_everywhere() -> None:
+    enc = EventEncoder()
+    d = {**_base(1), **CASES[1][1], "prompt": "x" * 100_000, "completion": None, "cost_usd": None,
+         "response_model": None, "finish_reason": None, "price_version": None, "principal": None,
+         "parent_span_id": None}
+    ours = enc.encode(ModelCall, dict(d))
+    assert decode(ours).prompt == "x" * 100_000
+    assert ours == EventEncoder(compiled=False).encode(ModelCall, dict(d))

@@ -1,0 +1,241 @@
+"""Agent SDK benchmarks.
+
+1. ``sdk_tool_call_cpu``: CPU time on the agent's thread per traced tool call (enter, exit, JSON + hash
+   of a small args dict, redaction, encode, enqueue), against the OpenTelemetry SDK recording an
+   equivalent span with 10 attributes through ``BatchSpanProcessor`` into a null exporter, in the same
+   process. Both are measured with ``time.thread_time()`` (CPU of the calling thread only, so the
+   background workers and the other tenants of the machine do not count), in alternating rounds;
+   medians are reported. Target: ratio <= 0.5.
+2. ``sdk_delivery_rate``: events/s the SDK's delivery pipeline (hand-off queue, worker, spool checks,
+   idempotent producer) gets acknowledged by the broker, against raw confluent-kafka produce of the
+   same bytes and keys with the same producer settings (``bench_kafka_baseline``).
+3. ``sdk_end_to_end_rate``: traced tool calls/s from the agent API to broker acknowledgement.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from benchmarks._harness import Result, bootstrap, report
+
+CALLS = 20_000
+ROUNDS = 7
+DELIVERY_EVENTS = 100_000
+ARGS = {
+    "charge_id": "ch_3MmlLrLkdIwHu7ix0snN0B15",
+    "amount": 4999,
+    "currency": "usd",
+    "reason": "requested_by_customer",
+}
+
+
+def _cpu_per_call(fn: Any, n: int) -> float:
+    c0 = time.thread_time()
+    fn(n)
+    return (time.thread_time() - c0) / n * 1e6
+
+
+def _otel() -> tuple[Any, Any]:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class NullExporter(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(NullExporter(), max_queue_size=1 << 20))
+    tracer = provider.get_tracer("bench")
+    attrs = {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "stripe.issue_refund",
+        "gen_ai.tool.call.id": str(uuid.uuid4()),
+        "tripwire.risk": "high",
+        "tripwire.args": '{"amount":4999,"charge_id":"ch_3MmlLrLkdIwHu7ix0snN0B15","currency":"usd"}',
+        "tripwire.args_hash": "9f" * 32,
+        "tripwire.status": "ok",
+        "tripwire.idempotency_key": "idem-1",
+        "tripwire.side_effect": True,
+        "tripwire.run_id": str(uuid.uuid4()),
+    }
+
+    def loop(n: int) -> None:
+        for _ in range(n):
+            with tracer.start_as_current_span("execute_tool stripe.issue_refund", attributes=attrs):
+                pass
+
+    return loop, provider
+
+
+def _tripwire(spool: Path) -> tuple[Any, Any]:
+    from tripwire.producers import Tracer, TracerConfig
+
+    tracer = Tracer.in_process(
+        lambda k, v: None, TracerConfig(agent={"name": "bench-agent"}, delivery={"spool_dir": spool})
+    )
+    run = tracer.run(workflow="bench")
+    run.start()
+
+    def loop(n: int) -> None:
+        for _ in range(n):
+            with run.tool_call("stripe.issue_refund", args=ARGS, risk="high", idempotency_key="idem-1"):
+                pass
+
+    def close() -> None:
+        run.finish()
+        tracer.close()
+
+    return loop, close
+
+
+def bench_emit_cost(tmp: Path) -> list[Result]:
+    otel_loop, provider = _otel()
+    tw_loop, tw_close = _tripwire(tmp / "spool-emit")
+    otel_loop(2000)
+    tw_loop(2000)
+    otel, ours = [], []
+    for _ in range(ROUNDS):
+        otel.append(_cpu_per_call(otel_loop, CALLS))
+        ours.append(_cpu_per_call(tw_loop, CALLS))
+    provider.shutdown()
+    tw_close()
+    o, t = statistics.median(otel), statistics.median(ours)
+    return [
+        Result("otel_span_10_attrs_cpu", o, "us/span", ratio=1.0, baseline=o),
+        Result(
+            "sdk_tool_call_cpu",
+            t,
+            "us/call",
+            ratio=t / o,
+            baseline=o,
+            goal="<= 0.5x OpenTelemetry",
+            extra={"rounds": ROUNDS, "calls_per_round": CALLS, "tripwire_rounds": ours, "otel_rounds": otel},
+        ),
+    ]
+
+
+def _payloads(tmp: Path, n: int) -> list[tuple[bytes, bytes]]:
+    """The exact bytes and keys the SDK emits for ``n`` tool-call events (100 runs)."""
+    from tripwire.producers import Tracer, TracerConfig
+
+    got: list[tuple[bytes, bytes]] = []
+    tracer = Tracer.in_process(
+        lambda k, v: got.append((k, v)),
+        TracerConfig(agent={"name": "bench-agent"}, delivery={"spool_dir": tmp / "spool-capture"}),
+    )
+    runs = [tracer.run(workflow="bench") for _ in range(100)]
+    for r in runs:
+        r.start()
+    for i in range(n - 200):
+        with runs[i % 100].tool_call("stripe.issue_refund", args=ARGS, risk="high"):
+            pass
+    for r in runs:
+        r.finish()
+    tracer.flush(60)
+    tracer.close()
+    return got
+
+
+def _create_topic(servers: str) -> str:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = f"bench_sdk_{uuid.uuid4().hex[:10]}"
+    admin = AdminClient({"bootstrap.servers": servers})
+    for f in admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)]).values():
+        f.result(30)
+    return topic
+
+
+def _sdk_settings(servers: str, topic: str, spool: Path) -> Any:
+    from tripwire.producers import TracerConfig
+
+    # the raw baseline's producer settings (idempotent, acks=all, lz4, linger 5 ms, 256 KiB batches)
+    return TracerConfig(
+        agent={"name": "bench-agent"},
+        kafka={"bootstrap": servers, "topic": topic, "linger_ms": 5, "batch_size": 256 * 1024},
+        delivery={"spool_dir": spool},
+    )
+
+
+def bench_delivery(tmp: Path) -> list[Result]:
+    from benchmarks.bench_kafka_baseline import produce_raw
+    from tripwire.producers import Tracer
+    from tripwire.producers.delivery import Delivery
+    from tripwire.producers.spool import Spool
+    from tripwire.producers.transport import KafkaTransport
+
+    servers = bootstrap()
+    payloads = _payloads(tmp, DELIVERY_EVENTS)
+    raw_topic = _create_topic(servers)
+    produce_raw(servers, raw_topic, payloads[:10_000])  # warm-up
+    raw_rate = produce_raw(servers, raw_topic, payloads)
+
+    cfg = _sdk_settings(servers, _create_topic(servers), tmp / "spool-deliver")
+    spool = Spool(
+        cfg.delivery.spool_dir, max_bytes=cfg.delivery.spool_max_bytes, segment_bytes=cfg.delivery.segment_bytes
+    )
+    delivery = Delivery(KafkaTransport(cfg.kafka), cfg.delivery, spool)
+    for k, v in payloads[:10_000]:
+        delivery.emit(k, v)
+    delivery.flush(60)
+    before = delivery.counters().delivered
+    t0 = time.perf_counter()
+    for k, v in payloads:
+        delivery.emit(k, v)
+    if not delivery.flush(120):
+        raise RuntimeError("SDK delivery did not finish within 120 s")
+    sdk_rate = len(payloads) / (time.perf_counter() - t0)
+    c = delivery.counters()
+    delivery.close(10)
+    if c.delivered - before != len(payloads) or c.dropped:
+        raise RuntimeError(f"delivered {c.delivered - before}/{len(payloads)}, dropped {c.dropped}")
+
+    tracer = Tracer(_sdk_settings(servers, _create_topic(servers), tmp / "spool-e2e"))
+    runs = [tracer.run(workflow="bench") for _ in range(100)]
+    for r in runs:
+        r.start()
+    n = DELIVERY_EVENTS
+    t0 = time.perf_counter()
+    for i in range(n):
+        with runs[i % 100].tool_call("stripe.issue_refund", args=ARGS, risk="high"):
+            pass
+    if not tracer.flush(120):
+        raise RuntimeError("SDK end-to-end did not finish within 120 s")
+    e2e_rate = n / (time.perf_counter() - t0)
+    for r in runs:
+        r.finish()
+    tracer.close(10)
+    return [
+        Result("kafka_raw_produce_same_bytes", raw_rate, "msg/s", ratio=1.0, baseline=raw_rate),
+        Result(
+            "sdk_delivery_rate",
+            sdk_rate,
+            "events/s",
+            ratio=sdk_rate / raw_rate,
+            baseline=raw_rate,
+            extra={"events": len(payloads), "avg_bytes": sum(len(v) for _, v in payloads) / len(payloads)},
+        ),
+        Result(
+            "sdk_end_to_end_rate",
+            e2e_rate,
+            "events/s",
+            ratio=e2e_rate / raw_rate,
+            baseline=raw_rate,
+            extra={"events": n, "note": "traced tool calls on one agent thread, to broker ack"},
+        ),
+    ]
+
+
+def run() -> list[Result]:
+    with tempfile.TemporaryDirectory(prefix="bench_sdk_") as d:
+        tmp = Path(d)
+        return bench_emit_cost(tmp) + bench_delivery(tmp)
+
+
+if __name__ == "__main__":
+    report(run())
