@@ -126,3 +126,51 @@ class SchemaCatalog:
 def default_catalog() -> SchemaCatalog:
     """The catalog of the schemas shipped with this package (loaded once per process)."""
     return SchemaCatalog()
+
+
+LOCK_FILE = SHIPPED_ROOT / "fingerprints.json"
+
+
+def read_lock(path: Path = LOCK_FILE) -> dict[str, dict[str, str]]:
+    """``{name: {"v<N>": fingerprint hex}}`` of every version ever shipped."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise SchemaError(f"cannot read {path}: {e}") from e
+
+
+def check_lock(root: Path = SHIPPED_ROOT, lock_path: Path = LOCK_FILE) -> list[str]:
+    """Shipped files are kept forever and never edited: every locked version must still exist with
+    the same fingerprint, and every version under ``root`` must be locked."""
+    lock = read_lock(lock_path)
+    found = {(sv.name, f"v{sv.version}"): sv.fingerprint.hex() for sv in SchemaCatalog([root]).all()}
+    problems = []
+    for name, versions in sorted(lock.items()):
+        for version, fp in sorted(versions.items()):
+            got = found.get((name, version))
+            if got is None:
+                problems.append(f"{name} {version} was shipped (fingerprint {fp}) but its file is gone")
+            elif got != fp:
+                problems.append(f"{name} {version} changed after it was shipped: fingerprint {got}, locked {fp}")
+    for (name, version), fp in sorted(found.items()):
+        if version not in lock.get(name, {}):
+            problems.append(f"{name} {version} ({fp}) is not in {lock_path.name}; run `tripwire schemas lock`")
+    return problems
+
+
+def update_lock(root: Path = SHIPPED_ROOT, lock_path: Path = LOCK_FILE) -> list[str]:
+    """Add new versions to the lock (never changes a locked one); returns what was added."""
+    lock = read_lock(lock_path)
+    added = []
+    for sv in SchemaCatalog([root]).all():
+        versions = lock.setdefault(sv.name, {})
+        key = f"v{sv.version}"
+        if key not in versions:
+            versions[key] = sv.fingerprint.hex()
+            added.append(f"{sv.name} {key} {sv.fingerprint.hex()}")
+        elif versions[key] != sv.fingerprint.hex():
+            raise SchemaError(f"{sv.name} {key} differs from its locked fingerprint; ship a new version instead")
+    lock_path.write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return added

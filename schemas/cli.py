@@ -43,6 +43,13 @@ def register(app: typer.Typer) -> None:
             for p in r.forward:
                 typer.echo(f"  forward (v{r.old} reader, v{r.new} data): {p}")
             failed += not r.ok
+        from tripwire.schemas.catalog import check_lock
+
+        lock_problems = check_lock()
+        for p in lock_problems:
+            typer.echo(f"lock: {p}")
+        typer.echo(f"shipped files: {'unchanged' if not lock_problems else f'{len(lock_problems)} problem(s)'}")
+        failed += len(lock_problems)
         if models and not root:
             problems = check_models(catalog, DEFAULT_MODELS)
             for p in problems:
@@ -51,6 +58,22 @@ def register(app: typer.Typer) -> None:
             failed += len(problems)
         typer.echo("compatible" if not failed else f"FAILED: {failed} problem(s)")
         raise typer.Exit(1 if failed else 0)
+
+    @schemas_app.command("lock")
+    def lock() -> None:
+        """Record the fingerprints of newly shipped versions in avro/fingerprints.json (never changes
+        a recorded one: shipped files are kept forever)."""
+        from tripwire.schemas.catalog import update_lock
+        from tripwire.schemas.errors import SchemaError
+
+        try:
+            added = update_lock()
+        except SchemaError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from e
+        for a in added:
+            typer.echo(f"locked {a}")
+        typer.echo(f"{len(added)} version(s) added")
 
     @schemas_app.command("list")
     def list_() -> None:

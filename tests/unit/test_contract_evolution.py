@@ -6,14 +6,15 @@ from __future__ import annotations
 import copy
 import io
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from typer.testing import CliRunner
 
-from tripwire.schemas import AvroCodec, DecodeError, ModelCall, default_catalog, encode, to_record
-from tripwire.schemas.catalog import SHIPPED_ROOT, SchemaCatalog
+from tripwire.schemas import AvroCodec, DecodeError, ModelCall, SchemaError, default_catalog, encode, to_record
+from tripwire.schemas.catalog import SHIPPED_ROOT, SchemaCatalog, check_lock, update_lock
 from tripwire.schemas.codec import DEFAULT_MODELS
 from tripwire.schemas.compat import can_read, check_catalog
 from tripwire.schemas.conformance import check_models
@@ -174,3 +175,35 @@ def test_cli_check_fails_on_an_incompatible_version(tmp_path):
     assert "events v1 -> v2: INCOMPATIBLE" in r.output
     assert "ModelCall.region: reader field is missing from the writer and has no default" in r.output
     assert "FAILED: 1 problem(s)" in r.output
+
+
+def test_shipped_versions_match_the_fingerprint_lock():
+    assert check_lock() == []
+
+
+def test_lock_catches_edited_deleted_and_unlocked_versions(tmp_path):
+    root = tmp_path / "avro"
+    shutil.copytree(SHIPPED_ROOT, root)
+    lock = root / "fingerprints.json"
+    assert check_lock(root, lock) == []
+
+    (root / "v2").mkdir()
+    shutil.copy(FIXTURE_ROOT / "v2" / "events.avsc", root / "v2" / "events.avsc")
+    problems = check_lock(root, lock)
+    assert len(problems) == 1 and problems[0].startswith("events v2 (")
+    assert update_lock(root, lock) == [f"events v2 {_catalog().current('events').fingerprint.hex()}"]
+    assert check_lock(root, lock) == []
+
+    edited = _events_with(_add_required)
+    (root / "v1" / "events.avsc").write_text(json.dumps(edited))
+    problems = check_lock(root, lock)
+    assert len(problems) == 1 and "events v1 changed after it was shipped" in problems[0]
+    with pytest.raises(SchemaError, match="ship a new version"):
+        update_lock(root, lock)
+
+    (root / "v1" / "events.avsc").write_text(json.dumps(V1_EVENTS))
+    (root / "v1" / "alert.avsc").unlink()
+    assert check_lock(root, lock) == [
+        f"alert v1 was shipped (fingerprint {default_catalog().current('alert').fingerprint.hex()}) "
+        "but its file is gone"
+    ]
