@@ -96,9 +96,13 @@ def _dims_sql() -> str:
 
 
 def auto_refresh_interval(default_on: bool = False) -> float | None:
-    """The sidebar auto-refresh control; seconds between refreshes, or None when off."""
-    _keep("f_live", default_on)
-    on = st.sidebar.toggle("Auto-refresh", key="f_live", on_change=_save("f_live"))
+    """The sidebar auto-refresh control; seconds between refreshes, or None when off.
+
+    Live pages (the alert feed) start with it on; the choice is remembered per page."""
+    key = "f_live_feed" if default_on else "f_live"
+    _keep(key, default_on)
+    on = st.sidebar.toggle("Auto-refresh", key=key, on_change=_save(key),
+                           help=f"re-run this page every {data.settings().refresh_s} s")
     if not on:
         return None
     return float(data.settings().refresh_s)

@@ -75,4 +75,4 @@ def body(f: Filters) -> None:
 
 
 def render() -> None:
-    _ui.page("Alerts", body, workflow_filter=False)
+    _ui.page("Alerts", body, workflow_filter=False, live=True)

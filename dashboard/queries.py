@@ -297,7 +297,7 @@ ORDER BY issued_at DESC, scope
 """
 
 SWITCH_AUDIT = """
-SELECT issued_at, scope, action, reason, issued_by, source, actor, expires_at, alert_id, key_id,
+SELECT issued_at, scope, action, actor, source, reason, issued_by, expires_at, alert_id, key_id,
        signature IS NOT NULL AND signature != '' AS signed, command_id
 FROM killswitch_audit
 WHERE issued_at >= {since:DateTime64(6, 'UTC')}

@@ -233,3 +233,44 @@ def _write(store: Store, records: list[tuple[str, Any]]) -> None:
         by_table.setdefault(table, []).append((*row, f"seed.{role}", 0, n))
     for table, rows in by_table.items():
         store.insert(table, TABLES[table].insert_columns, rows)
+
+
+def _main(argv: list[str]) -> int:
+    """``python -m tests.dash_seed seed URL`` (prints what the browser test looks for) or ``audit URL``.
+
+    Runs in its own process: chdb binds a folder to one process, and the dashboard server owns it
+    while it runs.
+    """
+    import sys
+
+    from tripwire.sinks.migrations import migrate
+    from tripwire.sinks.store import open_store
+
+    mode, url = argv
+    store = open_store(url)
+    try:
+        if mode == "seed":
+            migrate(store)
+            s = seed(store)
+            latest = store.query(
+                "SELECT count() AS runs, sum(c) AS spend, countIf(o = 'success') / countIf(o != 'running') AS ok "
+                "FROM (SELECT run_id, argMax(cost_usd, version) AS c, argMax(outcome, version) AS o "
+                "FROM run_summaries GROUP BY run_id)"
+            ).dicts()[0]
+            out = {"runs": latest["runs"], "spend": latest["spend"], "success_rate": latest["ok"],
+                   "blocked_run": s.blocked_run, "breach_run": s.breach_run, "active_scope": s.active_scope}
+        else:
+            out = {"audit": store.query(
+                "SELECT source, actor, scope, action, reason, command_id FROM killswitch_audit "
+                "WHERE source = 'dashboard' ORDER BY issued_at"
+            ).dicts()}
+    finally:
+        store.close()
+    sys.stdout.write(json.dumps(out, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(_main(sys.argv[1:]))
