@@ -291,18 +291,6 @@ def _long_at(data: bytes | bytearray | memoryview, pos: int) -> tuple[int, int]:
     raise DecodeError("truncated", "the union branch index does not end")
 
 
-def _zigzag_prefix(data: bytes | bytearray | memoryview, pos: int) -> int | None:
-    """The zig-zag varint at ``pos`` (the union branch index of a body), None if it does not end."""
-    shift = acc = 0
-    for i in range(pos, min(len(data), pos + 10)):
-        b = data[i]
-        acc |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return (acc >> 1) ^ -(acc & 1)
-        shift += 7
-    return None
-
-
 def _classify(e: Exception, writer: SchemaVersion, data: bytes | bytearray | memoryview) -> DecodeError:
     """Turn whatever fastavro raised into a DecodeError with a stable reason (error path only)."""
     return _classify_body(e, writer.schema, f"{writer.name} v{writer.version}", data, HEADER_LEN)
@@ -312,7 +300,10 @@ def _classify_body(
     e: Exception, writer_schema: Any, where: str, data: bytes | bytearray | memoryview, body_at: int
 ) -> DecodeError:
     if isinstance(writer_schema, list):
-        branch = _zigzag_prefix(data, body_at)
+        try:
+            branch: int | None = _long_at(data, body_at)[0]
+        except DecodeError:
+            branch = None
         if branch is not None and not 0 <= branch < len(writer_schema):
             return DecodeError("bad_union_branch", f"{where}: branch {branch} of a {len(writer_schema)}-branch union")
     msg = str(e)
