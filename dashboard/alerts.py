@@ -67,8 +67,8 @@ def body(f: Filters) -> None:
         "updated_at", "severity", "status", "kind", "scope", "observed", "threshold", "count", "summary", "acked",
         "incident_id"])
     ids = list(df["incident_id"])
-    chosen = st.selectbox("Incident", ids, key="al_incident",
-                          format_func=lambda i: f"{i} · {df[df['incident_id'] == i].iloc[0]['kind']}")
+    kinds = dict(zip(df["incident_id"], df["kind"], strict=True))
+    chosen = st.selectbox("Incident", ids, key="al_incident", format_func=lambda i: f"{i} · {kinds[i]}")
     row = df[df["incident_id"] == chosen].iloc[0]
     _evidence(row)
     _ack(row)

@@ -40,8 +40,9 @@ def serve(*, store_url: str | None = None, port: int = 8501, address: str = "127
     from streamlit.web import bootstrap
 
     if store_url is not None:
+        store = data.open_url(store_url)  # fails before any global state changes
         data.set_settings(DashboardSettings(store_url=store_url))
-        data.set_store(data.open_url(store_url))
+        data.set_store(store)
     else:
         data.get_store()  # fail now if nothing is registered or configured
     main = str(APP)

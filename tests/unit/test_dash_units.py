@@ -1,0 +1,234 @@
+"""Pure parts of the dashboard: the console's statement check, the split whitelist, time ranges,
+formatting, the trace explanation, the action layer's checks (which run before any I/O), the CLI's
+argument errors."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from tripwire.dashboard import DashboardSettings, _ui, actions, data, queries
+from tripwire.dashboard.actions import Action, Actor
+from tripwire.dashboard.console import MAX_SQL_CHARS, check_statement
+from tripwire.dashboard.data import EPOCH, Filters
+from tripwire.dashboard.errors import ActionError, ConsoleQueryError, DashboardError, NoStoreError, NotAuthorizedError
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT 1", "SELECT 1"),
+        ("  select 1;  ", "select 1"),
+        ("WITH x AS (SELECT 1) SELECT * FROM x", "WITH x AS (SELECT 1) SELECT * FROM x"),
+        ("-- a comment\nSELECT ';' AS semi", "SELECT ';' AS semi"),
+        ("SHOW TABLES", "SHOW TABLES"),
+        ("DESCRIBE TABLE alerts", "DESCRIBE TABLE alerts"),
+        ("EXPLAIN SELECT 1", "EXPLAIN SELECT 1"),
+        ("(SELECT 1)", "(SELECT 1)"),
+    ],
+)
+def test_console_accepts_one_read_statement(sql: str, expected: str) -> None:
+    assert check_statement(sql) == expected
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("", "enter a query"),
+        ("   ;  ", "enter a query"),
+        ("INSERT INTO alerts SELECT * FROM alerts", "INSERT is not allowed"),
+        ("DROP TABLE alerts", "DROP is not allowed"),
+        ("ALTER TABLE alerts DELETE WHERE 1", "ALTER is not allowed"),
+        ("SET readonly = 0", "SET is not allowed"),
+        ("SELECT 1; SELECT 2", "one statement at a time"),
+        ("SELECT 1; DROP TABLE alerts", "one statement at a time"),
+        ("SELECT 1 -- x\n; TRUNCATE alerts", "one statement at a time"),
+        ("SELECT '" + "x" * MAX_SQL_CHARS + "'", f"longer than {MAX_SQL_CHARS}"),
+    ],
+)
+def test_console_refuses_anything_else(sql: str, message: str) -> None:
+    with pytest.raises(ConsoleQueryError) as e:
+        check_statement(sql)
+    assert message in str(e.value)
+
+
+def test_split_columns_are_a_whitelist() -> None:
+    assert queries.split_column("version") == "agent_version"
+    assert queries.split_column("model") == "model"
+    assert queries.split_column("none") == "'all'"
+    with pytest.raises(DashboardError, match="unknown split"):
+        queries.split_column("model; DROP TABLE alerts")
+    assert "GROUP BY minute, series" in queries.model_latency_series("model")
+
+
+def test_every_dashboard_query_takes_parameters_not_text() -> None:
+    # no Python formatting placeholders survive in the SQL (only ClickHouse {name:Type} parameters)
+    import re
+
+    texts = [v for k, v in vars(queries).items() if k.isupper() and isinstance(v, str)]
+    texts += [queries.model_latency_series(s) for s in ("version", "model", "none")]
+    for text in texts:
+        for placeholder in re.findall(r"\{[^{}]*\}", text):
+            assert re.fullmatch(r"\{[a-z_]+:[A-Za-z0-9(), ']+\}", placeholder), placeholder
+
+
+def test_time_ranges() -> None:
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    f = Filters.for_range("Last hour", now=now, tenant="acme")
+    assert (f.since, f.until) == (now - timedelta(hours=1), now + timedelta(minutes=1))
+    assert f.params() == {"since": f.since, "until": f.until, "tenant": "acme", "agent": "", "workflow": ""}
+    assert f.minutes == 61.0
+    everything = Filters.for_range("All time", now=now)
+    assert everything.since == EPOCH
+    with pytest.raises(KeyError):
+        Filters.for_range("Last century", now=now)
+
+
+def test_formatting() -> None:
+    assert _ui.usd(0.0066250001) == "$0.0066"
+    assert _ui.usd(1234.5, 2) == "$1,234.50"
+    assert _ui.pct(0.7916666) == "79.2%"
+    assert _ui.ms(973.6) == "974 ms"
+    assert _ui.num(0.475) in ("0.47", "0.48")  # binary float rounding, either is the same figure
+    for missing in (None, math.nan, pd.NA, pd.NaT):
+        assert _ui.usd(missing) == _ui.pct(missing) == _ui.ms(missing) == _ui.num(missing) == "-"
+    assert _ui.run_url("r-1") == "runs?run_id=r-1"
+
+
+def test_explain_reads_the_trace_in_order() -> None:
+    from tripwire.dashboard.runs import explain
+
+    nan = float("nan")
+    steps = pd.DataFrame([
+        dict(seq=0, kind="run_started", name="run_started", status="", duration_ms=0.0, input_tokens=0,
+             output_tokens=0, cost_usd=nan, risk=None, approval_ref=None, blocked_reason=None, error_type=None,
+             detail="budget $0.05"),
+        dict(seq=1, kind="model", name="gpt-4o", status="ok", duration_ms=337.0, input_tokens=1023, output_tokens=123,
+             cost_usd=0.003, risk=None, approval_ref=None, blocked_reason=None, error_type=None, detail="tool_calls"),
+        dict(seq=2, kind="approval_decision", name="issue_refund", status="approved", duration_ms=40.0,
+             input_tokens=0, output_tokens=0, cost_usd=nan, risk="high", approval_ref=None, blocked_reason=None,
+             error_type=None, detail="approved by oncall:jane: looks fine"),
+        dict(seq=3, kind="tool", name="issue_refund", status="ok", duration_ms=80.0, input_tokens=0,
+             output_tokens=0, cost_usd=nan, risk="high", approval_ref="ev-2", blocked_reason=None, error_type=None,
+             detail="c1"),
+        dict(seq=4, kind="tool", name="send_email", status="blocked", duration_ms=5.0, input_tokens=0,
+             output_tokens=0, cost_usd=nan, risk="high", approval_ref=None,
+             blocked_reason="kill switch: freeze_tool on agent:a/tool:send_email", error_type=None, detail="c2"),
+        dict(seq=5, kind="run_finished", name="run_finished", status="aborted", duration_ms=0.0, input_tokens=0,
+             output_tokens=0, cost_usd=nan, risk=None, approval_ref=None, blocked_reason=None,
+             error_type="ToolFrozen", detail=None),
+    ])
+    assert explain(steps) == [
+        "#0 run started (budget $0.05)",
+        "#1 model **gpt-4o** ok (tool_calls): 1023 in / 123 out, $0.00300, 337 ms",
+        "#2 approval for **issue_refund**: approved by oncall:jane: looks fine",
+        "#3 tool **issue_refund** [high risk] ok, 80 ms - after approval",
+        "#4 tool **send_email** [high risk] blocked, 5 ms"
+        " - blocked: kill switch: freeze_tool on agent:a/tool:send_email",
+        "#5 run finished: **aborted** (ToolFrozen)",
+    ]
+
+
+def test_switch_age_text() -> None:
+    from tripwire.dashboard.killswitch import _ui_age
+
+    assert _ui_age(pd.Timedelta(seconds=75)) == "1m 15s"
+    assert _ui_age(pd.Timedelta(hours=2, minutes=5)) == "2h 05m"
+    assert _ui_age(pd.Timedelta(days=3, hours=4)) == "3d 4h"
+    assert _ui_age(pd.Timedelta(seconds=-1)) == "expired"
+
+
+# -- the action layer ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def recorded() -> list[tuple[str, Action, dict]]:
+    calls: list[tuple[str, Action, dict]] = []
+
+    def record(actor: Actor, action: Action, details: dict) -> None:
+        calls.append((actor.name, action, dict(details)))
+
+    actions.set_authorizer(record)
+    yield calls
+    actions.set_authorizer(None)
+
+
+def test_every_action_is_authorized_first(recorded: list) -> None:
+    who = Actor("oncall:ann", role="oncall")
+    with pytest.raises(ActionError, match="a reason is required"):
+        actions.trip_switch(who, scope="agent:a", action="disable_autonomy", reason="  ")
+    with pytest.raises(ActionError, match="a reason is required"):
+        actions.reset_switch(who, scope="agent:a", reason="")
+    with pytest.raises(ActionError, match="no incident selected"):
+        actions.ack_alert(who, tenant="acme", incident_id="")
+    with pytest.raises(ActionError, match="use reset"):
+        actions.trip_switch(who, scope="agent:a", action="resume", reason="x")
+    assert recorded == [
+        ("oncall:ann", Action.TRIP, {"scope": "agent:a", "action": "disable_autonomy"}),
+        ("oncall:ann", Action.RESET, {"scope": "agent:a", "action": "resume"}),
+        ("oncall:ann", Action.ACK, {"tenant": "acme", "incident_id": ""}),
+    ]
+
+
+def test_a_refusing_authorizer_stops_the_action(recorded: list) -> None:
+    def deny(actor: Actor, action: Action, details: dict) -> None:
+        raise NotAuthorizedError(f"{actor.role} may not {action.value}")
+
+    actions.set_authorizer(deny)
+    with pytest.raises(NotAuthorizedError, match=r"viewer may not killswitch\.trip"):
+        actions.disable_agent_autonomy(Actor("v", role="viewer"), agent_id="a", reason="x")
+    with pytest.raises(NotAuthorizedError, match=r"viewer may not alert\.ack"):
+        actions.ack_alert(Actor("v", role="viewer"), tenant="acme", incident_id="i")
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"scope": "planet:mars", "action": "freeze_tool"}, "scope"),
+        ({"scope": "agent:a", "action": "throttle"}, "throttle needs a per-minute limit"),
+        ({"scope": "agent:a", "action": "freeze_tool", "ttl": "soon"}, "invalid duration"),
+        ({"scope": "agent:a", "action": "explode"}, "explode"),
+    ],
+)
+def test_bad_commands_are_refused_before_signing(kw: dict, message: str) -> None:
+    with pytest.raises(ActionError, match=message):
+        actions.trip_switch(Actor("oncall:ann"), reason="because", **kw)
+
+
+def test_store_comes_from_registration_or_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRIPWIRE_DASHBOARD_STORE_URL", raising=False)
+    monkeypatch.setenv("TRIPWIRE_CLICKHOUSE_URL", "chdb:///tmp/x?database=y")
+    assert DashboardSettings().store_url.get_secret_value() == "chdb:///tmp/x?database=y"
+    monkeypatch.setenv("TRIPWIRE_DASHBOARD_STORE_URL", "clickhouse://u:p@h:8123/db")
+    assert DashboardSettings().store_url.get_secret_value() == "clickhouse://u:p@h:8123/db"
+    assert "p@h" not in repr(DashboardSettings())
+    data.set_settings(DashboardSettings(store_url=None))
+    try:
+        with pytest.raises(NoStoreError, match="tripwire dashboard --store"):
+            data.get_store()
+        sentinel = object()
+        data.set_store(sentinel)  # type: ignore[arg-type]
+        assert data.get_store() is sentinel
+    finally:
+        data.set_store(None)
+        data.set_settings(None)
+
+
+def test_cli_argument_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tripwire.cli import app
+
+    monkeypatch.delenv("TRIPWIRE_DASHBOARD_STORE_URL", raising=False)
+    monkeypatch.delenv("TRIPWIRE_CLICKHOUSE_URL", raising=False)
+    runner = CliRunner()
+    r = runner.invoke(app, ["dashboard"])
+    assert r.exit_code == 2 and "no store" in r.output
+    r = runner.invoke(app, ["dashboard", "--store", "mysql://h/db", "--port", "18999"])
+    assert r.exit_code == 2 and "unsupported store URL scheme" in r.output
+    r = runner.invoke(app, ["dashboard", "--store", "chdb:///tmp/x", "--port", "0"])
+    assert r.exit_code == 2
