@@ -114,11 +114,12 @@ class AgentDetectors:
         p = self.policy.cost_spike
         cs = state["cs"]
         end = epoch(event.ts_end)
-        minute = end - (end % 60.0)
+        bucket = p.bucket_s
+        minute = end - (end % bucket)
         if cs["min"] is None:
             cs["min"] = minute
         elif minute > cs["min"]:
-            closed = round((minute - cs["min"]) / 60.0)
+            closed = round((minute - cs["min"]) / bucket)
             self._fold(cs, cs["spend"] / NANOS_PER_USD)
             for _ in range(min(closed - 1, _MAX_FILL_MINUTES)):
                 self._fold(cs, 0.0)
@@ -143,9 +144,9 @@ class AgentDetectors:
                 observed=spend,
                 threshold=trigger,
                 window_start=cs["min"],
-                window_end=cs["min"] + 60.0,
-                summary=f"{event.agent_id} spent ${spend:.2f} this minute against a baseline of "
-                f"${cs['ewma']:.2f}/min (robust z {z:.1f} > {p.z_threshold:g})",
+                window_end=cs["min"] + bucket,
+                summary=f"{event.agent_id} spent ${spend:.2f} in {bucket:g}s against a baseline of "
+                f"${cs['ewma']:.2f} (robust z {z:.1f} > {p.z_threshold:g})",
             )
         ]
 

@@ -77,6 +77,7 @@ class LatencySloPolicy(DetectorPolicy):
 
 
 class CostSpikePolicy(DetectorPolicy):
+    bucket_s: float = Field(default=60.0, ge=1)  # spend is compared per bucket (a minute by default)
     alpha: float = Field(gt=0, le=1)
     z_threshold: float = Field(gt=0)
     min_usd: float = Field(ge=0)
