@@ -62,3 +62,28 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(0 if ok else 1)
 
     app.add_typer(demo_app, name="demo")
+
+    @app.command("simulate")
+    def simulate_cmd(
+        bootstrap: str = typer.Option("127.0.0.1:9092", envvar="TRIPWIRE_KAFKA_BOOTSTRAP", help="Kafka bootstrap"),
+        rate: float = typer.Option(1000.0, help="target events per second"),
+        duration: float = typer.Option(60.0, help="seconds to run"),
+        agents: int = typer.Option(10, help="concurrent simulated agents"),
+        seed: int = typer.Option(7, help="random seed of the fleet"),
+        topic_prefix: str = typer.Option("", help="prefix of the tripwire topic names"),
+        public_key: Path | None = typer.Option(None, envvar="TRIPWIRE_KILLSWITCH_PUBLIC_KEY_PATH",
+                                               help="kill-switch public key: agents then obey the switches"),
+        incidents: bool = typer.Option(True, "--incidents/--no-incidents", help="inject the scheduled incidents"),
+        folder: Path = typer.Option(Path(".tripwire/simulate"), "--dir", help="spool and ground-truth folder"),
+    ) -> None:
+        """Drive a real Kafka with the simulated fleet (the load generator of the distributed mode)."""
+        import json
+
+        from tripwire.simulate import SimulateConfig, simulate
+
+        summary = simulate(SimulateConfig(bootstrap=bootstrap, topic_prefix=topic_prefix, rate=rate,
+                                          duration_s=duration, agents=agents, seed=seed, folder=folder,
+                                          public_key=public_key, incidents=incidents))
+        typer.echo(json.dumps(summary, sort_keys=True))
+        if not summary["flushed"] or summary["dropped"]:
+            raise typer.Exit(1)
