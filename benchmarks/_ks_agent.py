@@ -107,21 +107,28 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             _emit({"timeout": True})
         elif op == "loop":
+            # Call after call with the same arguments; between calls, keep asking the guard (every 0.5 ms)
+            # so the moment the kill switch lands is seen precisely, not rounded up to the next call.
             ran = 0
             emitted: list[float] = []
+            tool, risk, pause = req["tool"], req.get("risk", "low"), req.get("pause", 0.05)
             deadline = time.monotonic() + req.get("timeout", 20.0)
             outcome: dict[str, Any] = {"timeout": True}
+            next_call = time.monotonic()
             while ran < req.get("max", 10_000) and time.monotonic() < deadline:
-                if refused(req["tool"], req.get("risk", "low")):
-                    outcome = {"blocked_at": time.time(), **call(req["tool"], req.get("risk", "low"), req.get("args"))}
+                if refused(tool, risk):
+                    outcome = {"blocked_at": time.time(), **call(tool, risk, req.get("args"))}
                     break
-                result = call(req["tool"], req.get("risk", "low"), req.get("args"))
+                if time.monotonic() < next_call:
+                    time.sleep(0.0005)
+                    continue
+                result = call(tool, risk, req.get("args"))
                 if result["status"] != "ok":
                     outcome = {"blocked_at": time.time(), **result}
                     break
                 ran += 1
                 emitted.append(time.time())
-                time.sleep(req.get("pause", 0.005))
+                next_call = time.monotonic() + pause
             _emit({"ran": ran, "emitted_at": emitted, **outcome})
         elif op == "stats":
             _emit({"rejected": guard.rejected, "accepted": guard.state.accepted, "records": guard.listener.records,

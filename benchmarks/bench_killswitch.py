@@ -23,6 +23,7 @@ from benchmarks._harness import Result, bootstrap, percentile, report
 
 TRIPS = 200
 GOAL = "p95 < 1000 ms"
+LOOP_PAUSE_S = 0.05  # the looping agent calls its tool 20 times a second
 
 
 def _baseline_round_trips(servers: str, n: int) -> list[float]:
@@ -93,8 +94,9 @@ def _alert_trips(agent: object, n: int, repeats: int) -> list[float]:
     samples = []
     for i in range(n):
         answer = agent.ask({"op": "loop", "tool": f"bench.loop{i}", "args": {"same": True}, "timeout": 30,  # type: ignore[attr-defined]
-                            "pause": 0.002}, timeout=40)
+                            "pause": LOOP_PAUSE_S}, timeout=40)
         if answer.get("error") != "ToolFrozen" or len(answer["emitted_at"]) < repeats:
+            answer["emitted_at"] = len(answer["emitted_at"])
             raise RuntimeError(f"loop {i} was not stopped by the policy: {answer}")
         samples.append(answer["blocked_at"] - answer["emitted_at"][repeats - 1])
     return samples
@@ -110,7 +112,7 @@ def _figures(name: str, samples: list[float], base: list[float], extra: dict) ->
     return out
 
 
-def run(trips: int = TRIPS) -> list[Result]:
+def run(trips: int = TRIPS, keep: Path | None = None) -> list[Result]:
     from tests.helpers import uid
     from tests.ks_procs import AgentProcess, PolicyWorker
     from tripwire.processors.policy import load_policy
@@ -121,7 +123,8 @@ def run(trips: int = TRIPS) -> list[Result]:
 
     servers = bootstrap()
     repeats = load_policy(None).detectors.runaway_loop.repeats
-    with tempfile.TemporaryDirectory(prefix="bench_ks_") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench_ks_") as tmp_dir:
+        tmp = str(keep) if keep is not None else tmp_dir
         private, public, _ = generate_keypair(Path(tmp) / "keys")
         prefix = uid("bench_ks")
         topics = topic_names(prefix)

@@ -123,8 +123,13 @@ class KillSwitchListener:
             if not self._partitions:
                 self._stop.wait(heartbeat / 4)
                 continue
-            for message in consumer.consume(CONSUME_BATCH, timeout=CONSUME_TIMEOUT_S):
-                self._handle(message)
+            # poll() returns as soon as one record is there (consume(n, t) would wait to fill a batch);
+            # whatever else is already fetched is then drained without waiting.
+            first = consumer.poll(CONSUME_TIMEOUT_S)
+            if first is not None:
+                self._handle(first)
+                for message in consumer.consume(CONSUME_BATCH, timeout=0):
+                    self._handle(message)
             if not self.state.ready.is_set() and self._caught_up(consumer):
                 self.state.mark_contact()
                 self.state.ready.set()
