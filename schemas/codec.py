@@ -22,7 +22,7 @@ from fastavro import schemaless_reader, schemaless_writer
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from tripwire.schemas.catalog import SchemaCatalog, SchemaVersion, default_catalog
-from tripwire.schemas.errors import DecodeError, EncodeError
+from tripwire.schemas.errors import DecodeError, EncodeError, describe_validation
 from tripwire.schemas.events import EVENT_TYPES
 from tripwire.schemas.records import RECORD_TYPES
 
@@ -152,7 +152,9 @@ class AvroCodec:
             try:
                 data = type(record).__pydantic_validator__.validate_python(record.__dict__).__dict__
             except ValidationError as e:
-                raise EncodeError(f"invalid {type(record).__name__}: {e}") from e
+                raise EncodeError(
+                    "invalid " + describe_validation(type(record).__name__, e.errors(include_input=False))
+                ) from e
         else:
             data = record.__dict__
         buf = BytesIO()
@@ -243,7 +245,7 @@ class AvroCodec:
             try:
                 return model.__pydantic_validator__.validate_python(fields)  # type: ignore[no-any-return]
             except ValidationError as e:
-                raise DecodeError("invalid", f"{model.__name__}: {e}") from e
+                raise DecodeError("invalid", describe_validation(model.__name__, e.errors(include_input=False))) from e
         # trusted: fastavro has checked every type against the schema; enum symbols become members
         for name, members in branch.enums:
             v = fields[name]
@@ -260,7 +262,7 @@ class AvroCodec:
             try:
                 return model.__pydantic_validator__.validate_python(fields)  # type: ignore[no-any-return]
             except ValidationError as e:
-                raise DecodeError("invalid", f"{model.__name__}: {e}") from e
+                raise DecodeError("invalid", describe_validation(model.__name__, e.errors(include_input=False))) from e
         # fastavro has checked every type against the schema; only turn enum symbols into members.
         enums = self._enums.get(model)
         if enums is None:  # a model only used through build() (e.g. by ConfluentCodec)

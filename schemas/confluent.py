@@ -27,7 +27,7 @@ from tripwire.errors import MissingExtraError
 from tripwire.schemas.catalog import SchemaCatalog, default_catalog
 from tripwire.schemas.codec import DEFAULT_MODELS, AvroCodec, _classify_body, model_avro_name
 from tripwire.schemas.conformance import records_in
-from tripwire.schemas.errors import DecodeError, EncodeError, SchemaRegistryUnavailableError
+from tripwire.schemas.errors import DecodeError, EncodeError, SchemaRegistryUnavailableError, describe_validation
 from tripwire.schemas.topics import topic_names
 
 try:
@@ -117,7 +117,9 @@ class ConfluentCodec:
             try:
                 record = type(record).__pydantic_validator__.validate_python(record.__dict__)
             except ValidationError as e:
-                raise EncodeError(f"invalid {type(record).__name__}: {e}") from e
+                raise EncodeError(
+                    "invalid " + describe_validation(type(record).__name__, e.errors(include_input=False))
+                ) from e
         ser, ctx, is_union = self._serializer(schema_name)
         value = (model_avro_name(type(record)), record.__dict__) if is_union else record.__dict__
         try:

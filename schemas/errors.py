@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tripwire.errors import TripwireError
 
 
@@ -29,3 +31,14 @@ class DecodeError(TripwireError, ValueError):
 
 class SchemaRegistryUnavailableError(TripwireError):
     """The Confluent Schema Registry could not be reached or failed; retry later (not a DLQ case)."""
+
+
+def describe_validation(model: str, errors: list[Any]) -> str:
+    """``Model: field: message; ...`` from pydantic's ``errors(include_input=False)``: the field names
+    and rules, never the offending values (they may be unredacted payload)."""
+    parts = []
+    for err in errors[:10]:
+        loc = ".".join(str(x) for x in err.get("loc", ())) or "<record>"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    more = f" (+{len(errors) - 10} more)" if len(errors) > 10 else ""
+    return f"{model}: " + "; ".join(parts) + more

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from tripwire.schemas import DecodeError, decode, default_catalog, encode, to_record
+from tripwire.schemas import DecodeError, EncodeError, decode, default_catalog, encode, to_record
 from tripwire.schemas.catalog import SchemaVersion
 from tripwire.schemas.samples import sample_records, sample_run
 
@@ -190,3 +190,18 @@ def test_property_no_validation_path_raises_only_decode_error(body):
         decode(EVENTS_HEADER + body, validate=False)
     except DecodeError:
         pass
+
+
+def test_invalid_errors_name_fields_but_never_echo_values():
+    secret = "4111-1111-1111-1111 jane@example.com"
+    rec = {**to_record(SAMPLES[1]), "prompt": secret, "trace_id": secret, "input_tokens": -7}
+    with pytest.raises(DecodeError) as e:
+        decode(_raw_events(rec, "ModelCall"))
+    msg = str(e.value)
+    assert e.value.reason == "invalid"
+    assert "trace_id" in msg and "input_tokens" in msg
+    assert "4111" not in msg and "jane" not in msg and "-7" not in msg
+    bad = SAMPLES[1].model_copy(update={"trace_id": secret})
+    with pytest.raises(EncodeError) as e2:
+        encode(bad)
+    assert "trace_id" in str(e2.value) and "4111" not in str(e2.value)
