@@ -3,8 +3,10 @@
 Thin wiring of :class:`~tripwire.processors.killswitch_policy.KillSwitchPolicy` (plain Python) to
 the alerts topic. The operator's per-incident state (the trip still in force) lives in a faust
 Table keyed by incident_id, like the alerts topic, so a restarted worker does not trip an incident
-twice. With ``exactly_once`` the command is sent in the transaction of the alert's partition, so
-an alert is turned into a command exactly once.
+twice. The worker also follows the kill-switch topic (the SDK's listener), so a policy trip never
+replaces a stronger or longer switch already on its scope, such as a human's open-ended freeze.
+With ``exactly_once`` the command is sent in the transaction of the alert's partition, so an alert
+is turned into a command exactly once.
 
 The agent is only registered when a signing key is configured
 (``TRIPWIRE_KILLSWITCH_PRIVATE_KEY_PATH``); without one the worker runs and logs that the policy is off.
@@ -33,8 +35,9 @@ def killswitch_topic(runtime: Any) -> str:
 def register_killswitch_agent(runtime: Any, config: KillSwitchConfig | None = None) -> bool:
     """Add the policy agent to ``runtime.app``; False (and a warning) when it cannot sign commands."""
     from tripwire.processors.killswitch_policy import KillSwitchPolicy, load_killswitch_policy
-    from tripwire.producers._ks_listener import ensure_topic
-    from tripwire.producers._ks_signing import CommandSigner
+    from tripwire.producers._ks_listener import KillSwitchListener, ensure_topic
+    from tripwire.producers._ks_signing import CommandSigner, CommandVerifier, load_public_key, parse_public_key
+    from tripwire.producers._ks_state import KillSwitchState
 
     if AGENT_NAME in runtime.app.agents:  # already wired (the worker and a caller both asked)
         return True
@@ -43,15 +46,30 @@ def register_killswitch_agent(runtime: Any, config: KillSwitchConfig | None = No
         log.warning("killswitch policy is off: no signing key (set TRIPWIRE_KILLSWITCH_PRIVATE_KEY_PATH)")
         return False
     signer = CommandSigner.from_file(config.private_key_path)
-    policy = KillSwitchPolicy(load_killswitch_policy(config.policy_path), signer)
     topic = killswitch_topic(runtime)
-    ensure_topic(config.model_copy(update={"bootstrap": runtime.config.bootstrap, "topic": topic}))
+    topic_config = config.model_copy(update={"bootstrap": runtime.config.bootstrap, "topic": topic})
+    ensure_topic(topic_config)
+    # The worker follows the topic like an SDK does, so a trip never replaces a stronger switch on its scope.
+    trusted = [signer.public_key()]
+    if config.public_key_path is not None:
+        trusted.append(load_public_key(config.public_key_path))
+    elif config.public_key is not None:
+        trusted.append(parse_public_key(config.public_key))
+    state = KillSwitchState(CommandVerifier(trusted), max_clock_skew_s=config.max_clock_skew_s)
+    KillSwitchListener(topic_config, state, name="tripwire-killswitch-policy").start()
+    policy = KillSwitchPolicy(
+        load_killswitch_policy(config.policy_path), signer, current=lambda scope: state.switches().get(scope)
+    )
     app = runtime.app
     import faust
 
     schema = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-    table = app.Table(TABLE_NAME, schema=schema, partitions=runtime.config.partitions,
-                      help="kill-switch policy: the trip in force per incident")
+    table = app.Table(
+        TABLE_NAME,
+        schema=schema,
+        partitions=runtime.config.partitions,
+        help="kill-switch policy: the trip in force per incident",
+    )
     table.key_serializer = table.value_serializer = "raw"
     raw = {"key_serializer": "raw", "value_serializer": "raw", "key_type": bytes, "value_type": bytes}
     agent = KillSwitchPolicyAgent(runtime, policy, table, topic)
@@ -61,8 +79,13 @@ def register_killswitch_agent(runtime: Any, config: KillSwitchConfig | None = No
             await agent.handle(event.message)
 
     app.agent(app.topic(runtime.topics.alerts, **raw), name=AGENT_NAME)(killswitch_policy)
-    log.info("killswitch policy on alerts=%s -> %s key_id=%s rules=%d", runtime.topics.alerts, topic,
-             signer.key_id, len(policy.config.rules))
+    log.info(
+        "killswitch policy on alerts=%s -> %s key_id=%s rules=%d",
+        runtime.topics.alerts,
+        topic,
+        signer.key_id,
+        len(policy.config.rules),
+    )
     return True
 
 
@@ -106,8 +129,14 @@ class KillSwitchPolicyAgent:
             del self.table[key]
         for command in commands:
             await runtime.send(self.topic, command.scope.encode(), runtime.codec.encode(command), tid)
-            log.warning("killswitch tripped scope=%s action=%s alert_id=%s incident=%s command_id=%s",
-                        command.scope, command.action, command.alert_id, alert.incident_id, command.command_id)
+            log.warning(
+                "killswitch tripped scope=%s action=%s alert_id=%s incident=%s command_id=%s",
+                command.scope,
+                command.action,
+                command.alert_id,
+                alert.incident_id,
+                command.command_id,
+            )
 
 
 __all__ = ["KillSwitchPolicyAgent", "register_killswitch_agent"]

@@ -25,6 +25,7 @@ from tripwire.processors.errors import PolicyError
 from tripwire.producers._ks_commands import new_command, parse_duration
 from tripwire.producers._ks_scopes import ScopeError, parse_scope, scope_text
 from tripwire.producers._ks_signing import CommandSigner
+from tripwire.producers._ks_state import ActiveSwitch
 from tripwire.schemas import Alert, KillSwitchCommand
 from tripwire.schemas.enums import KillSwitchAction, Risk, Severity
 
@@ -127,6 +128,31 @@ def _parse(text: str, origin: str) -> KillSwitchPolicyConfig:
         raise PolicyError(f"{origin}: {where}: {first['msg']}") from e
 
 
+_STRENGTH = {
+    KillSwitchAction.THROTTLE: 0,
+    KillSwitchAction.FORCE_APPROVAL: 1,
+    KillSwitchAction.DISABLE_AUTONOMY: 2,
+    KillSwitchAction.FREEZE_TOOL: 3,
+}
+_RISK = {Risk.LOW: 0, Risk.MEDIUM: 1, Risk.HIGH: 2}
+
+
+def covers(held: ActiveSwitch, rule: PolicyRule, now: datetime) -> bool:
+    """True when the switch ``held`` on a scope is in force, at least as strict as ``rule``'s action and
+    lasts at least as long as the rule's TTL would."""
+    if not held.in_force(now):
+        return False
+    if held.expires_at is not None and (rule.ttl is None or held.expires_at < now + rule.ttl):
+        return False
+    if _STRENGTH[held.action] != _STRENGTH[rule.action]:
+        return _STRENGTH[held.action] > _STRENGTH[rule.action]
+    if rule.action is KillSwitchAction.FORCE_APPROVAL:
+        return _RISK[held.min_risk or Risk.LOW] <= _RISK[rule.min_risk or Risk.LOW]
+    if rule.action is KillSwitchAction.THROTTLE:
+        return (held.throttle_per_minute or 0) <= (rule.per_minute or 0)
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class Trip:
     """An incident's trip that may still be in force."""
@@ -150,14 +176,17 @@ class KillSwitchPolicy:
         signer: CommandSigner | None = None,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        current: Callable[[str], ActiveSwitch | None] | None = None,
     ) -> None:
         self.config = config or default_killswitch_policy()
         self._signer = signer
         self._clock = clock
+        self._current = current
         self._trips: dict[str, Trip] = {}
         self.tripped = 0
         self.deduplicated = 0
         self.unscoped = 0
+        self.covered = 0
 
     def rule_for(self, alert: Alert) -> PolicyRule | None:
         return next((r for r in self.config.rules if r.matches(alert)), None)
@@ -182,6 +211,12 @@ class KillSwitchPolicy:
             log.warning(
                 "killswitch policy cannot scope alert rule=%s alert_id=%s error=%s", rule.name, alert.alert_id, e
             )
+            return []
+        held_switch = self._current(scope) if self._current is not None else None
+        if held_switch is not None and covers(held_switch, rule, now):
+            # A switch at least as strong and as long already holds the scope (often a human's):
+            # replacing it with the policy's would weaken it (the topic keeps one command per scope).
+            self.covered += 1
             return []
         command = new_command(
             scope=scope,
@@ -257,6 +292,7 @@ __all__ = [
     "KillSwitchPolicyConfig",
     "PolicyRule",
     "Trip",
+    "covers",
     "default_killswitch_policy",
     "load_killswitch_policy",
 ]

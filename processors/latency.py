@@ -127,11 +127,12 @@ class LatencyWindows:
             return self._close(state, end, now)
         return []
 
-    def tick(self, state: dict[str, Any], now: float) -> list[Any]:
-        """Idle keys: event time is taken to advance with the wall clock since the last call."""
+    def tick(self, state: dict[str, Any], now: float, resumed_at: float = 0.0) -> list[Any]:
+        """Idle keys: event time is taken to advance with the wall clock since the last call
+        (or since the runtime resumed, if later)."""
         if state["wm"] is None:
             return []
-        return self._close(state, state["wm"] + max(0.0, now - state["arr"]), now)
+        return self._close(state, state["wm"] + max(0.0, now - max(state["arr"], resumed_at)), now)
 
     def _close(self, state: dict[str, Any], clock: float, now: float) -> list[Any]:
         """Close every window whose end + lateness is at or before ``clock``."""

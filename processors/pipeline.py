@@ -57,15 +57,16 @@ class Pipeline:
             out.extend(self.credentials.process(self._state(self.credentials, key), event, now).outputs)
         return out
 
-    def tick(self, now: float | None = None) -> Outputs:
-        """Time-driven outputs for every key; drops the state of keys whose retention passed."""
+    def tick(self, now: float | None = None, resumed_at: float = 0.0) -> Outputs:
+        """Time-driven outputs for every key; drops the state of keys whose retention passed.
+        ``resumed_at``: when the runtime (re)started consuming (quiet time counts from then)."""
         now = wall_clock() if now is None else now
         out = Outputs()
         for stage in self._stages:
             states = self.states[stage.name]
             for key in sorted(states):
                 st = states[key]
-                out.extend(stage.tick(st, now))
+                out.extend(stage.tick(st, now, resumed_at))
                 if stage.expired(st, now):
                     del states[key]
         return out

@@ -244,13 +244,19 @@ class RunAggregator:
             state.cost_by_kind[i] += part
 
     # -- time ------------------------------------------------------------------------------
-    def tick(self, state: RunState, now: float) -> list[Any]:
-        """Close a run whose reorder grace expired, or that went quiet (``timed_out``)."""
+    def tick(self, state: RunState, now: float, resumed_at: float = 0.0) -> list[Any]:
+        """Close a run whose reorder grace expired, or that went quiet (``timed_out``).
+
+        ``resumed_at`` is when the runtime (re)started consuming: a run is only quiet for the time
+        since max(last event, resumed_at), so a restarted worker does not time out runs whose
+        events are still waiting in its backlog.
+        """
         if state.closed:
             return []
         if state.close_deadline is not None and now >= state.close_deadline:
             return [self._close(state, now)]
-        if state.outcome is None and now - state.last_arrival >= self.policy.inactivity_timeout_s:
+        quiet = now - max(state.last_arrival, resumed_at)
+        if state.outcome is None and quiet >= self.policy.inactivity_timeout_s:
             state.outcome = "timed_out"
             return [self._close(state, now)]
         return []

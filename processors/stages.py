@@ -5,7 +5,7 @@
 - :class:`CredentialStage` (key: credential fingerprint): shared-credential detector.
 
 Every stage has the same shape, so a runtime only needs a keyed store of bytes:
-``key(event)``, ``new_state(key)``, ``process(state, event, now)``, ``tick(state, now)``,
+``key(event)``, ``new_state(key)``, ``process(state, event, now)``, ``tick(state, now, resumed_at)``,
 ``expired(state, now)``, ``dumps(state) -> bytes`` and ``loads(bytes)``. States are plain data
 (JSON); nothing here imports faust, Kafka or ClickHouse.
 """
@@ -115,8 +115,8 @@ class RunStage:
             to_credential=len(state.run.credentials) > n_creds,
         )
 
-    def tick(self, state: RunStageState, now: float) -> Outputs:
-        summaries = self.aggregator.tick(state.run, now)
+    def tick(self, state: RunStageState, now: float, resumed_at: float = 0.0) -> Outputs:
+        summaries = self.aggregator.tick(state.run, now, resumed_at)
         out = Outputs(runs=summaries)
         for s in summaries:
             out.alerts.extend(_alerts(state.inc, self.detectors.on_close(state.run, s), now))
@@ -170,8 +170,8 @@ class AgentStage:
         occs = self.detectors.on_event(state.data["det"], event)
         return StageResult(self._outputs(state, closed, occs, now))
 
-    def tick(self, state: KeyedState, now: float) -> Outputs:
-        out = self._outputs(state, self.windows.tick(state.data["lw"], now), [], now)
+    def tick(self, state: KeyedState, now: float, resumed_at: float = 0.0) -> Outputs:
+        out = self._outputs(state, self.windows.tick(state.data["lw"], now, resumed_at), [], now)
         out.alerts.extend(state.inc.tick(now))
         return out
 
@@ -216,5 +216,5 @@ class CredentialStage(AgentStage):
     def process(self, state: KeyedState, event: Any, now: float) -> StageResult:
         return StageResult(Outputs(alerts=_alerts(state.inc, self.detector.on_event(state.data, event), now)))
 
-    def tick(self, state: KeyedState, now: float) -> Outputs:
+    def tick(self, state: KeyedState, now: float, resumed_at: float = 0.0) -> Outputs:
         return Outputs(alerts=state.inc.tick(now))

@@ -1,0 +1,69 @@
+"""Topic administration: create the pipeline's topics with explicit partition counts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from tripwire.errors import ConfigError
+from tripwire.processors.errors import ProcessorError
+
+log = logging.getLogger(__name__)
+
+
+class TopicError(ProcessorError):
+    """A topic could not be created or exists with the wrong partition count."""
+
+
+def ensure_topics(
+    bootstrap: str,
+    topics: Mapping[str, int],
+    *,
+    replication: int = 1,
+    config: Mapping[str, Mapping[str, str]] | None = None,
+    timeout: float = 30.0,
+    require_partitions: bool = True,
+) -> dict[str, int]:
+    """Create the missing topics (name -> partitions); returns every topic's partition count.
+
+    ``config`` maps a topic name to its topic configs (e.g. ``cleanup.policy``). Existing topics are
+    left alone; with ``require_partitions`` an existing topic whose partition count differs from
+    the requested one is a :class:`ConfigError` (co-partitioned stages would silently break).
+    """
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        existing = admin.list_topics(timeout=timeout).topics
+    except KafkaException as e:
+        raise TopicError(f"cannot list topics on {bootstrap}: {e}") from e
+    missing = [n for n in topics if n not in existing]
+    if missing:
+        futures = admin.create_topics(
+            [
+                NewTopic(
+                    n, num_partitions=topics[n], replication_factor=replication, config=dict((config or {}).get(n, {}))
+                )
+                for n in missing
+            ],
+            operation_timeout=timeout,
+        )
+        for name, fut in futures.items():
+            try:
+                fut.result(timeout=timeout)
+                log.info("topic created name=%s partitions=%d", name, topics[name])
+            except KafkaException as e:
+                if e.args and e.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    continue
+                raise TopicError(f"cannot create topic {name}: {e}") from e
+    meta = admin.list_topics(timeout=timeout).topics
+    counts = {n: len(meta[n].partitions) for n in topics if n in meta}
+    if require_partitions:
+        wrong = {n: c for n, c in counts.items() if c != topics[n]}
+        if wrong:
+            raise ConfigError(
+                "topics exist with a different partition count than required: "
+                + ", ".join(f"{n} has {c}, expected {topics[n]}" for n, c in sorted(wrong.items()))
+            )
+    return counts

@@ -1,0 +1,35 @@
+"""The faust App, and nothing else (topics, tables and agents live in their own modules)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tripwire.errors import MissingExtraError
+from tripwire.processors.config import ProcessorConfig
+
+
+def create_app(config: ProcessorConfig) -> Any:
+    """A faust App for ``config``: RocksDB tables with changelogs, the configured guarantee."""
+    try:
+        import faust
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise MissingExtraError("faust-streaming", "pipeline") from e
+    brokers = ";".join(f"kafka://{b.strip()}" for b in config.bootstrap.split(",") if b.strip())
+    return faust.App(
+        config.group_id,
+        broker=brokers,
+        store="rocksdb://",
+        datadir=str(config.data_dir / config.group_id),
+        processing_guarantee=config.processing_guarantee,
+        topic_partitions=config.partitions,
+        topic_replication_factor=config.replication,
+        broker_commit_interval=config.commit_interval_s,
+        # a killed worker's partitions move after this long (faust's default is 60 s)
+        broker_session_timeout=config.session_timeout_s,
+        broker_heartbeat_interval=max(0.5, config.session_timeout_s / 4),
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=False,
+        autodiscover=False,
+        stream_wait_empty=False,
+    )

@@ -1,0 +1,59 @@
+"""Processor runtime configuration (env prefix ``TRIPWIRE_PROCESSORS_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tripwire.errors import ConfigError
+
+DEFAULT_PARTITIONS = 6
+
+
+class ProcessorConfig(BaseSettings):
+    """How the faust worker runs. Every field has an env var ``TRIPWIRE_PROCESSORS_<FIELD>``;
+    the broker also falls back to ``TRIPWIRE_KAFKA_BOOTSTRAP``."""
+
+    model_config = SettingsConfigDict(env_prefix="TRIPWIRE_PROCESSORS_", frozen=True, extra="forbid")
+
+    bootstrap: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("bootstrap", "TRIPWIRE_PROCESSORS_BOOTSTRAP", "TRIPWIRE_KAFKA_BOOTSTRAP"),
+    )
+    topic_prefix: str = ""
+    """Prefix of every topic (``topic_names(prefix)``); tests use uuid prefixes."""
+    app_id: str | None = None
+    """The faust app id = consumer group and changelog prefix; default derives from the topic prefix."""
+    partitions: int = Field(default=DEFAULT_PARTITIONS, ge=1, le=1024)
+    """Partitions of every topic this app creates; the events topic must have the same count."""
+    replication: int = Field(default=1, ge=1, le=16)
+    processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    commit_interval_s: float = Field(default=0.25, gt=0, le=60)
+    """Offset commit (= transaction) interval; outputs become visible to read_committed readers then."""
+    session_timeout_s: float = Field(default=10.0, ge=2, le=300)
+    """Consumer-group session timeout: how soon the partitions of a dead worker are reassigned."""
+    tick_interval_s: float = Field(default=1.0, gt=0, le=600)
+    """How often time-driven outputs (timeouts, window closes, alert updates) are evaluated."""
+    data_dir: Path = Path(".tripwire/processors")
+    reset_local_state: bool = True
+    """Rebuild tables from their changelogs at start (local RocksDB may hold uncommitted writes after a kill)."""
+    policy_path: Path | None = None
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    """Serve Prometheus metrics on this port (None: off; 0: any free port)."""
+    log_level: Literal["crit", "error", "warn", "info", "debug"] = "warn"
+
+    @model_validator(mode="after")
+    def _check(self) -> ProcessorConfig:
+        if not self.bootstrap.strip():
+            raise ConfigError("TRIPWIRE_PROCESSORS_BOOTSTRAP must name at least one broker (host:port)")
+        return self
+
+    @property
+    def group_id(self) -> str:
+        if self.app_id:
+            return self.app_id
+        base = "tripwire-processors"
+        return f"{self.topic_prefix.rstrip('.')}.{base}" if self.topic_prefix else base

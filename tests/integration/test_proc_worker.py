@@ -1,0 +1,180 @@
+"""The faust worker against the real broker: exact RunSummaries and alerts, DLQ, crash recovery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import uid, wait_until
+from tests.proc_factory import RunScript
+from tests.proc_kafka import (
+    CommittedReader,
+    WorkerProcess,
+    committed_offsets,
+    produce,
+    produce_events,
+    setup,
+    wait_for,
+)
+from tripwire.processors import Pipeline, load_policy
+from tripwire.schemas import encode
+from tripwire.schemas.samples import sample_records
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+NOW = 1_800_000_000.0
+
+
+def comparable(summary) -> dict:
+    """A summary without its emission time (the one field that depends on when it was computed)."""
+    d = summary.model_dump()
+    d.pop("emitted_at")
+    return d
+
+
+def reference_summaries(events, policy) -> dict[str, dict]:
+    """What the same operators compute in-process (the final version per run)."""
+    p = Pipeline(policy)
+    out = {}
+    for e in events:
+        for s in p.process(e, NOW).runs:
+            out[s.run_id] = comparable(s)
+    for s in p.tick(NOW + 10_000).runs:
+        out[s.run_id] = comparable(s)
+    return out
+
+
+def scripted_runs(n: int, seed: int = 0) -> list[RunScript]:
+    runs = []
+    for i in range(n):
+        r = RunScript(seed * 1000 + i, agent_id=f"agent-{i % 3}", credential=f"fp-{i % 3}")
+        r.start(max_cost_usd=0.25, max_tool_calls=3)
+        r.model(0.05 + i * 0.001, input_tokens=100 + i, output=20 + i)
+        r.tool("lookup_order", args=f'{{"o": {i}}}')
+        r.model(0.125, model="claude-sonnet-4-5", provider="anthropic", input_tokens=50, cache_read=10, output=5)
+        r.tool("lookup_order", args=f'{{"o": {i}, "again": true}}', status="error" if i % 4 == 0 else "ok")
+        r.finish("success" if i % 5 else "failure")
+        runs.append(r)
+    return runs
+
+
+def test_worker_publishes_exact_summaries_alerts_and_dead_letters(kafka_bootstrap: str, tmp_path: Path) -> None:
+    config, topics = setup(kafka_bootstrap, uid("tp"), tmp_path)
+    policy = load_policy(config.policy_path)
+    runs = scripted_runs(6)
+    # one run over budget (4 tool calls > 3, cost 0.30 > 0.25), one loop, one unapproved high-risk call
+    bad = RunScript(99, agent_id="agent-x", credential="fp-x")
+    bad.start(max_cost_usd=0.25, max_tool_calls=3)
+    for _ in range(5):
+        bad.tool("search", args='{"q": "same"}')
+    bad.tool("issue_refund", risk="high", args='{"amount": 100}')
+    bad.model(0.30)
+    bad.finish()
+    quiet = RunScript(98, agent_id="agent-q", credential=None)  # never finishes: timed_out + trace gap
+    quiet.start()
+    quiet.tool("lookup_order")
+    first, rest = runs[:3], runs[3:]
+    produce_events(kafka_bootstrap, topics.events, [e for r in first for e in r.events])
+    garbage = [
+        (b"k1", b"\x00not avro at all"),
+        (b"k2", b"\xc3\x01" + b"\x00" * 8 + b"xx"),
+        (b"k3", encode(sample_records()[-1])),
+    ]
+    dlq_where = produce(kafka_bootstrap, topics.events, garbage)
+    produce_events(kafka_bootstrap, topics.events, [e for r in [*rest, bad, quiet] for e in r.events])
+
+    worker = WorkerProcess(config, tmp_path / "worker.log").start()
+    runs_r, alerts_r = CommittedReader(kafka_bootstrap, topics.runs), CommittedReader(kafka_bootstrap, topics.alerts)
+    dlq_r = CommittedReader(kafka_bootstrap, topics.dlq)
+    try:
+        summaries = wait_for(runs_r, lambda recs: len(recs) >= 8, 60, "8 run summaries", worker)
+        wait_for(dlq_r, lambda recs: len(recs) >= 3, 10, "3 dead letters", worker)
+        want_alerts = {"budget_breach", "runaway_loop", "unapproved_high_risk", "trace_gaps", "unauthenticated_tool"}
+        wait_for(alerts_r, lambda recs: want_alerts <= {a.kind for a in recs}, 20, "alerts", worker)
+    finally:
+        worker.stop()
+
+    got = {s.run_id: comparable(s) for s in summaries}
+    assert len(summaries) == 8 == len(got)  # exactly one committed summary per run
+    assert got == reference_summaries([e for r in [*runs, bad, quiet] for e in r.events], policy)
+    # a few hand-computed figures on top of the reference comparison
+    assert got[runs[1].run_id]["cost_usd"] == 0.051 + 0.125 and got[runs[1].run_id]["errors"] == 0
+    assert got[runs[0].run_id]["errors"] == 1 and got[runs[0].run_id]["outcome"] == "failure"
+    assert got[bad.run_id]["tool_calls"] == 6 and got[bad.run_id]["budget_tool_calls_pct"] == 200.0
+    assert got[quiet.run_id]["outcome"] == "timed_out" and got[quiet.run_id]["events_seen"] == 2
+    # RunSummaries share the events topic's partitioning by run_id
+    event_partition = {m.key(): m.partition() for m in runs_r.messages}
+    assert all(
+        event_partition[r.run_id.encode()] == m.partition()
+        for r in runs
+        for m in runs_r.messages
+        if m.key() == r.run_id.encode()
+    )
+
+    alerts = alerts_r.records
+    by_kind = {}
+    for a in alerts:
+        by_kind.setdefault(a.kind, set()).add(a.run_id)
+    assert by_kind["budget_breach"] == {bad.run_id}
+    assert by_kind["runaway_loop"] == {bad.run_id}
+    assert by_kind["trace_gaps"] == {quiet.run_id}
+    loop = [a for a in alerts if a.kind == "runaway_loop"]
+    assert {a.incident_id for a in loop} == {loop[0].incident_id}  # one incident, not a storm
+    assert [a.evidence_event_ids[0] for a in loop[:1]] == [bad.events[5].event_id]  # 5th identical call
+
+    dead = dlq_r.records
+    assert len(dead) == 3
+    assert sorted((d.partition, d.offset) for d in dead) == sorted(dlq_where)
+    assert sorted(d.value for d in dead) == sorted(v for _, v in garbage)
+    assert {d.source_topic for d in dead} == {topics.events}
+    assert sorted(d.stage for d in dead) == ["decode", "decode", "validate"]
+    assert all(d.reason for d in dead)
+
+
+def test_sigkill_mid_stream_gives_the_same_summaries(kafka_bootstrap: str, tmp_path: Path) -> None:
+    # inactivity timeout well above the restart time: this test is about recovery, not timeouts
+    config, topics = setup(kafka_bootstrap, uid("tp"), tmp_path, partitions=4, inactivity_timeout_s=60)
+    policy = load_policy(config.policy_path)
+    runs = scripted_runs(150, seed=7)
+    # interleave the runs so that most are open (state only in the tables) when the worker dies
+    events = []
+    for i in range(max(len(r.events) for r in runs)):
+        events.extend(r.events[i] for r in runs if i < len(r.events))
+    produce_events(kafka_bootstrap, topics.events, events)
+    total = len(events)
+
+    worker = WorkerProcess(config, tmp_path / "worker.log").start()
+    try:
+        wait_until(
+            lambda: committed_offsets(kafka_bootstrap, config.group_id, topics.events, 4) >= total // 4,
+            timeout=60,
+            interval=0.05,
+            message="a quarter of the events committed",
+        )
+        worker.kill()  # SIGKILL: no shutdown, the open transaction is left to the broker to abort
+        at_kill = committed_offsets(kafka_bootstrap, config.group_id, topics.events, 4)
+        assert at_kill < total, "the worker finished before the kill; the test did not crash it mid-stream"
+        worker = WorkerProcess(config, tmp_path / "worker2.log").start()
+        runs_r = CommittedReader(kafka_bootstrap, topics.runs)
+        summaries = wait_for(runs_r, lambda recs: len(recs) >= len(runs), 60, "all run summaries", worker)
+        wait_until(
+            lambda: committed_offsets(kafka_bootstrap, config.group_id, topics.events, 4) == total,
+            timeout=30,
+            message="all events committed",
+        )
+        summaries = runs_r.poll()
+    finally:
+        worker.stop()
+    got = {}
+    for s in summaries:
+        assert s.run_id not in got, f"run {s.run_id} summarized twice"
+        got[s.run_id] = comparable(s)
+    assert len(summaries) == len(runs)
+    want = reference_summaries(events, policy)
+    diffs = {
+        rid: {k: (got[rid][k], want[rid][k]) for k in want[rid] if got[rid][k] != want[rid][k]}
+        for rid in want
+        if got.get(rid) != want[rid]
+    }
+    assert diffs == {}
