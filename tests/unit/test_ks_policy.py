@@ -119,3 +119,46 @@ def test_user_policy_file_and_its_errors(tmp_path) -> None:
             load_killswitch_policy(bad)
     with pytest.raises(PolicyError, match="cannot read"):
         load_killswitch_policy(tmp_path / "missing.yaml")
+
+
+def _held(action: str, *, ttl_s: float | None = None, **kw: object):  # type: ignore[no-untyped-def]
+    from tripwire.producers._ks_commands import new_command
+    from tripwire.producers._ks_state import ActiveSwitch
+
+    command = new_command(scope="agent:refund-assistant/tool:stripe.issue_refund", action=action, reason="human",
+                          issued_by="user:alice", now=T0 - timedelta(minutes=1),
+                          ttl=timedelta(seconds=ttl_s) if ttl_s else None, **kw)  # type: ignore[arg-type]
+    return ActiveSwitch.of(command)
+
+
+def test_a_stronger_or_longer_switch_already_on_the_scope_is_not_weakened() -> None:
+    held: dict = {}
+    policy = KillSwitchPolicy(current=held.get)
+    loop = alert("runaway_loop", incident="i1")  # freeze_tool agent_tool for 15 minutes
+    scope = "agent:refund-assistant/tool:stripe.issue_refund"
+    held[scope] = _held("freeze_tool")  # a human's freeze with no end
+    assert policy.process(loop, now=T0) == [] and policy.covered == 1
+    held[scope] = _held("freeze_tool", ttl_s=3600)  # ends after the policy's would
+    assert policy.process(loop, now=T0) == []
+    held[scope] = _held("freeze_tool", ttl_s=300)  # ends sooner: the policy's 15 minutes win
+    assert len(policy.process(loop, now=T0)) == 1
+    policy = KillSwitchPolicy(current=held.get)
+    held[scope] = _held("disable_autonomy")  # weaker than a freeze
+    assert len(policy.process(loop, now=T0)) == 1
+    policy = KillSwitchPolicy(current=held.get)
+    held[scope] = _held("resume")
+    assert len(policy.process(loop, now=T0)) == 1
+
+
+def test_covers_orders_actions_risks_and_rates() -> None:
+    from tripwire.processors.killswitch_policy import PolicyRule, covers
+
+    approval = PolicyRule(name="a", kind="k", action="force_approval", scope="agent", min_risk="medium")
+    throttle = PolicyRule(name="t", kind="k", action="throttle", scope="agent", per_minute=10)
+    assert covers(_held("force_approval", min_risk="low"), approval, T0)
+    assert not covers(_held("force_approval", min_risk="high"), approval, T0)
+    assert covers(_held("throttle", throttle_per_minute=5), throttle, T0)
+    assert not covers(_held("throttle", throttle_per_minute=20), throttle, T0)
+    assert covers(_held("freeze_tool"), throttle, T0)
+    assert not covers(_held("throttle", throttle_per_minute=1), approval, T0)
+    assert not covers(_held("freeze_tool", ttl_s=30), approval, T0)  # lapsed before T0
