@@ -37,8 +37,20 @@ def store_error(e: Exception, what: str) -> StoreError:
     return StoreError(f"{what}: {text}")
 
 
+def _insert_settings(dedup_token: str | None) -> str:
+    if dedup_token is None:
+        return ""
+    if not _TOKEN.match(dedup_token):
+        raise StoreError(f"invalid dedup token {dedup_token!r}")
+    return (
+        f" SETTINGS insert_deduplicate = 1, insert_deduplication_token = '{dedup_token}',"
+        " deduplicate_blocks_in_dependent_materialized_views = 1"
+    )
+
+
 class ChdbStore(Store):
     backend = "chdb"
+    supports_avro_insert = True
 
     def __init__(
         self,
@@ -133,19 +145,29 @@ class ChdbStore(Store):
             data = native_block(table, cols, types, rows)
         except Exception as e:
             raise RowDataError(f"rows for {table} cannot be encoded: {type(e).__name__}: {e}") from e
-        sql = f"INSERT INTO {self.database}.{table} ({', '.join(cols)})"
-        if dedup_token is not None:
-            if not _TOKEN.match(dedup_token):
-                raise StoreError(f"invalid dedup token {dedup_token!r}")
-            sql += (
-                f" SETTINGS insert_deduplicate = 1, insert_deduplication_token = '{dedup_token}',"
-                " deduplicate_blocks_in_dependent_materialized_views = 1"
-            )
+        sql = f"INSERT INTO {self.database}.{table} ({', '.join(cols)})" + _insert_settings(dedup_token)
+        self._send(sql, "Native", data, table)
+        return len(rows)
+
+    def insert_avro(
+        self, table: str, columns: Sequence[str], container: bytes, *, dedup_token: str | None = None
+    ) -> None:
+        check_identifier(table, "table")
+        for c in columns:
+            check_identifier(c, "column")
+        settings = _insert_settings(dedup_token) or " SETTINGS insert_deduplicate = 1"
+        sql = (
+            f"INSERT INTO {self.database}.{table} ({', '.join(columns)}){settings},"
+            " input_format_avro_allow_missing_fields = 1"
+        )
+        self._send(sql, "Avro", container, table)
+
+    def _send(self, sql: str, fmt: str, data: bytes, table: str) -> None:
         if self._conn is None:
             raise StoreError("store is closed")
         try:
             with self._lock:
-                inserter = self._conn.send_insert(sql, "Native")
+                inserter = self._conn.send_insert(sql, fmt)
                 try:
                     inserter.append(data)
                     inserter.finish()
@@ -159,7 +181,6 @@ class ChdbStore(Store):
             raise
         except Exception as e:
             raise store_error(e, f"insert into {table} failed") from e
-        return len(rows)
 
     def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -30,6 +30,7 @@ def _wrap(e: Exception, what: str) -> StoreError:
 
 class ClickHouseStore(Store):
     backend = "clickhouse"
+    supports_avro_insert = True
 
     def __init__(
         self, url: StoreURL, *, readonly: bool = False, limits: QueryLimits | None = None, create: bool = True
@@ -131,6 +132,22 @@ class ClickHouseStore(Store):
                 raise RowDataError(f"rows for {table} cannot be encoded: {e}") from e
             raise _wrap(e, f"insert into {table} failed") from e
         return len(rows)
+
+    def insert_avro(
+        self, table: str, columns: Sequence[str], container: bytes, *, dedup_token: str | None = None
+    ) -> None:
+        check_identifier(table, "table")
+        settings: dict[str, Any] = {
+            "insert_deduplicate": 1,
+            "deduplicate_blocks_in_dependent_materialized_views": 1,
+            "input_format_avro_allow_missing_fields": 1,
+        }
+        if dedup_token is not None:
+            settings["insert_deduplication_token"] = dedup_token
+        try:
+            self._client.raw_insert(table, list(columns), container, settings=settings, fmt="Avro")
+        except Exception as e:
+            raise _wrap(e, f"Avro insert into {table} failed") from e
 
     def close(self) -> None:
         client, self._client = getattr(self, "_client", None), None

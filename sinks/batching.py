@@ -4,22 +4,24 @@ It knows nothing of Kafka: the Kafka runner (``kafka_sink.py``) feeds it polled 
 commits what ``flush()`` returns; the embedded runtime feeds it in-process messages.
 
 Guarantees
-- Rows are buffered per table and inserted per (table, ClickHouse partition) when a table
-  reaches ``batch_rows`` or ``batch_bytes``, or when the oldest buffered message is
-  ``batch_seconds`` old. Offsets are returned for commit only after every row up to them was
-  accepted by ClickHouse.
+- Rows are buffered per table and inserted when a table reaches ``batch_rows`` or
+  ``batch_bytes``, or when the oldest buffered message is ``batch_seconds`` old. Offsets are
+  returned for commit only after every row up to them was accepted by ClickHouse.
 - A failed insert is never skipped: the sealed batch stays at the head of the queue, keeps its
-  ``insert_deduplication_token`` (so a retry after an ambiguous failure is a no-op in
-  ClickHouse), and ``flush()`` raises ``SinkBackpressureError(retry_after)`` with exponential
-  backoff so the runtime pauses its partitions.
-- Replays are exact: every row carries its source (topic, partition, offset); per
-  (table, topic, partition, ClickHouse partition) the sink loads the highest stored offset
-  (``max(src_offset)`` of the table and ``sink_offsets``) and drops rows at or below it.
-  Inserts per key are atomic (one part each) and in offset order, so "offset <= high-water
-  mark" means "already stored". Both mechanisms are plain SQL and behave the same on chdb and
-  on a server.
-- A message that cannot be decoded or mapped becomes a ``dead_letters`` row with the reason;
-  a row ClickHouse cannot encode is isolated by splitting its batch and dead-lettered alone.
+  ``insert_deduplication_token`` (a retry after an ambiguous failure is a no-op in ClickHouse,
+  on the table and on the rollups fed by it), and ``flush()`` raises
+  ``SinkBackpressureError(retry_after)`` with exponential backoff so the runtime pauses.
+- Replays are exact. Every row carries its source (topic, partition, offset). After every fully
+  accepted flush the sink records the offset up to which each source partition is stored
+  (``sink_offsets``, table_name '*'): a replayed message at or below it is dropped before
+  decoding. Above it, rows already in a table (a crash between the insert and that record) are
+  recognised by ``max(src_offset)`` per table and ClickHouse partition: the Python path inserts
+  one ClickHouse partition per insert (one atomic part), in offset order, so "offset <= that
+  mark" means "stored". Both checks are plain SQL and behave the same on chdb and a server.
+- A message that cannot be decoded or mapped becomes a ``dead_letters`` row with the reason; a
+  row ClickHouse cannot encode is isolated by splitting its batch and dead-lettered alone.
+- ``validate=False`` (trusted producers): events-topic values are decoded by ClickHouse itself
+  (``_avro_fast``); a batch ClickHouse rejects falls back to the Python path.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from tripwire.schemas import DecodeError, Topics, decode
+from tripwire.sinks._avro_fast import AvroBranch, AvroPlans, avro_string, parse_header
 from tripwire.sinks.config import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DEFAULT_BATCH_SECONDS
 from tripwire.sinks.exceptions import RowDataError, RowMappingError, SinkBackpressureError, StoreError
 from tripwire.sinks.rows import TABLES, dead_letter_row, map_record, topic_roles
@@ -42,6 +46,7 @@ from tripwire.sinks.store import Store
 log = logging.getLogger(__name__)
 
 TopicPartition = tuple[str, int]
+STAR = "*"  # sink_offsets.table_name / partition_id of the per-source-partition stored offset
 _ROLE_TABLES = {
     "events": ("model_calls", "tool_calls", "run_events", "dead_letters"),
     "runs": ("run_summaries", "dead_letters"),
@@ -50,6 +55,9 @@ _ROLE_TABLES = {
     "killswitch": ("killswitch_audit", "dead_letters"),
     "dlq": ("dead_letters",),
 }
+# ClickHouse codes meaning "this data cannot be inserted" (retrying the same bytes cannot help)
+_DATA_ERROR_CODES = frozenset({6, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 131, 159, 1001})
+_AVRO_ATTEMPTS = 2  # then the Python path takes the batch (and backs off itself if ClickHouse is down)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +81,9 @@ class SinkStats:
     dead_lettered: int = 0
     tombstones: int = 0
     insert_failures: int = 0
+    avro_fallbacks: int = 0
     commits: int = 0
+    first_message_at: float | None = None  # clock() of the first message added
 
 
 @dataclass(slots=True)
@@ -83,32 +93,49 @@ class _Buffer:
 
 
 @dataclass(slots=True)
+class _AvroBuffer:
+    branch: AvroBranch
+    items: list[tuple[Message, int]] = field(default_factory=list)  # (message, body start)
+    nbytes: int = 0
+
+
+@dataclass(slots=True)
 class PendingBatch:
-    """A sealed batch for one (table, ClickHouse partition); retried as is until accepted."""
+    """A sealed batch for one table; retried as is until accepted.
+
+    Python path: ``rows`` of one ClickHouse partition. Avro path: the ``messages`` whose bodies
+    ClickHouse decodes (``branch`` says how)."""
 
     table: str
     partition_id: str
     rows: list[tuple[Any, ...]]
     token: str
     marks: dict[TopicPartition, int]
+    branch: AvroBranch | None = None
+    messages: list[tuple[Message, int]] | None = None
+    attempts: int = 0
 
 
-def _marks_of(rows: Iterable[tuple[Any, ...]]) -> dict[TopicPartition, tuple[int, int]]:
+def _ranges(items: Iterable[tuple[str, int, int]]) -> dict[TopicPartition, tuple[int, int]]:
     out: dict[TopicPartition, tuple[int, int]] = {}
-    for r in rows:
-        tp = (r[-3], r[-2])
-        off = r[-1]
+    for topic, partition, off in items:
+        tp = (topic, partition)
         lo_hi = out.get(tp)
         out[tp] = (off, off) if lo_hi is None else (min(lo_hi[0], off), max(lo_hi[1], off))
     return out
 
 
-def batch_token(table: str, partition_id: str, rows: list[tuple[Any, ...]]) -> str:
-    """``insert_deduplication_token``: the table, partition and the source offset range of each
-    (topic, partition) in the batch, plus the row count."""
-    ranges = sorted(_marks_of(rows).items())
-    text = f"{table}|{partition_id}|{len(rows)}|" + ";".join(f"{t}:{p}:{lo}-{hi}" for (t, p), (lo, hi) in ranges)
+def _token(table: str, partition_id: str, n: int, ranges: dict[TopicPartition, tuple[int, int]]) -> str:
+    text = f"{table}|{partition_id}|{n}|" + ";".join(
+        f"{t}:{p}:{lo}-{hi}" for (t, p), (lo, hi) in sorted(ranges.items())
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def batch_token(table: str, partition_id: str, rows: list[tuple[Any, ...]]) -> str:
+    """``insert_deduplication_token``: the table, partition, row count and the source offset
+    range of each (topic, partition) in the batch."""
+    return _token(table, partition_id, len(rows), _ranges((r[-3], r[-2], r[-1]) for r in rows))
 
 
 class BatchingSink:
@@ -124,7 +151,8 @@ class BatchingSink:
         batch_seconds: float = DEFAULT_BATCH_SECONDS,
         retry_initial_s: float = 0.2,
         retry_max_s: float = 30.0,
-        decoder: Callable[[bytes], Any] = decode,
+        validate: bool = True,
+        decoder: Callable[[bytes], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if batch_rows < 1 or batch_bytes < 1 or batch_seconds <= 0:
@@ -136,66 +164,108 @@ class BatchingSink:
         self.batch_seconds = batch_seconds
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
-        self._decode = decoder
+        # validate=False: trusted decode (Avro types and enum symbols checked, the pydantic
+        # constraints not re-run); events values are then decoded by ClickHouse when it can.
+        self._decode = decoder or (decode if validate else partial(decode, validate=False))
+        self._plans = AvroPlans() if not validate and decoder is None and store.supports_avro_insert else None
         self._clock = clock
         self.stats = SinkStats()
         self._buffers: dict[str, _Buffer] = {}
+        self._avro: dict[tuple[bytes, int], _AvroBuffer] = {}
+        self._topic_enc: dict[str, bytes] = {}
         self._pending: deque[PendingBatch] = deque()
         self._marks: dict[tuple[str, str, int, str], int] = {}  # (table, topic, partition, pid) -> offset
+        self._star: dict[TopicPartition, int] = {}  # stored up to this offset in every table
+        self._in_tables: dict[TopicPartition, int] = {}  # highest offset found in any table at load
         self._loaded: set[TopicPartition] = set()
         self._seen: dict[TopicPartition, int] = {}  # highest offset added, not yet sealed
         self._sealed: dict[TopicPartition, int] = {}  # highest offset sealed, not yet committed
-        self._unsaved_marks: dict[tuple[str, str, int, str], int] = {}
+        self._unsaved_star: dict[TopicPartition, int] = {}
         self._oldest: float | None = None
         self._failures = 0
         self._retry_at = 0.0
 
+    @property
+    def decodes_in_clickhouse(self) -> bool:
+        return self._plans is not None
+
     # -- intake ----------------------------------------------------------------------------
     def add(self, msg: Message) -> None:
-        """Decode and map one message into the table buffers. Never raises for bad input."""
+        """Take one message into the table buffers. Never raises for bad input."""
         tp = (msg.topic, msg.partition)
         if tp not in self._loaded:
             self._load_marks(msg.topic, msg.partition)
-        self.stats.messages += 1
-        role = self.roles.get(msg.topic)
-        mapped: tuple[str, tuple[Any, ...]] | None
-        if role is None:
-            mapped = self._dead(msg, f"topic {msg.topic!r} is not a tripwire topic", "UnknownTopic", "sink")
-        elif msg.value is None:
-            if role == "killswitch":  # compaction tombstone: nothing to audit
-                self.stats.tombstones += 1
-                mapped = None
-            else:
-                mapped = self._dead(msg, "message has no value", "EmptyValue", "decode")
-        else:
-            try:
-                record = self._decode(msg.value)
-            except DecodeError as e:
-                mapped = self._dead(msg, e.reason, type(e).__name__, "decode")
-            except Exception as e:  # a decoder bug must not stop the sink
-                mapped = self._dead(msg, f"{type(e).__name__}: {e}", type(e).__name__, "decode")
-            else:
-                try:
-                    mapped = map_record(role, record)
-                except RowMappingError as e:
-                    mapped = self._dead(msg, e.reason, "RowMappingError", "sink")
-        if mapped is not None:
-            table, row = mapped
-            full = (*row, msg.topic, msg.partition, msg.offset)
-            pid = TABLES[table].partition_id(full)
-            if msg.offset <= self._marks.get((table, msg.topic, msg.partition, pid), -1):
-                self.stats.deduplicated += 1
-            else:
-                buf = self._buffers.get(table)
-                if buf is None:
-                    buf = self._buffers[table] = _Buffer()
-                buf.rows.append(full)
-                buf.nbytes += len(msg.value or b"") + 64
-        prev = self._seen.get(tp, -1)
-        if msg.offset > prev:
-            self._seen[tp] = msg.offset
+        stats = self.stats
+        stats.messages += 1
+        if stats.first_message_at is None:
+            stats.first_message_at = self._clock()
         if self._oldest is None:
             self._oldest = self._clock()
+        if msg.offset > self._seen.get(tp, -1):
+            self._seen[tp] = msg.offset
+        if msg.offset <= self._star.get(tp, -1):
+            stats.deduplicated += 1
+            return
+        role = self.roles.get(msg.topic)
+        if (
+            self._plans is not None
+            and role == "events"
+            and msg.value is not None
+            and msg.offset > self._in_tables.get(tp, -1)
+            and self._add_avro(msg)
+        ):
+            return
+        mapped = self._map(msg, role)
+        if mapped is not None:
+            self._buffer(msg, *mapped)
+
+    def _add_avro(self, msg: Message) -> bool:
+        assert self._plans is not None and msg.value is not None
+        head = parse_header(msg.value)
+        if head is None:
+            return False
+        fp, index, start = head
+        branch = self._plans.branch(fp, index)
+        if branch is None:
+            return False
+        buf = self._avro.get((fp, index))
+        if buf is None:
+            buf = self._avro[(fp, index)] = _AvroBuffer(branch)
+        buf.items.append((msg, start))
+        buf.nbytes += len(msg.value) + 16
+        return True
+
+    def _map(self, msg: Message, role: str | None) -> tuple[str, tuple[Any, ...]] | None:
+        """(table, row) of one message through the Python decoder, or a dead letter; None = nothing to store."""
+        if role is None:
+            return self._dead(msg, f"topic {msg.topic!r} is not a tripwire topic", "UnknownTopic", "sink")
+        if msg.value is None:
+            if role == "killswitch":  # compaction tombstone: nothing to audit
+                self.stats.tombstones += 1
+                return None
+            return self._dead(msg, "message has no value", "EmptyValue", "decode")
+        try:
+            record = self._decode(msg.value)
+        except DecodeError as e:
+            return self._dead(msg, e.reason, type(e).__name__, "decode")
+        except Exception as e:  # a decoder bug must not stop the sink
+            return self._dead(msg, f"{type(e).__name__}: {e}", type(e).__name__, "decode")
+        try:
+            return map_record(role, record)
+        except RowMappingError as e:
+            return self._dead(msg, e.reason, "RowMappingError", "sink")
+
+    def _buffer(self, msg: Message, table: str, row: tuple[Any, ...]) -> None:
+        full = (*row, msg.topic, msg.partition, msg.offset)
+        pid = TABLES[table].partition_id(full)
+        if msg.offset <= self._marks.get((table, msg.topic, msg.partition, pid), -1):
+            self.stats.deduplicated += 1
+            return
+        buf = self._buffers.get(table)
+        if buf is None:
+            buf = self._buffers[table] = _Buffer()
+        buf.rows.append(full)
+        buf.nbytes += len(msg.value or b"") + 64
 
     def _dead(self, msg: Message, reason: str, error_type: str, stage: str) -> tuple[str, tuple[Any, ...]]:
         self.stats.dead_lettered += 1
@@ -219,10 +289,9 @@ class BatchingSink:
             timestamp_ms=msg.timestamp_ms,
         )
 
-    # -- replay high-water marks ------------------------------------------------------------
+    # -- replay marks ------------------------------------------------------------------------
     def _load_marks(self, topic: str, partition: int) -> None:
-        role = self.roles.get(topic)
-        tables = _ROLE_TABLES.get(role or "", ("dead_letters",))
+        tables = _ROLE_TABLES.get(self.roles.get(topic) or "", ("dead_letters",))
         parts = [
             f"SELECT '{t}' AS t, _partition_id AS pid, max(src_offset) AS m FROM {t} "
             "WHERE src_topic = {topic:String} AND src_partition = {partition:UInt32} GROUP BY pid"
@@ -230,33 +299,45 @@ class BatchingSink:
         ]
         parts.append(
             "SELECT table_name AS t, partition_id AS pid, max(max_offset) AS m FROM sink_offsets "
-            "WHERE src_topic = {topic:String} AND src_partition = {partition:UInt32} GROUP BY t, pid"
+            "WHERE table_name = '*' AND src_topic = {topic:String} AND src_partition = {partition:UInt32} "
+            "GROUP BY t, pid"
         )
         sql = "SELECT toString(t), toString(pid), max(m) FROM (" + " UNION ALL ".join(parts) + ") GROUP BY 1, 2"
-        res = self.store.query(sql, {"topic": topic, "partition": partition})
-        for t, pid, m in res.rows:
+        tp = (topic, partition)
+        for t, pid, m in self.store.query(sql, {"topic": topic, "partition": partition}).rows:
+            m = int(m)
+            if t == STAR:
+                self._star[tp] = max(self._star.get(tp, -1), m)
+                continue
             key = (t, topic, partition, pid)
-            if int(m) > self._marks.get(key, -1):
-                self._marks[key] = int(m)
-        self._loaded.add((topic, partition))
+            self._marks[key] = max(self._marks.get(key, -1), m)
+            self._in_tables[tp] = max(self._in_tables.get(tp, -1), m)
+        self._loaded.add(tp)
 
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
         """Drop what is buffered and cached for partitions this instance no longer owns
-        (uncommitted, so their next owner replays them; its high-water marks drop duplicates)."""
+        (uncommitted, so their next owner replays them and its marks drop duplicates)."""
         gone = set(partitions)
         if not gone:
             return
         for buf in self._buffers.values():
             buf.rows = [r for r in buf.rows if (r[-3], r[-2]) not in gone]
+        for abuf in self._avro.values():
+            abuf.items = [(m, s) for m, s in abuf.items if (m.topic, m.partition) not in gone]
         kept: deque[PendingBatch] = deque()
         for b in self._pending:
+            if b.branch is not None and b.messages is not None:
+                items = [(m, s) for m, s in b.messages if (m.topic, m.partition) not in gone]
+                if items:
+                    kept.append(self._avro_batch(b.branch, items))
+                continue
             rows = [r for r in b.rows if (r[-3], r[-2]) not in gone]
             if rows:
                 kept.append(self._batch(b.table, b.partition_id, rows))
         self._pending = kept
         for tp in gone:
-            self._seen.pop(tp, None)
-            self._sealed.pop(tp, None)
+            for d in (self._seen, self._sealed, self._star, self._in_tables, self._unsaved_star):
+                d.pop(tp, None)
             self._loaded.discard(tp)
         self._marks = {k: v for k, v in self._marks.items() if (k[1], k[2]) not in gone}
 
@@ -267,14 +348,17 @@ class BatchingSink:
 
     @property
     def buffered_rows(self) -> int:
-        return sum(len(b.rows) for b in self._buffers.values())
+        return sum(len(b.rows) for b in self._buffers.values()) + sum(len(b.items) for b in self._avro.values())
 
     def should_flush(self, now: float | None = None) -> bool:
         now = self._clock() if now is None else now
-        if self._pending or self._unsaved_marks:
+        if self._pending or self._unsaved_star:
             return now >= self._retry_at
         for buf in self._buffers.values():
             if len(buf.rows) >= self.batch_rows or buf.nbytes >= self.batch_bytes:
+                return True
+        for abuf in self._avro.values():
+            if len(abuf.items) >= self.batch_rows or abuf.nbytes >= self.batch_bytes:
                 return True
         return self._oldest is not None and now - self._oldest >= self.batch_seconds
 
@@ -283,28 +367,39 @@ class BatchingSink:
         return max(0.0, self._retry_at - now)
 
     def _batch(self, table: str, pid: str, rows: list[tuple[Any, ...]]) -> PendingBatch:
-        marks = {tp: hi for tp, (_lo, hi) in _marks_of(rows).items()}
-        return PendingBatch(table, pid, rows, batch_token(table, pid, rows), marks)
+        ranges = _ranges((r[-3], r[-2], r[-1]) for r in rows)
+        marks = {tp: hi for tp, (_lo, hi) in ranges.items()}
+        return PendingBatch(table, pid, rows, _token(table, pid, len(rows), ranges), marks)
+
+    def _avro_batch(self, branch: AvroBranch, items: list[tuple[Message, int]]) -> PendingBatch:
+        ranges = _ranges((m.topic, m.partition, m.offset) for m, _ in items)
+        marks = {tp: hi for tp, (_lo, hi) in ranges.items()}
+        token = _token(f"{branch.table}:{branch.name}", STAR, len(items), ranges)
+        return PendingBatch(branch.table, STAR, [], token, marks, branch, items)
 
     def _seal(self) -> None:
+        for abuf in self._avro.values():
+            if abuf.items:
+                self._pending.append(self._avro_batch(abuf.branch, abuf.items))
+        self._avro = {}
         for table, buf in self._buffers.items():
-            if not buf.rows:
-                continue
-            spec = TABLES[table]
-            by_pid: dict[str, list[tuple[Any, ...]]] = {}
-            if spec.time_column is None:
-                by_pid["all"] = buf.rows
-            else:
-                i = spec.columns.index(spec.time_column)
-                for r in buf.rows:
-                    ts = r[i]
-                    by_pid.setdefault(f"{ts.year:04d}{ts.month:02d}", []).append(r)
-            for pid in sorted(by_pid):
-                self._pending.append(self._batch(table, pid, by_pid[pid]))
+            if buf.rows:
+                self._seal_rows(table, buf.rows)
         self._buffers = {}
         self._sealed.update(self._seen)
         self._seen = {}
         self._oldest = None
+
+    def _seal_rows(self, table: str, rows: list[tuple[Any, ...]], *, front: bool = False) -> None:
+        spec = TABLES[table]
+        by_pid: dict[str, list[tuple[Any, ...]]] = {}
+        for r in rows:
+            by_pid.setdefault(spec.partition_id(r), []).append(r)
+        batches = [self._batch(table, pid, by_pid[pid]) for pid in sorted(by_pid)]
+        if front:
+            self._pending.extendleft(reversed(batches))
+        else:
+            self._pending.extend(batches)
 
     def flush(self) -> dict[TopicPartition, int]:
         """Seal the buffers and insert every pending batch in order.
@@ -316,26 +411,32 @@ class BatchingSink:
         self._seal()
         while self._pending:
             b = self._pending[0]
-            try:
-                self.store.insert(b.table, TABLES[b.table].insert_columns, b.rows, dedup_token=b.token)
-            except RowDataError as e:
-                self._pending.popleft()
-                self._split(b, str(e))
-                continue
-            except StoreError as e:
-                self._backoff(b.table, e)
+            if b.branch is not None:
+                if not self._insert_avro(b):
+                    continue
+            else:
+                try:
+                    self.store.insert(b.table, TABLES[b.table].insert_columns, b.rows, dedup_token=b.token)
+                except RowDataError as e:
+                    self._pending.popleft()
+                    self._split(b, str(e))
+                    continue
+                except StoreError as e:
+                    self._backoff(b.table, e)
             self._pending.popleft()
-            self.stats.rows_inserted += len(b.rows)
+            n = len(b.messages) if b.messages is not None else len(b.rows)
+            self.stats.rows_inserted += n
             self.stats.batches_inserted += 1
             for (topic, partition), off in b.marks.items():
                 key = (b.table, topic, partition, b.partition_id)
                 if off > self._marks.get(key, -1):
                     self._marks[key] = off
-                if off > self._unsaved_marks.get(key, -1):
-                    self._unsaved_marks[key] = off
-        if self._unsaved_marks:
+        for tp, off in self._sealed.items():
+            if off > self._star.get(tp, -1):
+                self._unsaved_star[tp] = off
+        if self._unsaved_star:
             now = datetime.now(UTC)
-            rows = [(t, top, p, pid, off, now) for (t, top, p, pid), off in sorted(self._unsaved_marks.items())]
+            rows = [(STAR, t, p, STAR, off, now) for (t, p), off in sorted(self._unsaved_star.items())]
             try:
                 self.store.insert(
                     "sink_offsets",
@@ -344,7 +445,8 @@ class BatchingSink:
                 )
             except StoreError as e:
                 self._backoff("sink_offsets", e)
-            self._unsaved_marks = {}
+            self._star.update(self._unsaved_star)
+            self._unsaved_star = {}
         self._failures = 0
         self._retry_at = 0.0
         commit = {tp: off + 1 for tp, off in self._sealed.items()}
@@ -352,6 +454,49 @@ class BatchingSink:
         if commit:
             self.stats.commits += 1
         return commit
+
+    def _insert_avro(self, b: PendingBatch) -> bool:
+        """Insert an Avro batch; False when it was handed to the Python path instead."""
+        assert b.branch is not None and b.messages is not None
+        enc = self._topic_enc
+        bodies = []
+        for m, start in b.messages:
+            t = enc.get(m.topic)
+            if t is None:
+                t = enc[m.topic] = avro_string(m.topic)
+            bodies.append(b.branch.body(m.value or b"", start, t, m.partition, m.offset))
+        try:
+            self.store.insert_avro(b.table, b.branch.columns, b.branch.container(bodies), dedup_token=b.token)
+            return True
+        except StoreError as e:
+            b.attempts += 1
+            if e.code not in _DATA_ERROR_CODES and b.attempts < _AVRO_ATTEMPTS:
+                self._backoff(b.table, e)
+            log.warning("ClickHouse did not take an Avro batch table=%s rows=%d: %s", b.table, len(bodies), e)
+        self._pending.popleft()
+        self._fallback(b)
+        return False
+
+    def _fallback(self, b: PendingBatch) -> None:
+        """Hand an Avro batch to the Python decoder. Parts ClickHouse may have stored already are
+        recognised by reloading the per-partition marks of the tables."""
+        assert b.messages is not None
+        self.stats.avro_fallbacks += 1
+        for tp in {(m.topic, m.partition) for m, _ in b.messages}:
+            self._load_marks(*tp)
+        buffers: dict[str, list[tuple[Any, ...]]] = {}
+        for m, _ in b.messages:
+            mapped = self._map(m, "events")
+            if mapped is None:
+                continue
+            table, row = mapped
+            full = (*row, m.topic, m.partition, m.offset)
+            if m.offset <= self._marks.get((table, m.topic, m.partition, TABLES[table].partition_id(full)), -1):
+                self.stats.deduplicated += 1
+                continue
+            buffers.setdefault(table, []).append(full)
+        for table in sorted(buffers, reverse=True):
+            self._seal_rows(table, buffers[table], front=True)
 
     def _backoff(self, table: str, e: Exception) -> None:
         self._failures += 1
@@ -368,9 +513,8 @@ class BatchingSink:
         if len(b.rows) == 1:
             r = b.rows[0]
             msg = Message(r[-3], r[-2], r[-1], None, None)
-            table, row = self._dead(
-                msg, f"row for {b.table} cannot be stored: {reason}; row={r!r}"[:2000], "RowDataError", "sink"
-            )
+            detail = f"row for {b.table} cannot be stored: {reason}; row={r!r}"[:2000]
+            table, row = self._dead(msg, detail, "RowDataError", "sink")
             full = (*row, msg.topic, msg.partition, msg.offset)
             self._pending.appendleft(self._batch(table, TABLES[table].partition_id(full), [full]))
             return

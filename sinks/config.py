@@ -55,6 +55,7 @@ class SinkSettings(BaseSettings):
     retry_initial_s: float = Field(0.2, gt=0)
     retry_max_s: float = Field(30.0, gt=0)
     poll_timeout_s: float = Field(0.2, gt=0)
+    validate_events: bool = True  # False: trusted decode (Avro types checked, pydantic constraints not re-run)
 
     @model_validator(mode="after")
     def _backoff_order(self) -> SinkSettings:

@@ -51,6 +51,7 @@ class KafkaSink:
             batch_seconds=s.batch_seconds,
             retry_initial_s=s.retry_initial_s,
             retry_max_s=s.retry_max_s,
+            validate=s.validate_events,
         )
         conf: dict[str, object] = {
             "bootstrap.servers": s.bootstrap,

@@ -6,6 +6,7 @@ tripwire topic into rows, or into a ``dead_letters`` row saying why it could not
 
 from __future__ import annotations
 
+import operator
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -150,9 +151,14 @@ _RUN_EVENT_TYPES: dict[type, str] = {
 }
 
 
+_GETTERS: dict[tuple[str, ...], Callable[[Any], Any]] = {}
+
+
 def _attrs(record: Any, columns: tuple[str, ...]) -> tuple[Any, ...]:
-    get = record.__dict__.get
-    return tuple(get(c) for c in columns)
+    getter = _GETTERS.get(columns)
+    if getter is None:
+        getter = _GETTERS[columns] = operator.attrgetter(*columns)
+    return getter(record)  # type: ignore[no-any-return]
 
 
 def _row_model_call(r: Any) -> tuple[str, tuple[Any, ...]]:
@@ -164,7 +170,8 @@ def _row_tool_call(r: Any) -> tuple[str, tuple[Any, ...]]:
 
 
 def _row_run_event(r: Any) -> tuple[str, tuple[Any, ...]]:
-    return "run_events", (_RUN_EVENT_TYPES[type(r)], *_attrs(r, RUN_EVENTS.columns[1:]))
+    get = r.__dict__.get  # the columns of the other run event types are NULL
+    return "run_events", (_RUN_EVENT_TYPES[type(r)], *(get(c) for c in RUN_EVENTS.columns[1:]))
 
 
 def _row_summary(r: Any) -> tuple[str, tuple[Any, ...]]:

@@ -65,6 +65,7 @@ class Store(ABC):
     backend: str
     database: str
     readonly: bool
+    supports_avro_insert: bool = False
 
     @abstractmethod
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
@@ -87,6 +88,12 @@ class Store(ABC):
         ``dedup_token`` becomes ``insert_deduplication_token``: re-sending the same block with
         the same token is a no-op on the table and on the materialized views fed by it.
         """
+
+    def insert_avro(
+        self, table: str, columns: Sequence[str], container: bytes, *, dedup_token: str | None = None
+    ) -> None:
+        """Insert an Avro object container; ClickHouse decodes it (fields matched to ``columns`` by name)."""
+        raise NotImplementedError(f"{type(self).__name__} does not insert Avro")
 
     @abstractmethod
     def close(self) -> None: ...
