@@ -60,6 +60,7 @@ _COMMAND_MODULES = (
     "tripwire.sinks.cli",
     "tripwire.dashboard.cli",
     "tripwire.demo_cli",
+    "tripwire.topics_cli",
 )
 
 

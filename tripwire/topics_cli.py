@@ -1,0 +1,142 @@
+"""``tripwire topics create | describe``: the pipeline's topics, created up front with explicit counts.
+
+A deployment creates its topics once, before any producer or worker starts (the init service of
+``docker-compose.yml``), so that broker auto-creation can never make a one-partition events topic
+that breaks the processors' co-partitioning. ``create`` reuses the code the workers run at start:
+
+- :func:`tripwire.processors.topics.ensure_runtime_topics`: the contract topics (events, runs,
+  metrics, alerts, dlq) and the processors' internal topics, all with ``--partitions``;
+- :func:`tripwire.producers._ks_listener.ensure_topic`: the compacted kill-switch topic.
+
+Both are idempotent and fail when an existing topic has a different partition count.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+topics_app = typer.Typer(help="Create and inspect the pipeline's Kafka topics (explicit partition counts).",
+                         no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(topics_app, name="topics")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _processor_config(**given: Any) -> Any:
+    from tripwire.processors.config import ProcessorConfig
+
+    return ProcessorConfig(**{k: v for k, v in given.items() if v is not None})
+
+
+def _killswitch_config(bootstrap: str, prefix: str, partitions: int | None) -> Any:
+    from tripwire.producers._ks_config import KillSwitchConfig
+    from tripwire.schemas import topic_names
+
+    base = KillSwitchConfig()
+    update: dict[str, Any] = {"bootstrap": bootstrap}
+    if prefix:
+        update["topic"] = topic_names(prefix).killswitch
+    if partitions is not None:
+        update["partitions"] = partitions
+    return base.model_copy(update=update)
+
+
+def _describe(
+    bootstrap: str, names: list[str], timeout: float, *, wait: bool = False
+) -> list[tuple[str, int | None, str]]:
+    """(topic, partitions or None when missing, cleanup.policy) for each name; ``wait`` polls the
+    metadata until every name is visible (a topic just created may lag behind on this connection)."""
+    import time
+
+    from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + timeout
+    meta = admin.list_topics(timeout=timeout).topics
+    while wait and not all(n in meta for n in names) and time.monotonic() < deadline:
+        time.sleep(0.1)  # metadata propagation: poll with a deadline
+        meta = admin.list_topics(timeout=timeout).topics
+    present = [n for n in names if n in meta]
+    policies: dict[str, str] = {}
+    if present:
+        futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, n) for n in present])
+        for res, fut in futures.items():
+            entry = fut.result(timeout=timeout).get("cleanup.policy")
+            policies[res.name] = entry.value if entry is not None else ""
+    return [(n, len(meta[n].partitions) if n in meta else None, policies.get(n, "")) for n in names]
+
+
+def _print(rows: list[tuple[str, int | None, str]]) -> None:
+    width = max(len(r[0]) for r in rows)
+    for name, partitions, policy in rows:
+        count = "missing" if partitions is None else f"{partitions:>4} partitions"
+        typer.echo(f"{name.ljust(width)}  {count}  {policy}".rstrip())
+
+
+@topics_app.command("create")
+def create(
+    bootstrap: str | None = typer.Option(None, help="Kafka bootstrap servers (default: env / 127.0.0.1:9092)"),
+    topic_prefix: str | None = typer.Option(None, help="prefix of every topic name"),
+    partitions: int | None = typer.Option(None, min=1, help="partitions of the events topic and of every topic "
+                                          "co-partitioned with it (default TRIPWIRE_PROCESSORS_PARTITIONS)"),
+    replication: int | None = typer.Option(None, min=1, help="replication factor (default "
+                                           "TRIPWIRE_PROCESSORS_REPLICATION)"),
+    app_id: str | None = typer.Option(None, help="processors app id = consumer group: names the internal topics"),
+    killswitch_partitions: int | None = typer.Option(None, min=1, help="partitions of the compacted kill-switch "
+                                                     "topic (default TRIPWIRE_KILLSWITCH_PARTITIONS)"),
+    timeout: float = typer.Option(30.0, help="seconds to wait for the broker"),
+) -> None:
+    """Create every topic the pipeline uses (idempotent); fail if one exists with another partition count."""
+    from confluent_kafka import KafkaException
+
+    from tripwire.errors import TripwireError
+    from tripwire.processors.topics import RuntimeTopics, ensure_runtime_topics
+    from tripwire.producers._ks_listener import ensure_topic
+
+    try:
+        config = _processor_config(bootstrap=bootstrap, topic_prefix=topic_prefix, partitions=partitions,
+                                   replication=replication, app_id=app_id)
+        ks = _killswitch_config(config.bootstrap, config.topic_prefix, killswitch_partitions)
+        ensure_runtime_topics(config)
+        ensure_topic(ks, timeout=timeout)
+        runtime = RuntimeTopics.from_config(config)
+        names = [*runtime.partition_counts(config.partitions), ks.topic]
+        rows = _describe(config.bootstrap, names, timeout, wait=True)
+    except (TripwireError, KafkaException, ValueError) as e:
+        raise _fail(str(e)) from e
+    wrong = [(n, p) for n, p, _ in rows if n == ks.topic and p != ks.partitions]
+    if wrong:
+        raise _fail(f"{ks.topic} exists with {wrong[0][1]} partitions, expected {ks.partitions}")
+    _print(rows)
+
+
+@topics_app.command("describe")
+def describe(
+    bootstrap: str | None = typer.Option(None, help="Kafka bootstrap servers (default: env / 127.0.0.1:9092)"),
+    topic_prefix: str | None = typer.Option(None, help="prefix of every topic name"),
+    app_id: str | None = typer.Option(None, help="processors app id = consumer group: names the internal topics"),
+    timeout: float = typer.Option(30.0, help="seconds to wait for the broker"),
+) -> None:
+    """Partition count and cleanup policy of every pipeline topic; exit 1 if one is missing."""
+    from confluent_kafka import KafkaException
+
+    from tripwire.processors.topics import RuntimeTopics
+
+    config = _processor_config(bootstrap=bootstrap, topic_prefix=topic_prefix, app_id=app_id)
+    ks = _killswitch_config(config.bootstrap, config.topic_prefix, None)
+    names = [*RuntimeTopics.from_config(config).partition_counts(1), ks.topic]
+    try:
+        rows = _describe(config.bootstrap, names, timeout)
+    except KafkaException as e:
+        raise _fail(str(e)) from e
+    _print(rows)
+    if any(p is None for _, p, _ in rows):
+        raise typer.Exit(1)
