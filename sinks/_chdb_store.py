@@ -25,16 +25,22 @@ if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
-_CODE = re.compile(r"Code: (\d+)\. DB::Exception: (.*?)(?: \(([A-Z_]+)\))?(?: \(version [^)]*\))?\s*$", re.S)
+_CODE = re.compile(r"Code: (\d+)")
+_NAME = re.compile(r"\(([A-Z][A-Z0-9_]+)\)")
+_MESSAGE = re.compile(r"DB::Exception: (.*?)(?: \([A-Z][A-Z0-9_]+\))?(?: \(version [^)]*\))?\s*$", re.S)
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 
 
 def store_error(e: Exception, what: str) -> StoreError:
+    """A ``StoreError`` with the ClickHouse code and name parsed from chdb's message."""
     text = str(e).strip()
-    m = _CODE.search(text)
-    if m:
-        return StoreError(f"{what}: {m.group(2).strip()}", code=int(m.group(1)), name=m.group(3))
-    return StoreError(f"{what}: {text}")
+    code = _CODE.search(text)
+    name = _NAME.search(text)
+    message = _MESSAGE.search(text)
+    detail = message.group(1).strip() if message else text
+    return StoreError(
+        f"{what}: {detail}", code=int(code.group(1)) if code else None, name=name.group(1) if name else None
+    )
 
 
 def _insert_settings(dedup_token: str | None) -> str:

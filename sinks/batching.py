@@ -57,7 +57,7 @@ _ROLE_TABLES = {
 }
 # ClickHouse codes meaning "this data cannot be inserted" (retrying the same bytes cannot help)
 _DATA_ERROR_CODES = frozenset({6, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 131, 159, 1001})
-_AVRO_ATTEMPTS = 2  # then the Python path takes the batch (and backs off itself if ClickHouse is down)
+_AVRO_ATTEMPTS = 5  # failures of one Avro batch for other reasons before the Python path takes it
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,8 +470,11 @@ class BatchingSink:
             return True
         except StoreError as e:
             b.attempts += 1
-            if e.code not in _DATA_ERROR_CODES and b.attempts < _AVRO_ATTEMPTS:
-                self._backoff(b.table, e)
+            data_error = e.code in _DATA_ERROR_CODES
+            if not data_error and b.attempts < _AVRO_ATTEMPTS:
+                self._backoff(b.table, e)  # raises: retry the same container later
+            if not data_error:
+                self.stats.insert_failures += 1
             log.warning("ClickHouse did not take an Avro batch table=%s rows=%d: %s", b.table, len(bodies), e)
         self._pending.popleft()
         self._fallback(b)

@@ -343,3 +343,118 @@ def test_readonly_store_refuses_writes_and_enforces_limits(store) -> None:  # no
         assert ei.value.code == 159
     assert store.table_exists("model_calls")
     assert table_count(store, "alert_acks") == 0
+
+
+# ---------------------------------------------------------------------------- trusted fast path
+def _event_records() -> list:
+    recs = []
+    for i in range(6):
+        run = f"fast-{i}"
+        recs += [
+            h.run_started(run),
+            h.model_call(run, 1, cost=0.01 * i, prompt="tab\there 'q'" if i == 2 else None),
+            h.tool_call(run, 2, status="blocked", blocked_reason="policy") if i == 3 else h.tool_call(run, 2),
+            h.approval(run, 3, decision="denied", reason="no"),
+            h.run_finished(run, 4, outcome="escalated"),
+        ]
+    return recs
+
+
+def _rows(st, table: str, topic: str) -> list:  # type: ignore[no-untyped-def]
+    cols = list(TABLES[table].columns) + (["duration_ms"] if table != "run_events" else [])
+    res = st.query(
+        f"SELECT {', '.join(cols)}, src_partition, src_offset FROM {table} "
+        "WHERE src_topic = {t:String} ORDER BY src_offset",
+        {"t": topic},
+    )
+    return res.rows
+
+
+def test_clickhouse_decoded_rows_equal_python_decoded_rows(store) -> None:  # noqa: F811
+    s = store
+    slow_t, fast_t = topic_names("slow"), topic_names("fast")
+    recs = _event_records()
+    slow = BatchingSink(s, slow_t, validate=True)
+    fast = BatchingSink(s, fast_t, validate=False)
+    assert fast.decodes_in_clickhouse and not slow.decodes_in_clickhouse
+    for i, r in enumerate(recs):
+        data = encode(r)
+        slow.add(Message(slow_t.events, 0, i, b"k", data))
+        fast.add(Message(fast_t.events, 0, i, b"k", data))
+    slow.flush()
+    assert fast.flush() == {(fast_t.events, 0): len(recs)}
+    assert fast.stats.avro_fallbacks == 0 and fast.stats.rows_inserted == len(recs)
+    for table in ("model_calls", "tool_calls", "run_events"):
+        a, b = _rows(s, table, slow_t.events), _rows(s, table, fast_t.events)
+        assert len(a) > 0 and a == b, table
+
+
+def test_fast_path_rejected_batch_falls_back_and_dead_letters_the_bad_message(store) -> None:  # noqa: F811
+    s = store
+    t = topic_names("fb")
+    recs = _event_records()[:10]
+    sink = BatchingSink(s, t, validate=False)
+    good = [encode(r) for r in recs]
+    model_call_bytes = good[1]
+    bad = model_call_bytes[:11] + b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"  # header ok, body garbage
+    for i, data in enumerate([*good[:5], bad, *good[5:]]):
+        sink.add(Message(t.events, 0, i, b"k", data))
+    assert sink.flush() == {(t.events, 0): 11}
+    assert sink.stats.avro_fallbacks == 1
+    assert sink.stats.dead_lettered == 1
+    assert s.query("SELECT offset, stage FROM dead_letters WHERE src_topic = {t:String}", {"t": t.events}).rows == [
+        (5, "decode")
+    ]
+    n = s.query(
+        "SELECT (SELECT count() FROM model_calls WHERE src_topic = {t:String})"
+        " + (SELECT count() FROM tool_calls WHERE src_topic = {t:String})"
+        " + (SELECT count() FROM run_events WHERE src_topic = {t:String})",
+        {"t": t.events},
+    ).scalar()
+    assert n == 10
+
+
+class _NoOffsetsStore:
+    """Wraps a store; writing sink_offsets fails (a crash between the data insert and the mark)."""
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self.inner = inner
+
+    def __getattr__(self, name):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+    def insert(self, table, columns, rows, *, dedup_token=None):  # type: ignore[no-untyped-def]
+        if table == "sink_offsets":
+            raise StoreError("simulated crash before the offsets were recorded")
+        return self.inner.insert(table, columns, rows, dedup_token=dedup_token)
+
+
+@pytest.mark.parametrize("validate", [True, False])
+def test_crash_between_insert_and_offset_record_replays_exactly_once(store, validate: bool) -> None:  # noqa: F811
+    s = store
+    t = topic_names("cr")
+    recs = _event_records()
+    msgs = [Message(t.events, 0, i, b"k", encode(r)) for i, r in enumerate(recs)]
+    first = BatchingSink(_NoOffsetsStore(s), t, validate=validate)  # type: ignore[arg-type]
+    for m in msgs[:20]:
+        first.add(m)
+    with pytest.raises(Exception, match="offsets were recorded"):
+        first.flush()
+    # restart: nothing was committed, everything is replayed (plus the rest)
+    second = BatchingSink(s, t, validate=validate)
+    for m in msgs:
+        second.add(m)
+    assert second.flush() == {(t.events, 0): len(msgs)}
+    total = s.query(
+        "SELECT uniqExact(event_id), count() FROM (SELECT event_id FROM model_calls WHERE src_topic = {t:String}"
+        " UNION ALL SELECT event_id FROM tool_calls WHERE src_topic = {t:String}"
+        " UNION ALL SELECT event_id FROM run_events WHERE src_topic = {t:String})",
+        {"t": t.events},
+    ).rows[0]
+    assert total == (len(msgs), len(msgs))
+    # and a third replay after the offsets are recorded is dropped before decoding
+    third = BatchingSink(s, t, validate=validate)
+    for m in msgs:
+        third.add(m)
+    third.flush()
+    assert third.stats.deduplicated == len(msgs) and third.stats.rows_inserted == 0

@@ -35,6 +35,7 @@ class FlakyStore(Store):
     def __init__(self, inner: Store, fail: int) -> None:
         self.inner, self.fail = inner, fail
         self.backend, self.database, self.readonly = inner.backend, inner.database, inner.readonly
+        self.supports_avro_insert = inner.supports_avro_insert
         self.refused = 0
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
@@ -53,6 +54,14 @@ class FlakyStore(Store):
             self.refused += 1
             raise StoreError("Code: 210. Connection refused (simulated outage)", code=210, name="NETWORK_ERROR")
         return self.inner.insert(table, columns, rows, dedup_token=dedup_token)
+
+    def insert_avro(
+        self, table: str, columns: Sequence[str], container: bytes, *, dedup_token: str | None = None
+    ) -> None:
+        if self.refused < self.fail:
+            self.refused += 1
+            raise StoreError("Code: 210. Connection refused (simulated outage)", code=210, name="NETWORK_ERROR")
+        self.inner.insert_avro(table, columns, container, dedup_token=dedup_token)
 
     def close(self) -> None:
         pass
@@ -123,7 +132,8 @@ def _snapshot(store: Store) -> dict[str, Any]:
     }
 
 
-def test_outage_then_rewind_every_row_exactly_once(kafka_bootstrap: str, chdb_store) -> None:  # noqa: F811
+@pytest.mark.parametrize("validate_events", [True, False], ids=["python-decode", "clickhouse-decode"])
+def test_outage_then_rewind_every_row_exactly_once(kafka_bootstrap: str, chdb_store, validate_events: bool) -> None:  # noqa: F811
     store = chdb_store
     topics = topic_names(uid("tw"))
     create_topics(
@@ -141,6 +151,7 @@ def test_outage_then_rewind_every_row_exactly_once(kafka_bootstrap: str, chdb_st
         retry_initial_s=0.05,
         retry_max_s=0.2,
         poll_timeout_s=0.05,
+        validate_events=validate_events,
     )
 
     # 1. outage: the first FAILURES inserts are refused
