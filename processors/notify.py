@@ -283,12 +283,14 @@ class Notifier:
                 self.stats.failed += 1
                 reason = f"route {batch.route.name!r} ({batch.route.channel}): {result.reason}"
                 for ref in batch.refs:
-                    self._dead_letter(ref, "notify", reason, result.error_type or "DeliveryFailed")
+                    self._dead_letter(ref, "notify", reason, result.error_type or "DeliveryFailed", counted=True)
 
     # -- dead letters ------------------------------------------------------------------------------
-    def _dead_letter(self, ref: Ref, stage: str, reason: str, error_type: str) -> None:
-        """Produce a DeadLetter for ``ref``; the record counts as done once the broker acknowledged it."""
-        self._tracker.add(ref)
+    def _dead_letter(self, ref: Ref, stage: str, reason: str, error_type: str, *, counted: bool = False) -> None:
+        """Produce a DeadLetter for ``ref``; that outcome is done once the broker acknowledged it.
+        ``counted``: the outcome is already awaited (a route's delivery that failed)."""
+        if not counted:
+            self._tracker.add(ref)
         dl = DeadLetter(
             dlq_id=str(uuid.uuid5(_DLQ_NS, f"{ref.topic}|{ref.partition}|{ref.offset}|{stage}|{reason}")),
             source_topic=ref.topic,
