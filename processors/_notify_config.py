@@ -43,6 +43,9 @@ class NotifyConfig(BaseSettings):
     """Prefix of every topic (``topic_names(prefix)``); tests use uuid prefixes."""
     group_id: str | None = None
     """Consumer group; default ``tripwire-notify`` (prefixed like the topics)."""
+    instance_id: str | None = None
+    """Static group membership (``group.instance.id``): a restarted notifier with the same id takes its
+    partitions back at once instead of waiting for the session timeout of its dead predecessor."""
     routes_path: Path | None = None
     consume_killswitch: bool = True
     """Also route kill-switch trips and resets from the kill-switch topic."""

@@ -79,6 +79,38 @@ log = logging.getLogger(__name__)
 _DLQ_NS = uuid.UUID("1f0c6a52-8a53-4d0e-9f43-5a1c4e0b7d11")
 
 
+class _RedactSecrets(logging.Filter):
+    """httpx logs each request's URL at INFO; webhook URLs are secrets, so they are masked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        hidden = msg
+        for s in self.secrets:
+            if s in hidden:
+                hidden = hidden.replace(s, "<redacted>")
+        if hidden is not msg:
+            record.msg, record.args = hidden, None
+        return True
+
+
+_REDACT = _RedactSecrets()
+
+
+def _redact_http_logs(routes: tuple[Route, ...]) -> None:
+    for r in routes:
+        for secret in (r.url, r.hmac_key, r.routing_key):
+            if secret is not None and secret.get_secret_value():
+                _REDACT.secrets.add(secret.get_secret_value())
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if _REDACT not in logger.filters:
+            logger.addFilter(_REDACT)
+
+
 @dataclass
 class NotifyStats:
     consumed: int = 0
@@ -125,6 +157,8 @@ class Notifier:
             "session.timeout.ms": int(c.session_timeout_s * 1000),
             "fetch.wait.max.ms": 100,
         }
+        if c.instance_id:
+            conf["group.instance.id"] = c.instance_id
         conf.update(consumer_config or {})
         self._consumer = Consumer(conf)
         self._producer = Producer(
@@ -141,6 +175,7 @@ class Notifier:
                 follow_redirects=False,
             )
         self._http = http_client
+        _redact_http_logs(self.routes)
         self._pool = ThreadPoolExecutor(max_workers=c.max_in_flight, thread_name_prefix="tripwire-notify")
         self._results: queue.SimpleQueue[tuple[Batch, DeliveryResult]] = queue.SimpleQueue()
         self._in_flight = 0
