@@ -26,18 +26,27 @@ Guarantees
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 from tripwire.schemas import DecodeError, Topics, decode
 from tripwire.sinks._avro_fast import AvroBranch, AvroPlans, avro_string, parse_header
+from tripwire.sinks._batches import (
+    AvroBuffer,
+    Message,
+    PendingBatch,
+    RowBuffer,
+    SinkStats,
+    TopicPartition,
+    batch_token,
+    offset_ranges,
+    range_token,
+)
 from tripwire.sinks.config import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DEFAULT_BATCH_SECONDS
 from tripwire.sinks.exceptions import RowDataError, RowMappingError, SinkBackpressureError, StoreError
 from tripwire.sinks.rows import TABLES, dead_letter_row, map_record, topic_roles
@@ -45,7 +54,8 @@ from tripwire.sinks.store import Store
 
 log = logging.getLogger(__name__)
 
-TopicPartition = tuple[str, int]
+__all__ = ["BatchingSink", "Message", "PendingBatch", "SinkStats", "batch_token"]
+
 STAR = "*"  # sink_offsets.table_name / partition_id of the per-source-partition stored offset
 _ROLE_TABLES = {
     "events": ("model_calls", "tool_calls", "run_events", "dead_letters"),
@@ -58,84 +68,6 @@ _ROLE_TABLES = {
 # ClickHouse codes meaning "this data cannot be inserted" (retrying the same bytes cannot help)
 _DATA_ERROR_CODES = frozenset({6, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 131, 159, 1001})
 _AVRO_ATTEMPTS = 5  # failures of one Avro batch for other reasons before the Python path takes it
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One record of a topic, as any runtime sees it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp_ms: int | None = None
-
-
-@dataclass(slots=True)
-class SinkStats:
-    messages: int = 0
-    rows_inserted: int = 0
-    batches_inserted: int = 0
-    deduplicated: int = 0
-    dead_lettered: int = 0
-    tombstones: int = 0
-    insert_failures: int = 0
-    avro_fallbacks: int = 0
-    commits: int = 0
-    first_message_at: float | None = None  # clock() of the first message added
-
-
-@dataclass(slots=True)
-class _Buffer:
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
-    nbytes: int = 0
-
-
-@dataclass(slots=True)
-class _AvroBuffer:
-    branch: AvroBranch
-    items: list[tuple[Message, int]] = field(default_factory=list)  # (message, body start)
-    nbytes: int = 0
-
-
-@dataclass(slots=True)
-class PendingBatch:
-    """A sealed batch for one table; retried as is until accepted.
-
-    Python path: ``rows`` of one ClickHouse partition. Avro path: the ``messages`` whose bodies
-    ClickHouse decodes (``branch`` says how)."""
-
-    table: str
-    partition_id: str
-    rows: list[tuple[Any, ...]]
-    token: str
-    marks: dict[TopicPartition, int]
-    branch: AvroBranch | None = None
-    messages: list[tuple[Message, int]] | None = None
-    attempts: int = 0
-
-
-def _ranges(items: Iterable[tuple[str, int, int]]) -> dict[TopicPartition, tuple[int, int]]:
-    out: dict[TopicPartition, tuple[int, int]] = {}
-    for topic, partition, off in items:
-        tp = (topic, partition)
-        lo_hi = out.get(tp)
-        out[tp] = (off, off) if lo_hi is None else (min(lo_hi[0], off), max(lo_hi[1], off))
-    return out
-
-
-def _token(table: str, partition_id: str, n: int, ranges: dict[TopicPartition, tuple[int, int]]) -> str:
-    text = f"{table}|{partition_id}|{n}|" + ";".join(
-        f"{t}:{p}:{lo}-{hi}" for (t, p), (lo, hi) in sorted(ranges.items())
-    )
-    return hashlib.sha256(text.encode()).hexdigest()[:40]
-
-
-def batch_token(table: str, partition_id: str, rows: list[tuple[Any, ...]]) -> str:
-    """``insert_deduplication_token``: the table, partition, row count and the source offset
-    range of each (topic, partition) in the batch."""
-    return _token(table, partition_id, len(rows), _ranges((r[-3], r[-2], r[-1]) for r in rows))
 
 
 class BatchingSink:
@@ -170,8 +102,8 @@ class BatchingSink:
         self._plans = AvroPlans() if not validate and decoder is None and store.supports_avro_insert else None
         self._clock = clock
         self.stats = SinkStats()
-        self._buffers: dict[str, _Buffer] = {}
-        self._avro: dict[tuple[bytes, int], _AvroBuffer] = {}
+        self._buffers: dict[str, RowBuffer] = {}
+        self._avro: dict[tuple[bytes, int], AvroBuffer] = {}
         self._topic_enc: dict[str, bytes] = {}
         self._pending: deque[PendingBatch] = deque()
         self._marks: dict[tuple[str, str, int, str], int] = {}  # (table, topic, partition, pid) -> offset
@@ -191,10 +123,15 @@ class BatchingSink:
 
     # -- intake ----------------------------------------------------------------------------
     def add(self, msg: Message) -> None:
-        """Take one message into the table buffers. Never raises for bad input."""
+        """Take one message into the table buffers. Never raises for bad input; raises
+        ``SinkBackpressureError`` (message not taken) when ClickHouse cannot be asked for the
+        replay marks of a new partition."""
         tp = (msg.topic, msg.partition)
         if tp not in self._loaded:
-            self._load_marks(msg.topic, msg.partition)
+            try:
+                self._load_marks(msg.topic, msg.partition)
+            except StoreError as e:  # nothing taken yet: the caller offers this message again later
+                self._backoff("sink_offsets", e)
         stats = self.stats
         stats.messages += 1
         if stats.first_message_at is None:
@@ -230,7 +167,7 @@ class BatchingSink:
             return False
         buf = self._avro.get((fp, index))
         if buf is None:
-            buf = self._avro[(fp, index)] = _AvroBuffer(branch)
+            buf = self._avro[(fp, index)] = AvroBuffer(branch)
         buf.items.append((msg, start))
         buf.nbytes += len(msg.value) + 16
         return True
@@ -263,7 +200,7 @@ class BatchingSink:
             return
         buf = self._buffers.get(table)
         if buf is None:
-            buf = self._buffers[table] = _Buffer()
+            buf = self._buffers[table] = RowBuffer()
         buf.rows.append(full)
         buf.nbytes += len(msg.value or b"") + 64
 
@@ -367,14 +304,14 @@ class BatchingSink:
         return max(0.0, self._retry_at - now)
 
     def _batch(self, table: str, pid: str, rows: list[tuple[Any, ...]]) -> PendingBatch:
-        ranges = _ranges((r[-3], r[-2], r[-1]) for r in rows)
+        ranges = offset_ranges((r[-3], r[-2], r[-1]) for r in rows)
         marks = {tp: hi for tp, (_lo, hi) in ranges.items()}
-        return PendingBatch(table, pid, rows, _token(table, pid, len(rows), ranges), marks)
+        return PendingBatch(table, pid, rows, range_token(table, pid, len(rows), ranges), marks)
 
     def _avro_batch(self, branch: AvroBranch, items: list[tuple[Message, int]]) -> PendingBatch:
-        ranges = _ranges((m.topic, m.partition, m.offset) for m, _ in items)
+        ranges = offset_ranges((m.topic, m.partition, m.offset) for m, _ in items)
         marks = {tp: hi for tp, (_lo, hi) in ranges.items()}
-        token = _token(f"{branch.table}:{branch.name}", STAR, len(items), ranges)
+        token = range_token(f"{branch.table}:{branch.name}", STAR, len(items), ranges)
         return PendingBatch(branch.table, STAR, [], token, marks, branch, items)
 
     def _seal(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from tripwire.schemas import Topics, topic_names
@@ -66,6 +67,7 @@ class KafkaSink:
         self._consumer = Consumer(conf)
         self._stop = threading.Event()
         self._paused = False
+        self._stash: deque[Message] = deque()  # polled, not yet taken by the sink
         self.commits = 0
 
     # -- rebalance -------------------------------------------------------------------------
@@ -80,7 +82,9 @@ class KafkaSink:
             self._commit(self.sink.flush())
         except SinkBackpressureError as e:
             log.warning("flush on revoke failed; partitions are replayed by their next owner: %s", e)
-        self.sink.forget((p.topic, p.partition) for p in partitions)
+        gone = {(p.topic, p.partition) for p in partitions}
+        self.sink.forget(gone)
+        self._stash = deque(m for m in self._stash if (m.topic, m.partition) not in gone)
         log.info("partitions revoked n=%d", len(partitions))
 
     # -- loop --------------------------------------------------------------------------------
@@ -93,17 +97,42 @@ class KafkaSink:
         self._consumer.commit(offsets=tps, asynchronous=False)
         self.commits += 1
 
+    def _poll(self, n: int, timeout: float) -> None:
+        for m in self._consumer.consume(num_messages=n, timeout=timeout):
+            err = m.error()
+            if err is not None:
+                log.warning("consumer error: %s", err)
+                continue
+            ts_type, ts = m.timestamp()
+            self._stash.append(
+                Message(m.topic(), m.partition(), m.offset(), m.key(), m.value(), ts if ts_type else None)
+            )
+
+    def _take(self) -> None:
+        """Hand polled messages to the sink in order; on backpressure keep the rest and pause."""
+        stash = self._stash
+        while stash:
+            try:
+                self.sink.add(stash[0])
+            except SinkBackpressureError as e:
+                self._pause(e)
+                return
+            stash.popleft()
+
+    def _pause(self, e: SinkBackpressureError) -> None:
+        if not self._paused:
+            self._consumer.pause(self._consumer.assignment())
+            self._paused = True
+            log.warning("paused partitions retry_after=%.2f table=%s", e.retry_after, e.table)
+
     def _flush(self) -> None:
         try:
             offsets = self.sink.flush()
         except SinkBackpressureError as e:
-            if not self._paused:
-                self._consumer.pause(self._consumer.assignment())
-                self._paused = True
-                log.warning("paused partitions retry_after=%.2f table=%s", e.retry_after, e.table)
+            self._pause(e)
             return
         self._commit(offsets)
-        if self._paused:
+        if self._paused and not self._stash:
             self._consumer.resume(self._consumer.assignment())
             self._paused = False
             log.info("resumed partitions")
@@ -119,16 +148,12 @@ class KafkaSink:
                     break
                 if until is not None and until():
                     break
-                msgs = self._consumer.consume(num_messages=10_000, timeout=poll_s)
-                for m in msgs:
-                    err = m.error()
-                    if err is not None:
-                        log.warning("consumer error: %s", err)
-                        continue
-                    ts_type, ts = m.timestamp()
-                    self.sink.add(
-                        Message(m.topic(), m.partition(), m.offset(), m.key(), m.value(), ts if ts_type else None)
-                    )
+                if self._stash and self.sink.retry_in() > 0:  # paused: keep the group alive, take nothing new
+                    self._poll(1, min(poll_s, self.sink.retry_in()))
+                    continue
+                if not self._stash:
+                    self._poll(10_000, poll_s)
+                self._take()
                 if self.sink.should_flush():
                     self._flush()
             self._drain()

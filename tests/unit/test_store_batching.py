@@ -30,11 +30,15 @@ class MemoryStore(Store):
         self.fail_next = 0
         self.insert_calls = 0
         self.bad_value: Any = object()
+        self.fail_queries = 0
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         raise NotImplementedError
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+        if self.fail_queries > 0:
+            self.fail_queries -= 1
+            raise StoreError("Code: 210. NETWORK_ERROR (simulated)", code=210)
         assert "sink_offsets" in sql and params is not None  # only the high-water-mark query is expected
         marks: dict[tuple[str, str], int] = {}
         for table, rows in self.tables.items():
@@ -268,3 +272,17 @@ def test_forget_drops_unsaved_rows_of_revoked_partitions() -> None:
     sink.forget([(T.events, 1)])
     assert sink.flush() == {(T.events, 0): 3}
     assert store.count("model_calls") == 3
+
+
+def test_unreachable_marks_refuse_the_message_without_taking_it() -> None:
+    store, clock = MemoryStore(), Clock()
+    sink = BatchingSink(store, T, retry_initial_s=1.0, clock=clock)
+    store.fail_queries = 1
+    m = _msgs(1)[0]
+    with pytest.raises(SinkBackpressureError) as ei:
+        sink.add(m)
+    assert ei.value.retry_after == 1.0
+    assert (sink.stats.messages, sink.buffered_rows) == (0, 0)
+    sink.add(m)  # offered again
+    assert sink.flush() == {(T.events, 0): 1}
+    assert store.count("model_calls") == 1
