@@ -193,8 +193,9 @@ def routes_from_dict(doc: Any, config: NotifyConfig | None = None) -> tuple[Rout
             routes.append(Route.model_validate(_resolve_secrets(raw, config, where)))
         except ValidationError as e:
             first = e.errors()[0]
-            loc = ".".join(str(p) for p in first["loc"]) or "route"
-            raise RoutesError(f"{where}: {loc}: {first['msg']}") from e
+            loc = ".".join(str(p) for p in first["loc"])
+            msg = str(first["msg"]).removeprefix("Value error, ")
+            raise RoutesError(f"{where}: {loc}: {msg}" if loc else f"{where}: {msg}") from e
     names = [r.name for r in routes]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
