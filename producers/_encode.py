@@ -28,7 +28,7 @@ _TABLE_BITS = 14
 _pack_double = struct.Struct("<d").pack
 
 
-def _varint(n: int) -> bytes:
+def _varint_slow(n: int) -> bytes:
     out = bytearray()
     while n & ~0x7F:
         out.append((n & 0x7F) | 0x80)
@@ -37,7 +37,21 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
-_VARINT = [_varint(i) for i in range(1 << _TABLE_BITS)]
+_VARINT = [_varint_slow(i) for i in range(1 << _TABLE_BITS)]
+# 14-bit chunks as two continuation bytes each: big numbers (timestamps) in 2-3 table lookups
+_CONT = [bytes(((i & 0x7F) | 0x80, ((i >> 7) & 0x7F) | 0x80)) for i in range(1 << _TABLE_BITS)]
+
+
+def _varint(n: int) -> bytes:
+    """Unsigned LEB128 (the Avro varint) of ``n >= 0``."""
+    if n < 16384:
+        return _VARINT[n]
+    parts = []
+    while n >= 16384:
+        parts.append(_CONT[n & 0x3FFF])
+        n >>= 14
+    parts.append(_VARINT[n])
+    return b"".join(parts)
 
 
 def zigzag(n: int) -> bytes:
@@ -58,10 +72,28 @@ def _type_name(t: Any) -> str:
     return "?"
 
 
-def _compile(record: dict[str, Any], header: bytes, enums: dict[str, list[str]]) -> Callable[[dict[str, Any]], bytes]:
-    """Generate ``write(d) -> bytes`` for one record schema (raises _Unsupported for unknown types)."""
+def _compile(
+    fields: list[dict[str, Any]],
+    header: bytes,
+    enums: dict[str, list[str]],
+    const_names: tuple[str, ...] = (),
+) -> tuple[Callable[..., bytes], bool]:
+    """Generate ``write(d, c) -> bytes`` for a list of record fields (raises _Unsupported for unknown types).
+
+    If ``const_names`` appear contiguously and in that order, their encoding is not computed from ``d``
+    but taken from ``c`` (pre-encoded once per run); the second result says whether that applies.
+    """
     env: dict[str, Any] = {"_V": _VARINT, "_vi": _varint, "_pd": _pack_double, "_H": header}
-    lines = ["def write(d):", "    o = bytearray(_H)"]
+    lines = ["def write(d, c=None):", "    o = bytearray(_H)"]
+    names = [f["name"] for f in fields]
+    use_const = False
+    if const_names:
+        try:
+            at = names.index(const_names[0])
+        except ValueError:
+            at = -1
+        use_const = at >= 0 and tuple(names[at : at + len(const_names)]) == const_names
+    skip = set(const_names) if use_const else set()
 
     def value(expr: str, t: Any, indent: str, name: str) -> None:
         kind = _type_name(t)
@@ -87,13 +119,17 @@ def _compile(record: dict[str, Any], header: bytes, enums: dict[str, list[str]])
         else:
             raise _Unsupported(f"{name}: {t!r}")
 
-    for i, f in enumerate(record["fields"]):
+    for i, f in enumerate(fields):
         t = f["type"]
-        expr = f"v{i}"
-        lines.append(f"    {expr} = d[{f['name']!r}]")
         if isinstance(t, dict) and t.get("type") == "enum":
             enums[t["name"]] = t["symbols"]
             enums[t["name"].rsplit(".", 1)[-1]] = t["symbols"]
+        if f["name"] in skip:
+            if f["name"] == const_names[0]:
+                lines.append("    o += c")
+            continue
+        expr = f"v{i}"
+        lines.append(f"    {expr} = d[{f['name']!r}]")
         if isinstance(t, list):
             if len(t) != 2 or "null" not in t:
                 raise _Unsupported(f"{f['name']}: union {t!r}")
@@ -109,47 +145,89 @@ def _compile(record: dict[str, Any], header: bytes, enums: dict[str, list[str]])
         else:
             value(expr, t, "    ", f["name"])
     lines.append("    return bytes(o)")
-    exec("\n".join(lines), env)  # noqa: S102 - source generated above from the shipped schema
-    return env["write"]  # type: ignore[no-any-return]
+    exec("\n".join(lines), env)  # source generated above from the shipped schema
+    return env["write"], use_const
+
+
+# Fields that are the same for every event of a run and sit together in every event record: encoded
+# once per run (``EventEncoder.encode_const``) and spliced in.
+RUN_CONSTANT_FIELDS = (
+    "schema_version",
+    "tenant",
+    "agent_id",
+    "agent_version",
+    "workflow",
+    "environment",
+    "principal",
+    "credential_fingerprint",
+    "trace_id",
+)
 
 
 class EventEncoder:
-    """Encodes event field dicts per event type with the current events schema."""
+    """Encodes event field dicts per event type with the current events schema.
+
+    ``encode(model, fields, const, base)``: ``const`` is :meth:`encode_const` of the run's constant
+    fields (``base``); writers that cannot splice it read those fields from ``base`` instead.
+    """
 
     def __init__(self, compiled: bool = True) -> None:
         current = default_catalog().current(EVENTS_SCHEMA_NAME)
         named: dict[str, Any] = {}
         parsed = fastavro.parse_schema(current.schema, named_schemas=named)
         index = {branch["name"]: i for i, branch in enumerate(parsed)}
-        self._writers: dict[type[EventBase], Callable[[dict[str, Any]], bytes]] = {}
+        self._writers: dict[type[EventBase], Callable[..., bytes]] = {}
+        self._spliced: dict[type[EventBase], Callable[..., bytes]] = {}
         self.field_names: dict[type[EventBase], tuple[str, ...]] = {}
         self.compiled = compiled
         enums: dict[str, list[str]] = {}
+        const_fields: list[dict[str, Any]] | None = None
         # named enums are defined once and referenced by name afterwards: compile in schema order
-        order = sorted(EVENT_TYPES, key=lambda m: index[m.AVRO_NAME])
-        for model in order:
+        for model in sorted(EVENT_TYPES, key=lambda m: index[m.AVRO_NAME]):
             i = index[model.AVRO_NAME]
             header = MAGIC + current.fingerprint + zigzag(i)
-            self.field_names[model] = tuple(f["name"] for f in parsed[i]["fields"])
-            writer = None
+            raw_fields = current.schema[i]["fields"]
+            self.field_names[model] = tuple(f["name"] for f in raw_fields)
+            writer: Callable[..., bytes] | None = None
             if compiled:
                 try:
-                    writer = _compile(current.schema[i], header, enums)
+                    writer = _compile(raw_fields, header, enums)[0]
+                    spliced, ok = _compile(raw_fields, header, enums, RUN_CONSTANT_FIELDS)
+                    if ok:
+                        self._spliced[model] = spliced
+                        if const_fields is None:
+                            const_fields = [f for f in raw_fields if f["name"] in RUN_CONSTANT_FIELDS]
                 except _Unsupported:
                     self.compiled = False
+                    writer = None
             if writer is None:
                 branch = dict(parsed[i])
                 branch["__fastavro_parsed"] = True
                 branch["__named_schemas"] = named
                 writer = _fastavro_writer(header, branch)
             self._writers[model] = writer
+        if not self.compiled:
+            self._spliced.clear()
+        self._const_writer: Callable[..., bytes] | None = None
+        if self._spliced and const_fields is not None and len(const_fields) == len(RUN_CONSTANT_FIELDS):
+            self._const_writer = _compile(const_fields, b"", enums)[0]
 
-    def encode(self, model: type[EventBase], fields: dict[str, Any]) -> bytes:
-        return self._writers[model](fields)
+    def encode_const(self, base: dict[str, Any]) -> bytes:
+        """The run-constant fields, encoded once per run (empty if no writer can splice them)."""
+        return self._const_writer(base) if self._const_writer is not None else b""
+
+    def encode(
+        self, model: type[EventBase], fields: dict[str, Any], const: bytes = b"", base: dict[str, Any] | None = None
+    ) -> bytes:
+        if const:
+            spliced = self._spliced.get(model)
+            if spliced is not None:
+                return spliced(fields, const)
+        return self._writers[model]({**base, **fields} if base is not None else fields)
 
 
-def _fastavro_writer(header: bytes, schema: dict[str, Any]) -> Callable[[dict[str, Any]], bytes]:
-    def write(d: dict[str, Any]) -> bytes:
+def _fastavro_writer(header: bytes, schema: dict[str, Any]) -> Callable[..., bytes]:
+    def write(d: dict[str, Any], c: bytes | None = None) -> bytes:
         buf = BytesIO()
         buf.write(header)
         schemaless_writer(buf, schema, d)

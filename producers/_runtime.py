@@ -45,8 +45,31 @@ def new_span_id() -> str:
             return f"{v:016x}"
 
 
-def now_us() -> int:
+def _wall_clock_us() -> int:
     return time.time_ns() // 1000
+
+
+_clock = _wall_clock_us
+
+
+def now_us() -> int:
+    """Epoch microseconds from the SDK's clock (the wall clock unless :func:`use_clock` replaced it)."""
+    return _clock()
+
+
+def span_end_us(start_us: int, perf_start_ns: int) -> int:
+    """A span's end: start plus the monotonic duration on the wall clock (immune to clock steps), or the
+    replaced clock's reading when :func:`use_clock` installed one."""
+    if _clock is _wall_clock_us:
+        return start_us + (time.perf_counter_ns() - perf_start_ns) // 1000
+    return max(start_us, _clock())
+
+
+def use_clock(clock: Any = None) -> None:
+    """Replace the clock every span reads (epoch microseconds); ``None`` restores the wall clock.
+    Used by the fleet simulator, whose virtual per-run clock records realistic latencies without sleeping."""
+    global _clock
+    _clock = clock if clock is not None else _wall_clock_us
 
 
 _RISKS: dict[Any, Risk] = {r: r for r in Risk} | {r.value: r for r in Risk}
@@ -59,11 +82,27 @@ def as_risk(value: Any) -> Risk:
         raise InvalidArgumentError(f"risk must be one of low, medium, high; got {value!r}") from None
 
 
+def _not_serializable(o: Any) -> Any:
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+try:  # the C encoder, built per call (its circular-reference markers must start empty)
+    from json.encoder import c_make_encoder as _c_make_encoder
+    from json.encoder import encode_basestring as _encode_str
+except ImportError:  # pragma: no cover - pure-Python json
+    _c_make_encoder = None
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
 def canonical_json(value: Any) -> str:
     """Sorted-key compact JSON; raises InvalidArgumentError for non-serializable values."""
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as e:
+        if _c_make_encoder is not None and type(value) is dict:
+            enc = _c_make_encoder({}, _not_serializable, _encode_str, None, ":", ",", True, False, False)
+            return "".join(enc(value, 0))
+        return _CANONICAL(value)
+    except (TypeError, ValueError, RecursionError) as e:
         raise InvalidArgumentError(f"tool args must be JSON-serializable: {e}") from e
 
 
@@ -84,11 +123,16 @@ class Runtime:
     approver: Approver | None
     log: RateLimitedLog
     encode_errors: int = 0
+    store_prompts: bool = False
+    log_tool_args: bool = True
+    tenant: str = ""
+    agent_version: str = ""
+    environment: str = ""
+    encode_in_worker: bool = True
 
-    @property
-    def store_prompts(self) -> bool:
-        return self.config.logging.store_prompts
-
-    @property
-    def log_tool_args(self) -> bool:
-        return self.config.logging.log_tool_args == "redact_pii"
+    def __post_init__(self) -> None:
+        cfg = self.config
+        self.encode_in_worker = not cfg.delivery.encode_on_agent_thread
+        self.store_prompts = cfg.logging.store_prompts
+        self.log_tool_args = cfg.logging.log_tool_args == "redact_pii"
+        self.tenant, self.agent_version, self.environment = cfg.tenant, cfg.agent_version, cfg.environment

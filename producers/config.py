@@ -170,7 +170,10 @@ class DeliverySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRIPWIRE_DELIVERY_", frozen=True, extra="forbid")
 
     transport: Literal["kafka", "queue"] = "kafka"
-    queue_max: int = Field(default=200_000, ge=1)
+    encode_on_agent_thread: bool = False
+    """Encode Avro on the agent's thread (True) or in the delivery worker (False, the default: the agent
+    thread then only builds the record and enqueues it; anything that can fail runs in the worker)."""
+    queue_max: int = Field(default=100_000, ge=1)
     """Hard cap of the in-memory hand-off queue; the worker spills to the spool long before it is reached."""
     inflight_max: int = Field(default=50_000, ge=1)
     """Records handed to the transport but not yet acknowledged; beyond this, records go to the spool."""

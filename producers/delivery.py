@@ -21,7 +21,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from tripwire.producers._ratelimit import RateLimitedLog
 from tripwire.producers.config import DeliverySettings
@@ -51,11 +53,19 @@ class DeliveryCounters:
 class Delivery:
     """Owns the hand-off queue, the worker thread, the transport and the spool."""
 
-    def __init__(self, transport: Transport, settings: DeliverySettings, spool: Spool | None = None) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        settings: DeliverySettings,
+        spool: Spool | None = None,
+        encoder: Callable[..., bytes] | None = None,
+    ) -> None:
         self.settings = settings
+        self._encoder = encoder
+        self.encode_errors = 0
         self._transport = transport
         self._spool = spool
-        self._queue: deque[tuple[bytes, bytes]] = deque()
+        self._queue: deque[tuple[bytes, Any]] = deque()
         self._queue_max = settings.queue_max
         self._log = RateLimitedLog(logger, interval_s=10.0)
         self._drop_lock = threading.Lock()
@@ -81,8 +91,8 @@ class Delivery:
         self._worker.start()
 
     # -- agent thread ------------------------------------------------------------------------------
-    def emit(self, key: bytes, value: bytes) -> None:
-        """Append one encoded record; never blocks, never raises."""
+    def emit(self, key: bytes, value: bytes | tuple[Any, ...]) -> None:
+        """Append one record (bytes, or the arguments of the encoder); never blocks, never raises."""
         q = self._queue
         if len(q) >= self._queue_max or self._closed:
             with self._drop_lock:
@@ -166,6 +176,17 @@ class Delivery:
             with self._progress:
                 self._progress.notify_all()
 
+    def _encode(self, item: tuple[Any, ...]) -> bytes | None:
+        try:
+            if self._encoder is None:
+                raise TypeError("a record to encode was queued but the delivery has no encoder")
+            return self._encoder(*item)
+        except Exception as e:
+            self.encode_errors += 1
+            self._dropped += 1
+            self._log.error("encode", "tripwire could not encode an event, dropped error=%r", e)
+            return None
+
     def _capacity(self) -> int:
         t = self._transport
         limit = self.settings.inflight_max if t.healthy else self.settings.probe_inflight
@@ -203,6 +224,10 @@ class Delivery:
                 key, value = q.popleft()
                 self._taken += 1
                 moved += 1
+                if type(value) is tuple:
+                    value = self._encode(value)
+                    if value is None:
+                        continue
                 if not spool_mode and cap > 0:
                     try:
                         self._produce(key, value, None)
@@ -350,6 +375,10 @@ class Delivery:
             clean = False
             key, value = self._queue.popleft()
             self._taken += 1
+            if type(value) is tuple:
+                value = self._encode(value)
+                if value is None:
+                    continue
             self._to_spool(key, value)
         if spool is not None:
             spool.close()

@@ -89,9 +89,30 @@ _DETECTORS: dict[str, tuple[str, Callable[[str], bool] | None]] = {
 
 DETECTOR_NAMES = tuple(_DETECTORS)
 
-# A cheap superset of every detector: a string without any of these cannot match, so the
-# (much slower) combined pattern only runs on candidates.
-_TRIGGER = re.compile(r"@|sk-|A[KS]IA|gh[pousr]_|github_pat_|eyJ|(?i:bearer)|[A-Z]{2}\d{2}|\d[\d \-.()]{6,}\d")
+# A cheap superset of every detector, made of substring tests (C speed; a regex alternation costs
+# microseconds per 100 characters): a string that fails all of them cannot match any detector, so the
+# combined pattern only runs on candidates. Digit runs are found by mapping digits and the separators
+# a phone or card may contain to "D" (8 in a row: the shortest phone), and IBAN starts by mapping
+# capitals to "U" and digits to "D" ("UUDD").
+_DIGITS_SEPS = bytes(
+    ord("D") if (48 <= i <= 57 or i in b" -.()") else (i if i != ord("D") else ord("x")) for i in range(256)
+)
+_CAPS_DIGITS = bytes(ord("D") if 48 <= i <= 57 else ord("U") if 65 <= i <= 90 else ord("x") for i in range(256))
+
+
+def may_contain_pii(text: str, sensitive: tuple[bytes, ...] = ()) -> bool:
+    """False only if no built-in detector can match ``text`` (nor any of the lower-case ``sensitive`` words)."""
+    if "@" in text or "sk-" in text or "eyJ" in text or "AKIA" in text or "ASIA" in text or "github_pat_" in text:
+        return True
+    if "gh" in text and ("ghp_" in text or "gho_" in text or "ghu_" in text or "ghs_" in text or "ghr_" in text):
+        return True
+    b = text.encode()
+    if b"DDDDDDDD" in b.translate(_DIGITS_SEPS) or b"UUDD" in b.translate(_CAPS_DIGITS):
+        return True
+    low = b.lower()
+    if b"bearer" in low:
+        return True
+    return any(word in low for word in sensitive)
 
 
 class Redactor:
@@ -117,6 +138,7 @@ class Redactor:
         self._custom = custom
         self._sensitive = tuple(k.lower() for k in sensitive_keys)
         self._key_cache: dict[str, bool] = {}
+        self._sensitive_bytes = tuple(k.encode() for k in self._sensitive)
         ordered = [n for n in _DETECTORS if n in names]
         self._validators = {n: _DETECTORS[n][1] for n in ordered}
         self._pattern = re.compile("|".join(f"(?P<{n}>{_DETECTORS[n][0]})" for n in ordered)) if ordered else None
@@ -142,7 +164,7 @@ class Redactor:
         """The masked text; never raises (a failing detector or hook masks the whole value)."""
         try:
             out = text
-            if self._pattern is not None and len(text) >= _MIN_LEN and _TRIGGER.search(text) is not None:
+            if self._pattern is not None and len(text) >= _MIN_LEN and may_contain_pii(text):
                 out = self._pattern.sub(self._sub, text)
             if self._custom is not None:
                 out = self._custom(out, field=field)
@@ -187,6 +209,17 @@ class Redactor:
         if isinstance(value, list | tuple):
             return [self._walk(v, f"{field}[{i}]") for i, v in enumerate(value)]
         return self.redact_text(str(value), field)
+
+    def is_clean_json(self, text: str) -> bool:
+        """True if redacting the value serialized as ``text`` (JSON) provably changes nothing.
+
+        Every detector match is made of characters JSON never escapes, so a value whose JSON holds
+        no trigger and no sensitive key name has nothing to redact; this one regex pass replaces the
+        walk in the common case. With a custom hook the walk always runs.
+        """
+        if self._custom is not None or self._pattern is None:
+            return False
+        return not may_contain_pii(text, self._sensitive_bytes)
 
     def redact(self, value: Any, field: str = "") -> Any:
         """A masked copy of a JSON-like value (dicts, lists, strings, numbers); fails closed."""

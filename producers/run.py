@@ -10,7 +10,7 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from tripwire.producers._runtime import Runtime, new_span_id, new_trace_id, new_uuid, non_empty, now_us
+from tripwire.producers._runtime import Runtime, new_span_id, new_trace_id, new_uuid, non_empty, now_us, span_end_us
 from tripwire.producers.budget import BudgetLimits, RunBudget
 from tripwire.producers.errors import BudgetExceeded, InvalidArgumentError
 from tripwire.schemas.enums import Outcome
@@ -69,7 +69,7 @@ class Run:
         self.trace_id = parent[0].trace_id if parent else new_trace_id()
         self.span_id = new_span_id()
         cfg = rt.config
-        self._base: dict[str, Any] = {
+        self.base: dict[str, Any] = {
             "schema_version": 1,
             "tenant": cfg.tenant,
             "agent_id": self.agent_id,
@@ -85,6 +85,7 @@ class Run:
         self.principal = principal
         self.credential_fingerprint = credential_fingerprint
         self._key = self.run_id.encode()
+        self.const = rt.encoder.encode_const(self.base)
         self._lock = threading.Lock()
         self._seq = 0
         self._started_us = 0
@@ -95,18 +96,20 @@ class Run:
 
     # -- emission ----------------------------------------------------------------------------------
     def fields(self, span_id: str, parent_span_id: str | None, ts_start: int, ts_end: int) -> dict[str, Any]:
-        d = self._base.copy()
-        d["event_id"] = new_uuid()
-        d["span_id"] = span_id
-        d["parent_span_id"] = parent_span_id
-        d["ts_start"] = ts_start
-        d["ts_end"] = ts_end
-        return d
+        return {
+            "event_id": new_uuid(),
+            "span_id": span_id,
+            "parent_span_id": parent_span_id,
+            "run_id": self.run_id,
+            "ts_start": ts_start,
+            "ts_end": ts_end,
+        }
 
     def emit(self, model: type[EventBase], fields: dict[str, Any]) -> int:
-        """Give the event the run's next seq, encode it and enqueue it; returns the seq (-1 if not sent).
+        """Give the event the run's next seq and enqueue it (encoded here, or by the worker); returns the seq.
 
-        Never raises: an encoding failure is logged (rate-limited) and counted.
+        Never raises: an encoding failure is logged (rate-limited) and counted (-1 is returned when the
+        encoding on this thread failed; the seq is then not used).
         """
         rt = self._rt
         with self._lock:
@@ -114,8 +117,12 @@ class Run:
             fields["seq"] = seq
             if model is RunFinished:
                 fields["last_seq"] = seq
+            if rt.encode_in_worker:
+                self._seq = seq + 1
+                rt.delivery.emit(self._key, (model, fields, self.const, self.base))
+                return seq
             try:
-                data = rt.encoder.encode(model, fields)
+                data = rt.encoder.encode(model, fields, self.const, self.base)
             except Exception as e:
                 rt.encode_errors += 1
                 rt.log.error("encode", "tripwire could not encode event type=%s error=%r", model.__name__, e)
@@ -168,7 +175,7 @@ class Run:
         if outcome is not None:
             self.set_outcome(outcome)
         out = self._outcome or outcome_for(error)
-        end = self._started_us + (time.perf_counter_ns() - self._started_perf) // 1000
+        end = span_end_us(self._started_us, self._started_perf)
         f = self.fields(self.span_id, self.parent_span_id, self._started_us, end)
         f["outcome"] = out.value
         f["error_type"] = type(error).__name__ if error is not None else None

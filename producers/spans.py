@@ -11,7 +11,16 @@ from contextvars import Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from tripwire.producers._runtime import Runtime, as_risk, canonical_json, new_span_id, new_uuid, non_empty, now_us
+from tripwire.producers._runtime import (
+    Runtime,
+    as_risk,
+    canonical_json,
+    new_span_id,
+    new_uuid,
+    non_empty,
+    now_us,
+    span_end_us,
+)
 from tripwire.producers.cost import TokenUsage
 from tripwire.producers.errors import ApprovalDenied, BudgetExceeded, InvalidArgumentError, ToolBlocked
 from tripwire.producers.guard import ApprovalRequest, GuardDecision, ToolRequest, as_result
@@ -47,13 +56,15 @@ class _Span:
         self._run = run
         self._rt = rt
         self.span_id = ""
+        self._parent_span_id: str | None = ""  # "" = not decided yet
         self._token: Token[Any] | None = None
 
     def _open(self) -> None:
         run = self._run
         cur = CURRENT.get()
         self._parent_span_id = cur[1] if cur is not None and cur[0] is run else run.span_id
-        self.span_id = new_span_id()
+        if not self.span_id:
+            self.span_id = new_span_id()
         self._start_us = now_us()
         self._perf = time.perf_counter_ns()
         self._token = CURRENT.set((run, self.span_id))
@@ -65,7 +76,7 @@ class _Span:
             except ValueError:
                 pass
             self._token = None
-        return self._start_us + (time.perf_counter_ns() - self._perf) // 1000
+        return span_end_us(self._start_us, self._perf)
 
 
 class ModelCallSpan(_Span):
@@ -242,7 +253,10 @@ class ToolCallSpan(_Span):
         if side_effect is not None and not isinstance(side_effect, bool):
             raise InvalidArgumentError(f"side_effect must be a bool, got {side_effect!r}")
         self.side_effect = side_effect if side_effect is not None else self.risk is not Risk.LOW
-        self.tool_call_id = tool_call_id if tool_call_id is not None else new_uuid()
+        if tool_call_id is not None and (type(tool_call_id) is not str or not tool_call_id):
+            raise InvalidArgumentError(f"tool_call_id must be a non-empty string, got {tool_call_id!r}")
+        self.span_id = new_span_id()
+        self.tool_call_id = tool_call_id if tool_call_id is not None else self.span_id
         if args is None:
             self._args = None
             self._args_hash = None
@@ -258,8 +272,11 @@ class ToolCallSpan(_Span):
     def _redacted_args(self) -> tuple[Any, str | None]:
         if self._args is None:
             return None, None
-        red = self._rt.redactor.redact(self._args, "args")
-        if not self._rt.log_tool_args:
+        rt = self._rt
+        if rt.redactor.is_clean_json(self._args_json):  # type: ignore[arg-type]
+            return self._args, self._args_json if rt.log_tool_args else None
+        red = rt.redactor.redact(self._args, "args")
+        if not rt.log_tool_args:
             return red, None
         if red == self._args:
             return red, self._args_json
@@ -271,22 +288,26 @@ class ToolCallSpan(_Span):
     def _event(
         self, status: str, error_type: str | None, blocked_reason: str | None, start: int, end: int
     ) -> dict[str, Any]:
-        f = self._run.fields(self.span_id, self._parent_span_id, start, end)
         _, args_json = self._redacted_args()
-        f.update(
-            tool_name=self.tool_name,
-            tool_call_id=self.tool_call_id,
-            risk=self.risk.value,
-            args=args_json,
-            args_hash=self._args_hash,
-            status=status,
-            error_type=error_type,
-            idempotency_key=self.idempotency_key,
-            approval_ref=self._approval_ref,
-            side_effect=self.side_effect,
-            blocked_reason=blocked_reason,
-        )
-        return f
+        return {
+            "event_id": new_uuid(),
+            "run_id": self._run.run_id,
+            "span_id": self.span_id,
+            "parent_span_id": self._parent_span_id,
+            "ts_start": start,
+            "ts_end": end,
+            "tool_name": self.tool_name,
+            "tool_call_id": self.tool_call_id,
+            "risk": self.risk.value,
+            "args": args_json,
+            "args_hash": self._args_hash,
+            "status": status,
+            "error_type": error_type,
+            "idempotency_key": self.idempotency_key,
+            "approval_ref": self._approval_ref,
+            "side_effect": self.side_effect,
+            "blocked_reason": blocked_reason,
+        }
 
     # -- before the body -----------------------------------------------------------------------
     def _tool_request(self) -> ToolRequest:
@@ -294,11 +315,11 @@ class ToolCallSpan(_Span):
             run = self._run
             redacted, _ = self._redacted_args()
             self._request = ToolRequest(
-                tenant=self._rt.config.tenant,
+                tenant=self._rt.tenant,
                 agent_id=run.agent_id,
-                agent_version=self._rt.config.agent_version,
+                agent_version=self._rt.agent_version,
                 workflow=run.workflow,
-                environment=self._rt.config.environment,
+                environment=self._rt.environment,
                 principal=run.principal,
                 credential_fingerprint=run.credential_fingerprint,
                 run_id=run.run_id,
@@ -316,10 +337,9 @@ class ToolCallSpan(_Span):
         run = self._run
         if reserved:
             run.budget.release_tool_call()
-        if not self.span_id:
+        if self._parent_span_id == "":
             cur = CURRENT.get()
             self._parent_span_id = cur[1] if cur is not None and cur[0] is run else run.span_id
-            self.span_id = new_span_id()
         t = now_us()
         status = _DENIED if isinstance(e, ApprovalDenied) else _BLOCKED
         run.emit(ToolCall, self._event(status, type(e).__name__, e.reason, t, t))

@@ -74,10 +74,11 @@ class Tracer:
                 cfg.delivery.spool_dir, max_bytes=cfg.delivery.spool_max_bytes, segment_bytes=cfg.delivery.segment_bytes
             )
         red = cfg.redaction
+        encoder = EventEncoder()
         self._rt = Runtime(
             config=cfg,
-            encoder=EventEncoder(),
-            delivery=Delivery(transport, cfg.delivery, spool),
+            encoder=encoder,
+            delivery=Delivery(transport, cfg.delivery, spool, encoder.encode),
             redactor=Redactor(
                 red.mode,
                 red.detectors,

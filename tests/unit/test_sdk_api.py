@@ -183,3 +183,26 @@ def test_set_outcome_and_budget_abort(tmp_path: Path) -> None:
         run.set_outcome("escalated")
     tracer.close()
     assert got.of(RunFinished)[0].outcome == "escalated"
+
+
+@pytest.mark.parametrize("on_agent_thread", [True, False])
+def test_both_encoding_places_give_the_same_events(tmp_path: Path, on_agent_thread: bool) -> None:
+    tracer, got = make_tracer(tmp_path, delivery={"encode_on_agent_thread": on_agent_thread})
+    with tracer.run(workflow="w", principal="p") as run, run.tool_call("t", args={"x": "café ✓"}):
+        pass
+    tracer.close()
+    assert [type(e).__name__ for e in got.events] == ["RunStarted", "ToolCall", "RunFinished"]
+    assert got.of(ToolCall)[0].args == '{"x":"café ✓"}'
+
+
+def test_an_event_the_worker_cannot_encode_is_counted_not_raised(tmp_path: Path) -> None:
+    tracer, got = make_tracer(tmp_path)
+    with tracer.run() as run:
+        run.emit(ToolCall, {"tool_name": object()})  # a broken record: the worker must survive it
+        with run.tool_call("after"):
+            pass
+    assert tracer.flush(5)
+    c = tracer.counters()
+    tracer.close()
+    assert [type(e).__name__ for e in got.events] == ["RunStarted", "ToolCall", "RunFinished"]
+    assert (c.emitted, c.delivered, c.dropped) == (4, 3, 1)
