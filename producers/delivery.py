@@ -209,8 +209,10 @@ class Delivery:
         )
 
     def _produce(self, key: bytes, value: bytes, seg_id: int | None) -> None:
+        # the token: the produce order (failed records are re-spooled in that order, whatever order
+        # their reports come back in), plus the spool segment for a replayed record
         self._order += 1
-        self._transport.produce(key, value, (self._order, seg_id))
+        self._transport.produce(key, value, self._order if seg_id is None else (self._order, seg_id))
 
     def _step(self) -> bool:
         """Move queued records, replay the spool when possible. True if there is more to do right away."""
@@ -277,11 +279,11 @@ class Delivery:
     def _settle(self) -> None:
         """Re-spool failed records ahead of everything (keeps the order); drop fully delivered segments."""
         if self._rescued:
-            rescued = sorted(self._rescued, key=lambda r: r[0])
+            rescued = [(k, v) for _, k, v in sorted(self._rescued, key=lambda r: r[0])]
             self._rescued = []
             if self._spool is not None:
                 try:
-                    self._spool.prepend([(k, v) for _, k, v in rescued])
+                    self._spool.prepend(rescued)
                     self._spooled += len(rescued)
                 except OSError as e:
                     self._dropped += len(rescued)
@@ -298,10 +300,11 @@ class Delivery:
                     self._spool.flush()
                     self._spool.delete(seg_id)
 
-    def _on_delivery(
-        self, token: tuple[int, int | None], key: bytes, value: bytes, err: DeliveryFailure | None
-    ) -> None:
-        order, seg_id = token
+    def _on_delivery(self, token: int | tuple[int, int], key: bytes, value: bytes, err: DeliveryFailure | None) -> None:
+        if type(token) is int:
+            order, seg_id = token, None
+        else:
+            order, seg_id = token  # type: ignore[misc]
         if err is None:
             self._delivered += 1
             if seg_id is not None:

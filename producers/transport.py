@@ -30,6 +30,7 @@ class DeliveryFailure:
 
 
 DeliveryCallback = Callable[[Any, bytes, bytes, "DeliveryFailure | None"], None]
+"""``(token, key, value, failure)``; key and value are only meaningful when ``failure`` is set."""
 
 
 class Transport(Protocol):
@@ -130,7 +131,7 @@ class KafkaTransport:
         def report(err: Any, msg: Any) -> None:
             if err is None:
                 self._healthy = True
-                self._on_delivery(token, msg.key(), msg.value(), None)
+                self._on_delivery(token, b"", b"", None)  # the bytes are only needed when it failed
                 return
             name = err.name()
             failure = DeliveryFailure(

@@ -112,3 +112,35 @@ def test_queue_hard_cap_drops_at_emit_without_blocking(tmp_path: Path) -> None:
     assert c.emitted == 31 and c.dropped >= 20 - 1  # at most queue_max + the in-flight one were kept
     gate.set()
     d.close(5)
+
+
+class StuckTransport(QueueTransport):
+    """Never delivers (a broker that is down); on purge reports the records newest first."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda k, v: None)
+        self._healthy = True
+
+    def poll(self, timeout: float) -> None:
+        if timeout > 0:
+            self._wake.wait(timeout)
+
+    def purge(self) -> None:
+        from tripwire.producers.transport import DeliveryFailure
+
+        held = list(self._pending)
+        self._pending.clear()
+        for token, key, value in reversed(held):
+            self._on_delivery(token, key, value, DeliveryFailure(reason="purged", purged=True))
+
+
+def test_purged_records_go_back_to_the_spool_in_produce_order(tmp_path: Path) -> None:
+    settings = DeliverySettings(spool_dir=tmp_path, segment_bytes=2048, poll_interval_s=0.005, close_timeout_s=0.3)
+    spool = Spool(tmp_path, max_bytes=settings.spool_max_bytes, segment_bytes=settings.segment_bytes)
+    d = Delivery(StuckTransport(), settings, spool)
+    recs = _values(40)
+    for k, v in recs:
+        d.emit(k, v)
+    wait_until(lambda: d.counters().pending == 40, timeout=5, message="handed to the transport")
+    assert d.close() is False
+    assert read_all(tmp_path) == recs
