@@ -315,14 +315,16 @@ class BatchingSink:
         return PendingBatch(branch.table, STAR, [], token, marks, branch, items)
 
     def _seal(self) -> None:
-        for abuf in self._avro.values():
-            if abuf.items:
-                self._pending.append(self._avro_batch(abuf.branch, abuf.items))
-        self._avro = {}
+        # Python-path rows first: in trusted mode the only event rows on it are replays below the
+        # marks found at load, whose offsets precede every Avro-path row (per table, offset order).
         for table, buf in self._buffers.items():
             if buf.rows:
                 self._seal_rows(table, buf.rows)
         self._buffers = {}
+        for abuf in self._avro.values():
+            if abuf.items:
+                self._pending.append(self._avro_batch(abuf.branch, abuf.items))
+        self._avro = {}
         self._sealed.update(self._seen)
         self._seen = {}
         self._oldest = None
