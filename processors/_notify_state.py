@@ -94,6 +94,10 @@ class OffsetTracker:
         self._dirty.clear()
         return out
 
+    def retry_commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        """A commit of these partitions failed: offer their (current) watermark again."""
+        self._dirty.update(tp for tp in offsets if tp in self._parts)
+
     def forget(self, partitions: Iterable[tuple[str, int]]) -> None:
         for tp in partitions:
             part = self._parts.pop(tp, None)
@@ -130,7 +134,7 @@ class Grouper:
         self.routes = {r.name: r for r in routes}
         self._buckets = {r.name: TokenBucket(r.rate_limit, now) for r in self.routes.values() if r.rate_limit}
         self._slots: dict[tuple[str, str], _Slot] = {}
-        self._waiting: set[tuple[str, str]] = set()
+        self._waiting: dict[tuple[str, str], None] = {}  # insertion-ordered: ties go oldest first
 
     def add(self, route: Route, n: Notification, ref: Ref, now: float) -> None:
         key = (route.name, n.dedup_key)
@@ -142,7 +146,7 @@ class Grouper:
         else:
             slot.pending = slot.pending.merge(n)
         slot.refs.append(ref)
-        self._waiting.add(key)
+        self._waiting[key] = None
 
     def _ready_at(self, route: Route, slot: _Slot) -> float:
         assert slot.pending is not None
@@ -167,7 +171,7 @@ class Grouper:
                 continue
             out.append(Batch(route, slot.pending, slot.refs))
             slot.pending, slot.refs, slot.in_flight = None, [], True
-            self._waiting.discard(key)
+            self._waiting.pop(key, None)
         return out
 
     def next_due_in(self, now: float) -> float | None:
@@ -214,7 +218,7 @@ class Grouper:
             slot.refs = keep
             if not keep:
                 slot.pending = None
-                self._waiting.discard(key)
+                self._waiting.pop(key, None)
         return dropped
 
     @property

@@ -156,6 +156,7 @@ class Notifier:
             "auto.offset.reset": "earliest",
             "session.timeout.ms": int(c.session_timeout_s * 1000),
             "fetch.wait.max.ms": 100,
+            "on_commit": self._on_commit,
         }
         if c.instance_id:
             conf["group.instance.id"] = c.instance_id
@@ -377,10 +378,19 @@ class Notifier:
 
         tps = [TopicPartition(t, p, o) for (t, p), o in sorted(offsets.items())]
         try:
-            self._consumer.commit(offsets=tps, asynchronous=False)
+            # In the loop the commit is asynchronous (it does not stall deliveries); a failed one marks
+            # its partitions for the next commit (_on_commit). Shutdown and revocation commit synchronously.
+            self._consumer.commit(offsets=tps, asynchronous=not force)
             self.stats.commits += 1
         except KafkaException as e:  # e.g. during a rebalance: the records are replayed, never skipped
             log.warning("commit failed: %s", e)
+            self._tracker.retry_commit(offsets)
+
+    def _on_commit(self, err: Any, partitions: list) -> None:
+        if err is None and not any(p.error for p in partitions):
+            return
+        log.warning("async commit failed, retrying with the next commit: %s", err)
+        self._tracker.retry_commit({(p.topic, p.partition): p.offset for p in partitions})
 
     def _backpressure(self) -> None:
         limit = self.config.max_pending_records
