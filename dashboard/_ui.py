@@ -73,7 +73,7 @@ def sidebar_filters(*, workflow: bool = True) -> Filters:
     """The time range and tenant / agent / workflow filters (choices from the data)."""
     _keep("f_range", DEFAULT_RANGE, lambda v: v in RANGES)
     label = st.sidebar.selectbox("Time range", list(RANGES), key="f_range", on_change=_save("f_range"))
-    dims = data.frame(_dims_sql())
+    dims = data.cached_frame(_dims_sql())
     tenants = [ALL, *sorted(dims["tenant"].unique())] if len(dims) else [ALL]
     tenant = _choice("Tenant", "f_tenant", tenants)
     if tenant:

@@ -44,6 +44,7 @@ def set_store(store: Store | None) -> None:
     global _store
     with _lock:
         _store = store
+        _cache.clear()
 
 
 def set_command_sink(sink: Callable[[KillSwitchCommand], None] | None) -> None:
@@ -118,6 +119,33 @@ def rows(sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, An
     return get_store().query(sql, params).dicts()
 
 
+_cache: dict[tuple[int, str, str], tuple[float, pd.DataFrame]] = {}
+DIMENSIONS_TTL_S = 60.0
+
+
+def cached_frame(sql: str, params: Mapping[str, Any] | None = None, *, ttl_s: float = DIMENSIONS_TTL_S) -> pd.DataFrame:
+    """``frame`` remembered for ``ttl_s`` per store (filter choices: they change slowly and every page needs them)."""
+    import time
+
+    key = (id(get_store()), sql, repr(sorted((params or {}).items())))
+    now = time.monotonic()
+    with _lock:
+        hit = _cache.get(key)
+    if hit is not None and now - hit[0] < ttl_s:
+        return hit[1].copy()
+    df = frame(sql, params)
+    with _lock:
+        if len(_cache) > 256:
+            _cache.clear()
+        _cache[key] = (now, df)
+    return df.copy()
+
+
+def clear_cache() -> None:
+    with _lock:
+        _cache.clear()
+
+
 # -- filters --------------------------------------------------------------------------------
 
 RANGES: dict[str, timedelta | None] = {
@@ -162,3 +190,12 @@ class Filters:
     @property
     def minutes(self) -> float:
         return max((self.until - self.since).total_seconds() / 60.0, 1.0)
+
+    @property
+    def bucket_s(self) -> int:
+        """Time-series bucket: about 100-400 points whatever the range (1 minute up to 1 day)."""
+        span = (self.until - self.since).total_seconds()
+        for bucket in (60, 300, 900, 3600, 4 * 3600):
+            if span <= bucket * 400:
+                return bucket
+        return 86400

@@ -82,7 +82,7 @@ def _pending() -> None:
 
 def _quick(f: Filters, in_force: pd.DataFrame) -> None:
     st.subheader("Disable an agent's autonomy")
-    agents = list(data.frame(queries.AGENTS, {"tenant": f.tenant})["agent_id"])
+    agents = list(data.cached_frame(queries.AGENTS, {"tenant": f.tenant})["agent_id"])
     if f.agent and f.agent in agents:
         agents.remove(f.agent)
         agents.insert(0, f.agent)

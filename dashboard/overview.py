@@ -43,32 +43,39 @@ def _kpi_row(k: dict) -> None:
 
 
 def _series(f: Filters, split: str) -> None:
-    runs = data.frame(queries.RUNS_PER_MINUTE, f.params())
-    calls = data.frame(queries.model_latency_series(split), f.params())
+    params = {**f.params(), "bucket_s": f.bucket_s}
+    runs = data.frame(queries.RUNS_PER_BUCKET, params)
+    calls = data.frame(queries.model_latency_series(split), params)
+    per = _bucket_label(f.bucket_s)
     left, right = st.columns(2)
     if len(runs):
         runs["success_rate"] = runs["successes"] / runs["finished"].clip(lower=1)
         color = "agent_version" if split == "version" else None
-        agg = runs if color else runs.groupby("minute", as_index=False)[["runs", "cost_usd"]].sum()
-        left.plotly_chart(px.line(agg, x="minute", y="runs", color=color, title="Runs per minute", markers=True),
+        agg = runs if color else runs.groupby("bucket", as_index=False)[["runs", "cost_usd"]].sum()
+        left.plotly_chart(px.line(agg, x="bucket", y="runs", color=color, title=f"Runs per {per}", markers=True),
                           key="ov_runs")
     if len(calls):
         q = calls.pop("q")
         for i, name in enumerate(("p50_ms", "p95_ms", "p99_ms")):
             calls[name] = q.map(lambda v, i=i: float(v[i]))
         right.plotly_chart(
-            px.line(calls, x="minute", y="p95_ms", color="series", title="Model-call p95 latency (ms)", markers=True),
+            px.line(calls, x="bucket", y="p95_ms", color="series", title=f"Model-call p95 latency per {per} (ms)",
+                    markers=True),
             key="ov_p95",
         )
-        left.plotly_chart(px.bar(calls, x="minute", y="cost_usd", color="series", title="Model spend per minute ($)"),
+        left.plotly_chart(px.bar(calls, x="bucket", y="cost_usd", color="series", title=f"Model spend per {per} ($)"),
                           key="ov_cost")
-        right.plotly_chart(px.bar(calls, x="minute", y="calls", color="series", title="Model calls per minute"),
+        right.plotly_chart(px.bar(calls, x="bucket", y="calls", color="series", title=f"Model calls per {per}"),
                            key="ov_calls")
 
 
-def _compare(f: Filters) -> None:
+def _bucket_label(seconds: int) -> str:
+    return {60: "minute", 300: "5 minutes", 900: "15 minutes", 3600: "hour", 14400: "4 hours"}.get(seconds, "day")
+
+
+def _compare(f: Filters, lat: pd.DataFrame) -> None:
     st.subheader("Compare two versions")
-    dims = data.frame(queries.DIMENSIONS)
+    dims = data.cached_frame(queries.DIMENSIONS)
     for col, value in (("tenant", f.tenant), ("agent_id", f.agent), ("workflow", f.workflow)):
         if value:
             dims = dims[dims[col] == value]
@@ -80,7 +87,6 @@ def _compare(f: Filters) -> None:
     a = c1.selectbox("Version A", versions, index=len(versions) - 2, key="cmp_a")
     b = c2.selectbox("Version B", versions, index=len(versions) - 1, key="cmp_b")
     df = data.frame(queries.VERSION_COMPARE, {**f.params(), "versions": [a, b]}).set_index("agent_version")
-    lat = latency_table(f)
     for col, v, other in ((c1, a, b), (c2, b, a)):
         if v not in df.index:
             col.caption(f"No runs of {v} in range.")
@@ -117,7 +123,7 @@ def body(f: Filters) -> None:
     lat = latency_table(f)
     if len(lat):
         st.dataframe(lat, hide_index=True, key="ov_lat")
-    _compare(f)
+    _compare(f, lat)
 
 
 def render() -> None:

@@ -69,9 +69,9 @@ FROM run_summaries FINAL
 WHERE {_RUN_FILTER}
 """
 
-RUNS_PER_MINUTE = f"""
+RUNS_PER_BUCKET = f"""
 SELECT
-    toStartOfMinute(started_at) AS minute,
+    toStartOfInterval(started_at, toIntervalSecond({{bucket_s:UInt32}})) AS bucket,
     agent_version,
     count() AS runs,
     countIf(outcome = 'success') AS successes,
@@ -79,17 +79,17 @@ SELECT
     sum(cost_usd) AS cost_usd
 FROM run_summaries FINAL
 WHERE {_RUN_FILTER}
-GROUP BY minute, agent_version
-ORDER BY minute, agent_version
+GROUP BY bucket, agent_version
+ORDER BY bucket, agent_version
 """
 
 
 def model_latency_series(split: str) -> str:
-    """Model calls per minute by the split column: calls, errors, cost and merged latency quantiles."""
+    """Model calls per time bucket by the split column: calls, errors, cost and merged latency quantiles."""
     col = split_column(split)
     return f"""
 SELECT
-    minute,
+    toStartOfInterval(minute, toIntervalSecond({{bucket_s:UInt32}})) AS bucket,
     {col} AS series,
     sum(calls) AS calls,
     sum(errors) AS errors,
@@ -97,8 +97,8 @@ SELECT
     quantilesTDigestMerge(0.5, 0.95, 0.99)(latency_ms) AS q
 FROM model_calls_1m
 WHERE {_MINUTE_FILTER}
-GROUP BY minute, series
-ORDER BY minute, series
+GROUP BY bucket, series
+ORDER BY bucket, series
 """
 
 
@@ -181,7 +181,13 @@ RUN_SUMMARY = """
 SELECT * FROM run_summaries FINAL WHERE run_id = {run_id:String} LIMIT 1
 """
 
-RUN_TRACE = """
+# The run's tenant, agent and time window (from its summary) hit the event tables' sorting key
+# (tenant, agent_id, toStartOfHour(ts_start), ...); '' / the epoch..far future disable a hint.
+_TRACE_KEY = """({tenant:String} = '' OR tenant = {tenant:String})
+        AND ({agent:String} = '' OR agent_id = {agent:String})
+        AND ts_start >= {since:DateTime64(6, 'UTC')} AND ts_start < {until:DateTime64(6, 'UTC')}"""
+
+RUN_TRACE = f"""
 SELECT * FROM (
     SELECT seq, 'model' AS kind, request_model AS name, ts_start, ts_end, duration_ms, status,
            input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost_usd,
@@ -189,13 +195,13 @@ SELECT * FROM (
            CAST(NULL AS Nullable(String)) AS approval_ref, CAST(NULL AS Nullable(String)) AS blocked_reason,
            CAST(error_type AS Nullable(String)) AS error_type, CAST(finish_reason AS Nullable(String)) AS detail,
            event_id, span_id, parent_span_id
-    FROM model_calls WHERE run_id = {run_id:String}
+    FROM model_calls WHERE run_id = {{run_id:String}} AND {_TRACE_KEY}
     UNION ALL
     SELECT seq, 'tool', tool_name, ts_start, ts_end, duration_ms, status,
            0, 0, 0, 0, 0, CAST(NULL AS Nullable(Float64)),
            args, CAST(risk AS Nullable(String)), approval_ref, CAST(blocked_reason AS Nullable(String)),
            CAST(error_type AS Nullable(String)), tool_call_id, event_id, span_id, parent_span_id
-    FROM tool_calls WHERE run_id = {run_id:String}
+    FROM tool_calls WHERE run_id = {{run_id:String}} AND {_TRACE_KEY}
     UNION ALL
     SELECT seq, event_type, ifNull(tool_name, event_type), ts_start, ts_end,
            dateDiff('microsecond', ts_start, ts_end) / 1000.0, ifNull(outcome, ifNull(decision, '')),
@@ -208,7 +214,7 @@ SELECT * FROM (
                    event_type = 'run_started' AND max_cost_usd IS NOT NULL, concat('budget $', toString(max_cost_usd)),
                    NULL),
            event_id, span_id, parent_span_id
-    FROM run_events WHERE run_id = {run_id:String}
+    FROM run_events WHERE run_id = {{run_id:String}} AND {_TRACE_KEY}
 )
 ORDER BY seq, ts_start
 LIMIT 5000
@@ -318,7 +324,14 @@ SELECT workflow, agent_version,
        count() AS runs, sum(cost_usd) AS total_cost_usd, avg(cost_usd) AS cost_per_run_usd,
        quantileExact(0.95)(cost_usd) AS p95_cost_usd,
        countIf(outcome = 'success') AS successes,
-       if(successes = 0, NULL, sum(cost_usd) / successes) AS cost_per_success_usd
+       if(successes = 0, NULL, sum(cost_usd) / successes) AS cost_per_success_usd,
+       sum(cost_input_usd) AS input, sum(cost_cache_read_usd) AS cache_read,
+       sum(cost_cache_write_usd) AS cache_write, sum(cost_output_usd) AS output,
+       sum(cost_reasoning_usd) AS reasoning,
+       sum(input_tokens) AS input_tokens, sum(cache_read_tokens) AS cache_read_tokens,
+       sum(cache_write_tokens) AS cache_write_tokens, sum(output_tokens) AS output_tokens,
+       sum(reasoning_tokens) AS reasoning_tokens,
+       sum(cost_unknown_calls) AS unknown_cost_calls
 FROM run_summaries FINAL
 WHERE {_RUN_FILTER}
 GROUP BY workflow, agent_version
@@ -334,44 +347,25 @@ GROUP BY model
 ORDER BY cost_usd DESC, model
 """
 
-COST_BY_TOKEN_KIND = f"""
-SELECT
-    sum(cost_input_usd) AS input, sum(cost_cache_read_usd) AS cache_read,
-    sum(cost_cache_write_usd) AS cache_write, sum(cost_output_usd) AS output,
-    sum(cost_reasoning_usd) AS reasoning,
-    sum(input_tokens) AS input_tokens, sum(cache_read_tokens) AS cache_read_tokens,
-    sum(cache_write_tokens) AS cache_write_tokens, sum(output_tokens) AS output_tokens,
-    sum(reasoning_tokens) AS reasoning_tokens,
-    sum(cost_unknown_calls) AS unknown_cost_calls
-FROM run_summaries FINAL
-WHERE {_RUN_FILTER}
-"""
-
-# A breach is a run that used 100% or more of any budget it declared.
-BUDGET_BY_AGENT = f"""
+# A breach is a run that used 100% or more of any budget it declared. One scan gives the
+# per-agent figures and (up to 200 per agent version) the breaching runs.
+BUDGETS = f"""
 SELECT agent_id, agent_version,
        countIf(budget_cost_pct IS NOT NULL) AS runs_with_cost_cap,
        countIf(budget_cost_pct >= 100) AS cost_breaches,
-       countIf(greatest(ifNull(budget_cost_pct, 0), ifNull(budget_steps_pct, 0), ifNull(budget_tool_calls_pct, 0),
-                        ifNull(budget_prompt_tokens_pct, 0), ifNull(budget_completion_tokens_pct, 0)) >= 100)
-           AS any_breaches,
+       countIf(used >= 100) AS any_breaches,
        max(budget_cost_pct) AS max_cost_pct,
-       sum(cost_usd) AS total_cost_usd
-FROM run_summaries FINAL
-WHERE {_RUN_FILTER}
+       sum(cost_usd) AS total_cost_usd,
+       groupArrayIf(200)(tuple(run_id, started_at, workflow, outcome, cost_usd, used), used >= 100) AS breaching
+FROM (
+    SELECT agent_id, agent_version, run_id, started_at, workflow, outcome, cost_usd, budget_cost_pct,
+           greatest(ifNull(budget_cost_pct, 0), ifNull(budget_steps_pct, 0), ifNull(budget_tool_calls_pct, 0),
+                    ifNull(budget_prompt_tokens_pct, 0), ifNull(budget_completion_tokens_pct, 0)) AS used
+    FROM run_summaries FINAL
+    WHERE {_RUN_FILTER}
+)
 GROUP BY agent_id, agent_version
 ORDER BY any_breaches DESC, agent_id, agent_version
-"""
-
-BUDGET_BREACHES = f"""
-SELECT run_id, started_at, agent_id, agent_version, workflow, outcome, cost_usd,
-       budget_cost_pct, budget_steps_pct, budget_tool_calls_pct, budget_prompt_tokens_pct, budget_completion_tokens_pct
-FROM run_summaries FINAL
-WHERE {_RUN_FILTER}
-    AND greatest(ifNull(budget_cost_pct, 0), ifNull(budget_steps_pct, 0), ifNull(budget_tool_calls_pct, 0),
-                 ifNull(budget_prompt_tokens_pct, 0), ifNull(budget_completion_tokens_pct, 0)) >= 100
-ORDER BY started_at DESC, run_id
-LIMIT 200
 """
 
 TOP_EXPENSIVE_RUNS = f"""

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from tripwire.dashboard import _ui, data, queries
-from tripwire.dashboard.data import Filters
+from tripwire.dashboard.data import EPOCH, Filters
+
+FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
 
 OUTCOMES = ["success", "failure", "escalated", "aborted", "killed", "timed_out", "running"]
 MAX_SEARCH_CHARS = 200
@@ -21,8 +26,17 @@ def search(f: Filters, *, outcomes: list[str], min_cost: float, max_cost: float,
     return data.frame(queries.RUN_SEARCH, params)
 
 
-def trace(run_id: str) -> pd.DataFrame:
-    return data.frame(queries.RUN_TRACE, {"run_id": run_id})
+TRACE_MARGIN = timedelta(hours=1)
+
+
+def trace(run_id: str, summary: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The run's events in order; its summary (tenant, agent, time span) narrows the scan to the sorting key."""
+    params: dict[str, Any] = {"run_id": run_id, "tenant": "", "agent": "", "since": EPOCH, "until": FAR_FUTURE}
+    if summary and summary.get("started_at") is not None:
+        end = summary.get("ended_at") or datetime.now(UTC)
+        params.update(tenant=summary["tenant"], agent=summary["agent_id"],
+                      since=summary["started_at"] - TRACE_MARGIN, until=end + TRACE_MARGIN)
+    return data.frame(queries.RUN_TRACE, params)
 
 
 def explain(steps: pd.DataFrame) -> list[str]:
@@ -73,7 +87,7 @@ def _waterfall(steps: pd.DataFrame) -> go.Figure:
 
 def run_detail(run_id: str) -> None:
     summary = data.rows(queries.RUN_SUMMARY, {"run_id": run_id})
-    steps = trace(run_id)
+    steps = trace(run_id, summary[0] if summary else None)
     if not summary and not len(steps):
         st.warning("No run with that id.")
         return

@@ -341,7 +341,7 @@ def test_cost_page_figures(seeded: tuple[Store, Seeded]) -> None:
     assert m["Total spend"] == f"${runs.cost_usd.sum():,.2f}"
     breaches = runs[(runs.budget_cost_pct >= 100) | (runs.budget_steps_pct >= 100)]
     assert m["Budget breaches"] == str(len(breaches)) == "1"
-    assert list(table_with(at, "budget_cost_pct", "link").run_id) == [s.breach_run]
+    assert list(table_with(at, "max_budget_pct", "link").run_id) == [s.breach_run]
     top = table_with(at, "tokens", "link")
     assert list(top.run_id) == list(runs.sort_values(["cost_usd", "run_id"], ascending=[False, True]).run_id[:20])
     assert top.run_id.iloc[0] == s.expensive_run
@@ -439,3 +439,22 @@ def test_hostile_filter_values_match_nothing(seeded: tuple[Store, Seeded], hosti
     assert len(alerts.incidents(f, [hostile], [hostile])) == 0
     assert cost.token_kinds(f).cost_usd.sum() == 0
     assert len(runs.trace(hostile)) == 0
+
+
+def test_a_failing_store_shows_a_message_never_a_stack_trace(seeded: tuple[Store, Seeded]) -> None:
+    store, _ = seeded
+    broken = open_store(f"chdb://{store.path}?database={uid('dash_broken')}")  # type: ignore[attr-defined]
+    broken.close()  # every query now fails with a StoreError
+    data.set_store(broken)
+    try:
+        for module in ("overview", "runs", "alerts", "killswitch", "cost", "console"):
+            at = page(module)
+            assert not at.exception, module
+            if module == "console":  # the console reads through its own read-only connection
+                at.button(key="sql_run").click().run()
+                assert not at.exception
+                assert len(at.error) == 1 and at.error[0].value.startswith("chdb query failed: Unknown table")
+                continue
+            assert [e.value for e in at.error] == ["filters: store is closed"], module
+    finally:
+        data.set_store(store)

@@ -64,7 +64,7 @@ def test_split_columns_are_a_whitelist() -> None:
     assert queries.split_column("none") == "'all'"
     with pytest.raises(DashboardError, match="unknown split"):
         queries.split_column("model; DROP TABLE alerts")
-    assert "GROUP BY minute, series" in queries.model_latency_series("model")
+    assert "model AS series" in queries.model_latency_series("model")
 
 
 def test_every_dashboard_query_takes_parameters_not_text() -> None:
@@ -232,3 +232,13 @@ def test_cli_argument_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     assert r.exit_code == 2 and "unsupported store URL scheme" in r.output
     r = runner.invoke(app, ["dashboard", "--store", "chdb:///tmp/x", "--port", "0"])
     assert r.exit_code == 2
+
+
+def test_series_bucket_follows_the_range() -> None:
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    assert Filters.for_range("Last hour", now=now).bucket_s == 60
+    assert Filters.for_range("Last 6 hours", now=now).bucket_s == 60
+    assert Filters.for_range("Last 24 hours", now=now).bucket_s == 300
+    assert Filters.for_range("Last 7 days", now=now).bucket_s == 3600
+    assert Filters.for_range("Last 30 days", now=now).bucket_s == 4 * 3600
+    assert Filters.for_range("All time", now=now).bucket_s == 86400
