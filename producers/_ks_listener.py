@@ -7,9 +7,10 @@ used, so every process (and every restart) rebuilds the full state from the log.
 - **Ready**: once the consumer's position has reached the high watermark that each partition
   had when it was assigned, the initial state is loaded; the guard waits (bounded) for this
   before the first guarded call. A topic that does not exist yet means "no commands": ready.
-- **Contact**: every ``heartbeat_s`` the listener asks the broker for the partitions' high
-  watermarks. A successful answer (or a received record) is contact; the guard fails closed for
-  high-risk tools when contact is older than ``staleness_s``.
+- **Contact**: every ``heartbeat_s`` a heartbeat thread (with a client of its own) asks the broker
+  for the partitions' high watermarks; once the consumer's position has reached them, the state is
+  confirmed current as of the question. The guard fails closed for high-risk tools when that
+  confirmation is older than ``staleness_s``.
 - Nothing raises out of the thread: decode failures and rejected commands are counted on the
   state and logged at a rate limit; broker errors are logged and retried.
 """
@@ -33,6 +34,7 @@ CONSUME_BATCH = 500
 CONSUME_TIMEOUT_S = 0.05
 METADATA_REFRESH_S = 30.0
 CLOSE_TIMEOUT_S = 5.0
+HEARTBEAT_TIMEOUT_S = 5.0
 
 
 class KillSwitchListener:
@@ -48,7 +50,7 @@ class KillSwitchListener:
         self._rl = RateLimitedLog(log, interval_s=10.0)
         self._partitions: list[int] = []
         self._initial_high: dict[int, int] = {}
-        self._caught_up_once = False
+        self._beat: tuple[float, dict[int, int]] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -79,17 +81,24 @@ class KillSwitchListener:
         except Exception as e:  # bad librdkafka config: the guard then fails safe (never ready, stale)
             log.error("killswitch listener cannot start error=%s", e)
             return
+        # Contact is confirmed on a thread of its own, so a slow broker answer never delays records.
+        loop_done = threading.Event()
+        beat = threading.Thread(target=self._heartbeat_loop, args=(loop_done,),
+                                name=f"{self._name}-heartbeat", daemon=True)
+        beat.start()
         try:
             self._loop(consumer)
         except Exception:  # never raise into the agent; the state goes stale and the guard fails safe
             log.exception("killswitch listener stopped by an unexpected error")
         finally:
+            loop_done.set()  # a dead loop must not look fresh: the heartbeat stops with it
+            beat.join(HEARTBEAT_TIMEOUT_S + 1.0)
             try:
                 consumer.close()
             except Exception:
                 pass
 
-    def _consumer(self) -> Any:
+    def _consumer(self, suffix: str = "") -> Any:
         from confluent_kafka import Consumer
 
         props = self.config.kafka_properties()
@@ -102,7 +111,7 @@ class KillSwitchListener:
             "auto.offset.reset": "earliest",
             "fetch.wait.max.ms": 50,
             "allow.auto.create.topics": False,
-            "client.id": self._name,
+            "client.id": self._name + suffix,
             "error_cb": self._on_error,
         })
         return Consumer(props)
@@ -112,7 +121,6 @@ class KillSwitchListener:
 
     def _loop(self, consumer: Any) -> None:
         heartbeat = self.config.heartbeat_s
-        next_heartbeat = 0.0
         next_metadata = 0.0
         while not self._stop.is_set():
             now = time.monotonic()
@@ -130,14 +138,14 @@ class KillSwitchListener:
                 self._handle(first)
                 for message in consumer.consume(CONSUME_BATCH, timeout=0):
                     self._handle(message)
-            if not self.state.ready.is_set() and self._caught_up(consumer):
-                self.state.mark_contact()
-                self.state.ready.set()
-                log.info("killswitch state loaded records=%d scopes=%d", self.records, len(self.state.switches()))
-            now = time.monotonic()
-            if now >= next_heartbeat:
-                next_heartbeat = now + heartbeat
-                self._heartbeat(consumer)
+            if not self.state.ready.is_set():
+                if self._caught_up(consumer):
+                    self.state.mark_contact()
+                    self.state.ready.set()
+                    log.info("killswitch state loaded records=%d scopes=%d", self.records,
+                             len(self.state.switches()))
+            elif self._beat is not None:
+                self._confirm(consumer)
 
     def _refresh_partitions(self, consumer: Any) -> bool:
         """Assign any partition of the topic not assigned yet (at its beginning); False if the broker did not answer."""
@@ -185,17 +193,59 @@ class KillSwitchListener:
         positions = consumer.position([TopicPartition(topic, p) for p in pending])
         return all(tp.offset >= 0 and tp.offset >= self._initial_high[tp.partition] for tp in positions)
 
-    def _heartbeat(self, consumer: Any) -> None:
+    def _heartbeat_loop(self, loop_done: threading.Event) -> None:
+        """Every ``heartbeat_s``, ask the broker for the partitions' high watermarks with a client of its own
+        (a consumer handle must not be used from two threads); the loop confirms contact once its
+        position has reached them (see :meth:`_confirm`)."""
+        try:
+            client = self._consumer(suffix="-heartbeat")
+        except Exception as e:
+            log.error("killswitch listener heartbeat cannot start error=%s", e)
+            return
+        try:
+            while not loop_done.wait(self.config.heartbeat_s) and not self._stop.is_set():
+                try:
+                    self._heartbeat(client)
+                except Exception as e:  # never let the heartbeat thread die silently
+                    self._rl.warning("heartbeat", "killswitch listener heartbeat failed error=%r", e)
+        finally:
+            try:
+                client.close()
+            except Exception:
+                pass
+
+    def _heartbeat(self, client: Any) -> None:
         from confluent_kafka import KafkaException, TopicPartition
 
-        timeout = min(self.config.heartbeat_s, 2.0)
+        partitions = list(self._partitions)
+        if not partitions:
+            return
+        asked = time.monotonic()
+        highs: dict[int, int] = {}
         try:
-            for p in self._partitions:
-                consumer.get_watermark_offsets(TopicPartition(self.config.topic, p), timeout=timeout, cached=False)
+            for p in partitions:
+                _low, highs[p] = client.get_watermark_offsets(TopicPartition(self.config.topic, p),
+                                                              timeout=HEARTBEAT_TIMEOUT_S, cached=False)
         except KafkaException as e:
             self._rl.warning("heartbeat", "killswitch listener has no contact with the broker error=%s", e)
             return
-        self.state.mark_contact()
+        self._beat = (asked, highs)
+
+    def _confirm(self, consumer: Any) -> None:
+        """Contact as of a heartbeat's question once the consumer has read up to the watermarks it got."""
+        from confluent_kafka import TopicPartition
+
+        beat = self._beat
+        if beat is None:
+            return
+        asked, highs = beat
+        pending = [p for p, high in highs.items() if high > 0]
+        if pending:
+            positions = consumer.position([TopicPartition(self.config.topic, p) for p in pending])
+            if not all(tp.offset >= highs[tp.partition] for tp in positions):
+                return  # still reading: not current yet (the next pass checks again)
+        self._beat = None
+        self.state.mark_contact(at=asked)
 
     def _handle(self, message: Any) -> None:
         err = message.error()
@@ -203,7 +253,6 @@ class KillSwitchListener:
             self._rl.warning(f"consume:{err.code()}", "killswitch listener consume error=%s", err.str())
             return
         self.records += 1
-        self.state.mark_contact()
         raw_key = message.key()
         key = raw_key.decode("utf-8", "replace") if raw_key is not None else None
         value = message.value()

@@ -174,9 +174,11 @@ class KillSwitchState:
         self.rejected[rejection.value] += 1
         return ApplyResult(False, rejection, detail)
 
-    def mark_contact(self) -> None:
-        """The feed just confirmed it is current with the topic."""
-        self.last_contact = self._monotonic()
+    def mark_contact(self, at: float | None = None) -> None:
+        """The feed confirmed it is current with the topic, now or at monotonic time ``at``."""
+        at = self._monotonic() if at is None else at
+        if self.last_contact is None or at > self.last_contact:
+            self.last_contact = at
 
     # -- reads (the agent's threads) ---------------------------------------------------------
 
