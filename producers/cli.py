@@ -31,10 +31,10 @@ def check_config(path: Path = typer.Argument(..., help="agent YAML file")) -> No
 @sdk_app.command("spool-status")
 def spool_status(directory: Path = typer.Argument(..., help="spool directory")) -> None:
     """Segments, records and bytes waiting in a spool (read-only; safe while a tracer runs)."""
-    from tripwire.producers.spool import decode_segment
+    from tripwire.producers.spool import decode_segment, segment_files
     from tripwire.schemas import DecodeError, decode
 
-    segments = sorted(directory.glob("seg-*.twsp"))
+    segments = segment_files(directory)
     records = corrupt = undecodable = 0
     runs: set[str] = set()
     size = 0

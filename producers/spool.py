@@ -7,8 +7,11 @@ a segment with a lower id, so the replay order stays the emit order (per run, pe
 tail (a crash mid-write) or a record whose CRC does not match is skipped and counted, never replayed.
 The total size is capped; an append that would pass the cap is refused (the caller counts a drop).
 
-One process owns a spool directory at a time (``flock`` on ``<dir>/LOCK``). The spool is used by the
-delivery worker thread only (and by ``close`` after that thread stopped), so it takes no locks itself.
+The configured directory is a root of *slots* (``slot-0``, ``slot-1``, ...): a tracer owns the lowest
+slot nobody holds (``flock`` on ``<slot>/LOCK``), so several tracers in one process or on one machine
+share a root, and a restarted agent takes its slot back and replays what was left in it. The spool is
+used by the delivery worker thread only (and by ``close`` after that thread stopped), so it takes no
+locks itself.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ _HDR = struct.Struct("<II")
 _KEYLEN = struct.Struct("<H")
 _FIRST_ID = 10**12  # room below for prepended segments
 _MAX_RECORD = 64 * 1024 * 1024
+MAX_SLOTS = 256
 
 
 def _name(seg_id: int) -> str:
@@ -84,21 +88,12 @@ class SpoolStats:
 class Spool:
     """A directory of segments; see the module docstring."""
 
-    def __init__(self, directory: str | Path, *, max_bytes: int, segment_bytes: int) -> None:
-        self.dir = Path(directory)
+    def __init__(self, directory: str | Path, *, max_bytes: int, segment_bytes: int, slot: int | None = None) -> None:
+        self.root = Path(directory)
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         self.stats = SpoolStats()
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            self._lock_fd = os.open(self.dir / "LOCK", os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as e:
-            raise SpoolError(f"cannot open spool directory {self.dir}: {e}") from e
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            os.close(self._lock_fd)
-            raise SpoolError(f"spool directory {self.dir} is in use by another tracer or process") from e
+        self.dir, self._lock_fd = self._take_slot(slot)
         self._segments: dict[int, int] = {}  # id -> size in bytes (closed and active)
         self._record_counts: dict[int, int] = {}  # records appended by this process to the active segment
         for p in self.dir.glob("seg-*.twsp"):
@@ -111,6 +106,24 @@ class Spool:
         self._active_records = 0
         self._checked_out: set[int] = set()
         self._closed = False
+
+    def _take_slot(self, only: int | None) -> tuple[Path, int]:
+        for i in range(MAX_SLOTS) if only is None else (only,):
+            slot = self.root / f"slot-{i}"
+            try:
+                slot.mkdir(parents=True, exist_ok=True)
+                fd = os.open(slot / "LOCK", os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as e:
+                raise SpoolError(f"cannot open spool directory {slot}: {e}") from e
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue
+            return slot, fd
+        if only is not None:
+            raise SpoolError(f"slot {only} of spool directory {self.root} is in use")
+        raise SpoolError(f"all {MAX_SLOTS} slots of spool directory {self.root} are in use")
 
     # -- sizes -------------------------------------------------------------------------------------
     @property
@@ -253,13 +266,25 @@ class Spool:
                 os.close(self._lock_fd)
 
 
+def segment_files(directory: str | Path) -> list[Path]:
+    """Segment files of a spool root (every slot, each in replay order) or of one slot."""
+    root = Path(directory)
+    slots = sorted(
+        (p for p in root.glob("slot-*") if p.is_dir() and p.name[5:].isdigit()), key=lambda p: int(p.name[5:])
+    )
+    out: list[Path] = []
+    for d in [root, *slots]:
+        out.extend(sorted(d.glob("seg-*.twsp")))
+    return out
+
+
 def read_all(directory: str | Path) -> list[tuple[bytes, bytes]]:
-    """Every valid record of a spool directory, in replay order (for tooling and tests; takes no lock)."""
+    """Every valid record of a spool root or slot, in replay order per slot (for tooling and tests; no lock)."""
     out: list[tuple[bytes, bytes]] = []
-    for p in sorted(Path(directory).glob("seg-*.twsp")):
+    for p in segment_files(directory):
         records, _ = decode_segment(p.read_bytes())
         out.extend(records)
     return out
 
 
-__all__ = ["MAGIC", "Spool", "SpoolStats", "decode_segment", "encode_record", "read_all"]
+__all__ = ["MAGIC", "MAX_SLOTS", "Spool", "SpoolStats", "decode_segment", "encode_record", "read_all", "segment_files"]

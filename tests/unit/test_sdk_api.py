@@ -206,3 +206,14 @@ def test_an_event_the_worker_cannot_encode_is_counted_not_raised(tmp_path: Path)
     tracer.close()
     assert [type(e).__name__ for e in got.events] == ["RunStarted", "ToolCall", "RunFinished"]
     assert (c.emitted, c.delivered, c.dropped) == (4, 3, 1)
+
+
+def test_several_tracers_share_one_spool_root(tmp_path: Path) -> None:
+    a, got_a = make_tracer(tmp_path)
+    b, got_b = make_tracer(tmp_path)  # same spool root: each takes its own slot
+    for t in (a, b):
+        with t.run() as run, run.tool_call("x"):
+            pass
+    assert a.close() and b.close()
+    assert (len(got_a.raw), len(got_b.raw)) == (3, 3)
+    assert sorted(p.name for p in (tmp_path / "spool").iterdir()) == ["slot-0", "slot-1"]

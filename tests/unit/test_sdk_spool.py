@@ -51,7 +51,8 @@ def test_corrupt_record_and_torn_tail_are_skipped_and_counted(tmp_path: Path) ->
     records, skipped = decode_segment(data)
     assert records == [(b"k", b"v0"), (b"k", b"v2")]
     assert skipped == 2
-    (tmp_path / "seg-0000000999999999.twsp").write_bytes(data)
+    (tmp_path / "slot-0").mkdir()
+    (tmp_path / "slot-0" / "seg-0000000999999999.twsp").write_bytes(data)
     s = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=4096)
     _, recs = s.checkout()
     assert recs == [(b"k", b"v0"), (b"k", b"v2")] and s.stats.corrupt == 2
@@ -66,9 +67,25 @@ def test_size_cap_refuses(tmp_path: Path) -> None:
     s.close()
 
 
-def test_one_owner_per_directory(tmp_path: Path) -> None:
-    s = Spool(tmp_path, max_bytes=4096, segment_bytes=1024)
+def test_one_owner_per_slot_and_a_restart_takes_its_slot_back(tmp_path: Path) -> None:
+    a = Spool(tmp_path, max_bytes=4096, segment_bytes=1024)
+    b = Spool(tmp_path, max_bytes=4096, segment_bytes=1024)  # a second tracer on the same root
+    assert (a.dir.name, b.dir.name) == ("slot-0", "slot-1")
+    a.append(b"k", b"left-in-slot-0")
+    a.close()
+    c = Spool(tmp_path, max_bytes=4096, segment_bytes=1024)
+    assert c.dir.name == "slot-0"
+    assert c.checkout()[1] == [(b"k", b"left-in-slot-0")]
+    b.close()
+    c.close()
+
+
+def test_all_slots_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tripwire.producers.spool as spool_mod
+
+    monkeypatch.setattr(spool_mod, "MAX_SLOTS", 2)
+    held = [Spool(tmp_path, max_bytes=4096, segment_bytes=1024) for _ in range(2)]
     with pytest.raises(SpoolError, match="in use"):
         Spool(tmp_path, max_bytes=4096, segment_bytes=1024)
-    s.close()
-    Spool(tmp_path, max_bytes=4096, segment_bytes=1024).close()
+    for s in held:
+        s.close()
