@@ -187,7 +187,10 @@ class Notifier:
         self._dlq_retry: list[tuple[Ref, DeadLetter]] = []
         self._paused = False
         self._last_commit = 0.0
+        self._last_gc = 0.0
         self.stats = NotifyStats()
+        self.assigned: set[tuple[str, int]] = set()
+        """Partitions this notifier owns now (changed on the consumer's rebalance callbacks)."""
 
     # -- public ------------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -233,6 +236,9 @@ class Notifier:
         self._dispatch(time.monotonic())
         self._backpressure()
         self._maybe_commit(force=False)
+        if time.monotonic() - self._last_gc >= 1.0:
+            self._grouper.gc(time.monotonic())
+            self._last_gc = time.monotonic()
 
     def _ingest(self, m: Any) -> None:
         err = m.error()
@@ -423,6 +429,7 @@ class Notifier:
 
     # -- rebalance ---------------------------------------------------------------------------------
     def _on_assign(self, consumer: Any, partitions: list) -> None:
+        self.assigned |= {(p.topic, p.partition) for p in partitions}
         if self._paused:
             consumer.pause(partitions)
         log.info("partitions assigned n=%d", len(partitions))
@@ -430,6 +437,7 @@ class Notifier:
     def _on_revoke(self, consumer: Any, partitions: list) -> None:
         self._settle_in_flight(self.config.shutdown_timeout_s)
         tps = {(p.topic, p.partition) for p in partitions}
+        self.assigned -= tps
         dropped = self._grouper.drop(tps)
         self._tracker.forget(tps)
         log.info("partitions revoked n=%d waiting_records_dropped=%d", len(partitions), dropped)

@@ -191,3 +191,46 @@ def test_a_burst_for_one_incident_is_one_delivery_with_a_count(env: dict[str, An
     assert (doc["dedup_key"], doc["grouped"], doc["details"]["count"], doc["record_id"]) == (
         incident, 5, 5, burst[-1].alert_id)
     assert run.notifier.stats.unrouted == 1
+
+
+def test_a_second_notifier_joining_loses_nothing(kafka_bootstrap: str) -> None:
+    """A rebalance mid-stream (eager: every partition revoked, then split between two notifiers): in-flight
+    deliveries settle and commit, waiting groups are dropped and replayed by the new owner."""
+    from confluent_kafka import Producer
+
+    prefix = uid("n")
+    topics = topic_names(prefix)
+    create_topics(kafka_bootstrap, {topics.alerts: 2, topics.killswitch: 1, topics.dlq: 1})
+    env = {"bootstrap": kafka_bootstrap, "prefix": prefix, "topics": topics, "group": uid("g")}
+    rx = Receiver()
+    alerts = [make_alert() for _ in range(20)]
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "acks": "all"})
+
+    def produce_half(half: list) -> None:
+        for i, a in enumerate(half):
+            producer.produce(topics.alerts, key=a.incident_id.encode(), value=encode(a), partition=i % 2)
+        assert producer.flush(15) == 0
+
+    route = [{"name": "hook", "channel": "webhook", "url": rx.url, "group_wait_s": 0.2}]
+    first = Running(env, route)
+    second = None
+    try:
+        produce_half(alerts[:10])
+        wait_until(lambda: len({r.json()["record_id"] for r in rx.ok()}) >= 4, 15, message="first deliveries")
+        second = Running(env, route)
+        owns = (first.notifier, second.notifier)
+        wait_until(lambda: all((topics.alerts, p) in n.assigned for n, p in zip(owns, (0, 1), strict=True))
+                   or all((topics.alerts, p) in n.assigned for n, p in zip(owns, (1, 0), strict=True)),
+                   30, message="the two notifiers share the partitions")
+        produce_half(alerts[10:])
+        wait_until(lambda: _committed_is(env, topics.alerts, 10) and committed(
+            kafka_bootstrap, env["group"], topics.alerts, 1) == 10, 30, message="both partitions committed")
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+        rx.close()
+    delivered = [r.json()["record_id"] for r in rx.ok()]
+    assert set(delivered) == {a.alert_id for a in alerts}  # nothing lost
+    assert len(delivered) - len(set(delivered)) <= 10  # replays only of what was uncommitted at the rebalance
+    assert first.notifier.stats.delivered >= 4 and second.notifier.stats.delivered >= 5  # the group did split

@@ -128,3 +128,18 @@ def test_due_respects_the_limit_oldest_first_and_drop_forgets_revoked_records() 
         g.add(r, from_alert(make_alert(f"inc-{i}")), ref, now=float(i))
     assert [b.notification.dedup_key for b in g.due(5.0, limit=2)] == ["inc-0", "inc-1"]
     assert g.drop({(T, 0)}) == 1 and g.waiting == 0
+
+
+def test_gc_forgets_idle_incidents_after_their_group_interval() -> None:
+    g, r = _grouper(group_interval_s=5.0)
+    tr = OffsetTracker()
+    r0, r1 = _tracked(tr, [0, 1])
+    g.add(r, from_alert(make_alert("inc")), r0, now=0.0)
+    (b,) = g.due(0.0)
+    g.finished(b, now=0.0, delivered=True)
+    g.gc(4.9)
+    assert len(g._slots) == 1  # still inside the interval: a new firing record would be held
+    g.gc(5.0)
+    assert len(g._slots) == 0
+    g.add(r, from_alert(make_alert("inc")), r1, now=6.0)
+    assert [x.notification.grouped for x in g.due(6.0)] == [1]
