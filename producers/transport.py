@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tripwire.errors import ConfigError
 from tripwire.producers._ratelimit import RateLimitedLog
 from tripwire.producers.config import KafkaProducerSettings
 
@@ -106,12 +107,15 @@ class KafkaTransport:
         return conf
 
     def start(self, on_delivery: DeliveryCallback) -> None:
-        from confluent_kafka import Producer
+        from confluent_kafka import KafkaException, Producer
 
         conf = self.librdkafka_config()
         conf["error_cb"] = self._on_error
         self._on_delivery = on_delivery
-        self._producer = Producer(conf)
+        try:
+            self._producer = Producer(conf)
+        except KafkaException as e:
+            raise ConfigError(f"the Kafka producer rejected its configuration (kafka.extra?): {e}") from e
 
     def _on_error(self, err: Any) -> None:
         from confluent_kafka import KafkaError

@@ -119,3 +119,9 @@ def test_config_is_frozen() -> None:
     cfg = TracerConfig()
     with pytest.raises(Exception, match="frozen"):
         cfg.tenant = "x"  # type: ignore[misc]
+
+
+def test_kafka_rejecting_its_config_is_a_config_error(tmp_path: Path) -> None:
+    cfg = TracerConfig(kafka={"extra": {"no.such.property": "1"}}, delivery={"spool_dir": tmp_path})
+    with pytest.raises(ConfigError, match="rejected its configuration"):
+        Tracer(cfg)

@@ -89,3 +89,21 @@ def test_all_slots_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         Spool(tmp_path, max_bytes=4096, segment_bytes=1024)
     for s in held:
         s.close()
+
+
+def test_random_bytes_never_crash_the_reader() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    good = MAGIC + encode_record(b"k", b"v")
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=200), st.integers(min_value=0, max_value=len(good)))
+    def check(noise: bytes, cut: int) -> None:
+        for data in (noise, MAGIC + noise, good[:cut] + noise, good + noise):
+            records, bad = decode_segment(data)
+            assert bad >= 0
+            assert all(isinstance(k, bytes) and isinstance(v, bytes) for k, v in records)
+        assert decode_segment(good + encode_record(b"k", b"v")) == ([(b"k", b"v")] * 2, 0)
+
+    check()
