@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -21,6 +22,36 @@ import httpx
 from tripwire.processors._notify_channels import HttpRequest
 
 log = logging.getLogger(__name__)
+
+
+class _RedactSecrets(logging.Filter):
+    """httpx logs each request's URL at INFO; webhook URLs are secrets, so they are masked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        hidden = msg
+        for s in tuple(self.secrets):
+            if s in hidden:
+                hidden = hidden.replace(s, "<redacted>")
+        if hidden is not msg:
+            record.msg, record.args = hidden, None
+        return True
+
+
+_REDACT = _RedactSecrets()
+
+
+def redact_http_logs(secrets: Iterable[str]) -> None:
+    """Mask ``secrets`` in whatever the httpx/httpcore loggers write (process-wide, idempotent)."""
+    _REDACT.secrets.update(s for s in secrets if s)
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if _REDACT not in logger.filters:
+            logger.addFilter(_REDACT)
 
 
 @dataclass(frozen=True, slots=True)

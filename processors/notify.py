@@ -40,7 +40,13 @@ from tripwire.processors._notify_channels import (
     webhook_document,
 )
 from tripwire.processors._notify_config import NotifyConfig, NotifyError, RoutesError
-from tripwire.processors._notify_delivery import DeliveryResult, RetryPolicy, deliver, retry_after_s
+from tripwire.processors._notify_delivery import (
+    DeliveryResult,
+    RetryPolicy,
+    deliver,
+    redact_http_logs,
+    retry_after_s,
+)
 from tripwire.processors._notify_routes import Match, RateLimit, Route, load_routes, routes_from_dict
 from tripwire.processors._notify_state import Batch, Grouper, OffsetTracker, Ref
 from tripwire.schemas import Alert, DeadLetter, KillSwitchCommand, Topics, topic_names
@@ -76,39 +82,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_ERROR_LOG_EVERY_S = 30.0
 _DLQ_NS = uuid.UUID("1f0c6a52-8a53-4d0e-9f43-5a1c4e0b7d11")
-
-
-class _RedactSecrets(logging.Filter):
-    """httpx logs each request's URL at INFO; webhook URLs are secrets, so they are masked."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        msg = record.getMessage()
-        hidden = msg
-        for s in self.secrets:
-            if s in hidden:
-                hidden = hidden.replace(s, "<redacted>")
-        if hidden is not msg:
-            record.msg, record.args = hidden, None
-        return True
-
-
-_REDACT = _RedactSecrets()
-
-
-def _redact_http_logs(routes: tuple[Route, ...]) -> None:
-    for r in routes:
-        for secret in (r.url, r.hmac_key, r.routing_key):
-            if secret is not None and secret.get_secret_value():
-                _REDACT.secrets.add(secret.get_secret_value())
-    for name in ("httpx", "httpcore"):
-        logger = logging.getLogger(name)
-        if _REDACT not in logger.filters:
-            logger.addFilter(_REDACT)
 
 
 @dataclass
@@ -176,7 +151,9 @@ class Notifier:
                 follow_redirects=False,
             )
         self._http = http_client
-        _redact_http_logs(self.routes)
+        redact_http_logs(
+            s.get_secret_value() for r in self.routes for s in (r.url, r.hmac_key, r.routing_key) if s is not None
+        )
         self._pool = ThreadPoolExecutor(max_workers=c.max_in_flight, thread_name_prefix="tripwire-notify")
         self._results: queue.SimpleQueue[tuple[Batch, DeliveryResult]] = queue.SimpleQueue()
         self._in_flight = 0
@@ -188,6 +165,7 @@ class Notifier:
         self._paused = False
         self._last_commit = 0.0
         self._last_gc = 0.0
+        self._error_logged: dict[int, float] = {}
         self.stats = NotifyStats()
         self.assigned: set[tuple[str, int]] = set()
         """Partitions this notifier owns now (changed on the consumer's rebalance callbacks)."""
@@ -243,7 +221,10 @@ class Notifier:
     def _ingest(self, m: Any) -> None:
         err = m.error()
         if err is not None:
-            log.warning("consumer error: %s", err)
+            now = time.monotonic()
+            if now - self._error_logged.get(err.code(), -1e9) >= _ERROR_LOG_EVERY_S:  # rate-limited
+                self._error_logged[err.code()] = now
+                log.warning("consumer error: %s", err)
             return
         topic, value = m.topic(), m.value()
         self.stats.consumed += 1
@@ -386,7 +367,10 @@ class Notifier:
         try:
             # In the loop the commit is asynchronous (it does not stall deliveries); a failed one marks
             # its partitions for the next commit (_on_commit). Shutdown and revocation commit synchronously.
-            self._consumer.commit(offsets=tps, asynchronous=not force)
+            if force:
+                self._consumer.commit(offsets=tps, asynchronous=False)
+            else:
+                self._consumer.commit(offsets=tps, asynchronous=True)
             self.stats.commits += 1
         except KafkaException as e:  # e.g. during a rebalance: the records are replayed, never skipped
             log.warning("commit failed: %s", e)

@@ -90,19 +90,23 @@ def test_timeouts_end_in_the_dead_letter_topic_and_offsets_are_committed(env: di
 
     rx.responder = too_slow
     alert = make_alert()
+    stray = DeadLetter(dlq_id="d-1", source_topic="x", partition=0, offset=0, reason="r", error_type="E",
+                       stage="sink", failed_at=alert.created_at)  # valid Avro, but no alert
     produce(env["bootstrap"], env["topics"].alerts,
-            [(b"garbage", b"\x00not avro"), (alert.incident_id.encode(), encode(alert))])
+            [(b"garbage", b"\x00not avro"), (alert.incident_id.encode(), encode(alert)), (b"s", encode(stray))])
     run = Running(env, [{"name": "slow-hook", "channel": "webhook", "url": rx.url}],
                   max_attempts=3, request_timeout_s=0.3)
     try:
-        dead = read_all(env["bootstrap"], env["topics"].dlq, 2, timeout=20)
-        wait_until(lambda: _committed_is(env, env["topics"].alerts, 2), 15, message="offset 2 committed")
+        dead = read_all(env["bootstrap"], env["topics"].dlq, 3, timeout=20)
+        wait_until(lambda: _committed_is(env, env["topics"].alerts, 3), 15, message="offset 3 committed")
     finally:
         run.stop()
         rx.close()
     letters = sorted((decode(m.value()) for m in dead), key=lambda d: d.offset)
     assert all(isinstance(d, DeadLetter) for d in letters)
-    bad, slow = letters
+    bad, slow, wrong = letters
+    assert (wrong.stage, wrong.offset, wrong.error_type) == ("validate", 2, "UnexpectedRecord")
+    assert wrong.reason == f"DeadLetter is not a record the notifier routes from {env['topics'].alerts}"
     assert (bad.stage, bad.offset, bad.value, bad.source_topic) == ("decode", 0, b"\x00not avro", env["topics"].alerts)
     assert (slow.stage, slow.offset, slow.key) == ("notify", 1, alert.incident_id.encode())
     assert slow.value == encode(alert)
