@@ -1,7 +1,8 @@
 """Alert on the topic -> webhook delivered: p50 and p95 latency at 100 alerts/s (goal: p95 < 500 ms).
 
-A Notifier (one webhook route, HMAC-signed, no grouping delay) consumes a uuid-prefixed alerts topic
-on the real broker and delivers to an HTTP receiver on 127.0.0.1 in this process. The latency of an
+``tripwire notify`` in its own process (one webhook route, HMAC-signed, no grouping delay) consumes a
+uuid-prefixed alerts topic on the real broker and delivers to an HTTP receiver on 127.0.0.1 in this
+process. The latency of an
 alert is the time from the ``produce()`` call to the receiver's handler seeing its body. The baseline,
 run in the same process, is a raw confluent-kafka produce -> consume round trip of one message at
 a time; the ratio says what routing, HMAC signing and an HTTP delivery add on top of Kafka itself.
@@ -10,10 +11,17 @@ a time; the ratio says what routing, HMAC signing and an HTTP delivery add on to
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from benchmarks._harness import Result, bootstrap, percentile, report
@@ -46,8 +54,14 @@ def baseline_round_trips(servers: str, rounds: int = BASELINE_ROUNDS) -> list[fl
     topic = f"bench_rt_{uuid.uuid4().hex[:10]}"
     _create(servers, {topic: 1})
     producer = Producer({"bootstrap.servers": servers, **PRODUCER})
-    consumer = Consumer({"bootstrap.servers": servers, "group.id": f"bench-{uuid.uuid4().hex[:8]}",
-                         "enable.auto.commit": False, "fetch.wait.max.ms": 100})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": servers,
+            "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 100,
+        }
+    )
     consumer.assign([TopicPartition(topic, 0, 0)])
     out: list[float] = []
     try:
@@ -108,30 +122,59 @@ def _alerts(n: int) -> list[tuple[str, bytes, bytes]]:
     now = datetime.now(UTC)
     out = []
     for i in range(n):
-        a = Alert(alert_id=str(uuid.uuid4()), incident_id=f"inc-{i}-{uuid.uuid4().hex[:8]}", kind="cost_spike",
-                  severity=Severity.CRITICAL, scope="agent:bench", tenant="acme", agent_id="bench", observed=4.2,
-                  threshold=2.0, summary="cost per run 4.2x the baseline", status="firing", created_at=now,
-                  updated_at=now)
+        a = Alert(
+            alert_id=str(uuid.uuid4()),
+            incident_id=f"inc-{i}-{uuid.uuid4().hex[:8]}",
+            kind="cost_spike",
+            severity=Severity.CRITICAL,
+            scope="agent:bench",
+            tenant="acme",
+            agent_id="bench",
+            observed=4.2,
+            threshold=2.0,
+            summary="cost per run 4.2x the baseline",
+            status="firing",
+            created_at=now,
+            updated_at=now,
+        )
         out.append((a.alert_id, a.incident_id.encode(), encode(a)))
     return out
+
+
+def _start_notifier(servers: str, prefix: str, url: str, workdir: Path) -> subprocess.Popen:
+    """``tripwire notify`` in its own process, as deployed (one webhook route, HMAC-signed)."""
+    routes = workdir / "routes.yaml"
+    routes.write_text("routes:\n  - name: bench\n    channel: webhook\n    url_secret: url\n    hmac_key_secret: key\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIPWIRE_NOTIFY_")}
+    env |= {"TRIPWIRE_NOTIFY_SECRETS__URL": url, "TRIPWIRE_NOTIFY_SECRETS__KEY": uuid.uuid4().hex}
+    cmd = [
+        sys.executable,
+        "-m",
+        "tripwire.cli",
+        "notify",
+        "--routes",
+        str(routes),
+        "--bootstrap",
+        servers,
+        "--topic-prefix",
+        prefix,
+        "--group",
+        f"{prefix}.notify",
+    ]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def notify_latencies(servers: str, n: int = ALERTS) -> tuple[list[float], dict[str, Any]]:
     from confluent_kafka import Producer
 
-    from tripwire.processors.notify import Notifier, NotifyConfig, routes_from_dict
     from tripwire.schemas import topic_names
 
     prefix = f"bench_{uuid.uuid4().hex[:10]}"
     topics = topic_names(prefix)
     _create(servers, {topics.alerts: 6, topics.killswitch: 1, topics.dlq: 1})
     rx = _Receiver()
-    config = NotifyConfig(bootstrap=servers, topic_prefix=prefix, group_id=f"{prefix}.notify")
-    routes = routes_from_dict({"routes": [{"name": "bench", "channel": "webhook", "url": rx.url,
-                                           "hmac_key": uuid.uuid4().hex}]}, config)
-    notifier = Notifier(routes, config)
-    thread = threading.Thread(target=notifier.run, daemon=True)
-    thread.start()
+    workdir = Path(tempfile.mkdtemp(prefix="bench_notify_"))
+    proc = _start_notifier(servers, prefix, rx.url, workdir)
     producer = Producer({"bootstrap.servers": servers, **PRODUCER})
     sent: dict[str, float] = {}
     try:
@@ -139,10 +182,10 @@ def notify_latencies(servers: str, n: int = ALERTS) -> tuple[list[float], dict[s
         for _, key, value in warm:
             producer.produce(topics.alerts, key=key, value=value)
         producer.flush(10)
-        deadline = time.monotonic() + 60
-        while len(rx.seen) < WARMUP:  # the group join and first connections are not part of the figure
-            if time.monotonic() > deadline:
-                raise RuntimeError("warm-up alerts were not delivered within 60 s")
+        deadline = time.monotonic() + 90
+        while len(rx.seen) < WARMUP:  # process start, group join and first connections are not in the figure
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"warm-up alerts were not delivered (notifier exit code {proc.poll()})")
             time.sleep(0.05)
         items = _alerts(n)
         t0 = time.perf_counter()
@@ -161,9 +204,14 @@ def notify_latencies(servers: str, n: int = ALERTS) -> tuple[list[float], dict[s
                 raise RuntimeError(f"only {sum(a in rx.seen for a in sent)}/{n} alerts delivered within 60 s")
             time.sleep(0.05)
     finally:
-        notifier.stop()
-        thread.join(30)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
         rx.close()
+        shutil.rmtree(workdir, ignore_errors=True)
         _delete(servers, list(topics.all()))
     return [rx.seen[a] - t for a, t in sent.items()], {"offered_rate": round(rate, 1), "delivered": n}
 
