@@ -50,6 +50,9 @@ class NotifyConfig(BaseSettings):
     consume_killswitch: bool = True
     """Also route kill-switch trips and resets from the kill-switch topic."""
     secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    max_age_s: float | None = Field(default=6 * 3600.0, gt=0)
+    """Records older than this (alert ``updated_at``, command ``issued_at``) are committed without a delivery,
+    so a new consumer group does not page for the history of the topics (None: deliver everything)."""
 
     max_attempts: int = Field(default=5, ge=1, le=100)
     """Tries per delivery (first try included) before the route's records go to the dead-letter topic."""

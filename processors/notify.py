@@ -90,6 +90,8 @@ _DLQ_NS = uuid.UUID("1f0c6a52-8a53-4d0e-9f43-5a1c4e0b7d11")
 class NotifyStats:
     consumed: int = 0
     unrouted: int = 0
+    stale: int = 0
+    """Records older than ``max_age_s``: committed, not delivered."""
     delivered: int = 0
     """Successful deliveries (one per batch; a batch may stand for several records)."""
     failed: int = 0
@@ -191,6 +193,8 @@ class Notifier:
         finally:
             self._abort.set()
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._collect()  # outcomes that arrived while aborting still count (and commit on close)
+            self._in_flight = 0  # cancelled before they started: nothing will report them
             self._producer.flush(5)
             self._consumer.close()
             self._http.close()
@@ -200,9 +204,10 @@ class Notifier:
     def _step(self) -> None:
         now = time.monotonic()
         timeout = self.config.poll_timeout_s
-        nxt = self._grouper.next_due_in(now)
-        if nxt is not None:
-            timeout = min(timeout, nxt)
+        if self._in_flight < self.config.max_in_flight:  # when every worker is busy, waiting batches can't go
+            nxt = self._grouper.next_due_in(now)
+            if nxt is not None:
+                timeout = min(timeout, nxt)
         msg = self._consumer.poll(timeout)
         if msg is not None:
             msgs = [msg, *self._consumer.consume(num_messages=500, timeout=0)]
@@ -246,6 +251,12 @@ class Notifier:
         else:
             reason = f"{type(record).__name__} is not a record the notifier routes from {topic}"
             self._dead_letter(ref, "validate", reason, "UnexpectedRecord")
+            self._tracker.settle(ref)
+            return
+        max_age = self.config.max_age_s
+        if max_age is not None and (datetime.now(UTC) - n.timestamp).total_seconds() > max_age:
+            self.stats.stale += 1
+            log.info("stale record skipped topic=%s offset=%d dedup_key=%s", topic, ref.offset, n.dedup_key)
             self._tracker.settle(ref)
             return
         now = time.monotonic()

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -181,20 +182,22 @@ def test_a_burst_for_one_incident_is_one_delivery_with_a_count(env: dict[str, An
     incident = f"inc-{uid('b')}"
     burst = [make_alert(incident, count=i + 1) for i in range(5)]
     other = make_alert(severity="info")
+    long_ago = other.created_at - timedelta(hours=7)
+    stale = make_alert().model_copy(update={"created_at": long_ago, "updated_at": long_ago})
     run = Running(env, [{"name": "hook", "channel": "webhook", "url": rx.url, "group_wait_s": 1.0,
                          "match": {"min_severity": "warning"}}])
     try:
         produce(env["bootstrap"], env["topics"].alerts,
-                [(a.incident_id.encode(), encode(a)) for a in [*burst, other]])
-        wait_until(lambda: _committed_is(env, env["topics"].alerts, 6), 15, message="offset 6 committed")
+                [(a.incident_id.encode(), encode(a)) for a in [*burst, other, stale]])
+        wait_until(lambda: _committed_is(env, env["topics"].alerts, 7), 15, message="offset 7 committed")
     finally:
         run.stop()
         rx.close()
-    assert len(rx.requests) == 1  # the info alert matched no route; the burst is one delivery
+    assert len(rx.requests) == 1  # the info alert matched no route, the stale one is skipped; the burst is one
     doc = rx.requests[0].json()
     assert (doc["dedup_key"], doc["grouped"], doc["details"]["count"], doc["record_id"]) == (
         incident, 5, 5, burst[-1].alert_id)
-    assert run.notifier.stats.unrouted == 1
+    assert (run.notifier.stats.unrouted, run.notifier.stats.stale) == (1, 1)  # older than max_age_s: not paged
 
 
 def test_a_second_notifier_joining_loses_nothing(kafka_bootstrap: str) -> None:
