@@ -65,8 +65,7 @@ class _Branch:
     reader_parsed: Any  # None when writer == reader (no resolution needed)
     model: type[BaseModel] | None  # None: the reader has no model for this record
     name: str
-    enums: tuple[tuple[str, dict[str, Enum]], ...] = ()  # for the trusted path
-    fields_set: frozenset[str] | set[str] = frozenset()
+    trusted: Any = None  # fields -> model without re-validation (see _trusted_builder)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +101,30 @@ def _construct(model: type[M], fields: dict[str, Any], fields_set: frozenset[str
     _setattr(m, "__pydantic_extra__", None)
     _setattr(m, "__pydantic_private__", None)
     return m
+
+
+def _trusted_builder(model: type[M], enums: tuple[tuple[str, dict[str, Enum]], ...]) -> Any:
+    """``fields -> model`` for the trusted decode path: fastavro has checked every type against the
+    schema, so only enum symbols become members and the model is built without re-validation."""
+    fields_set = set(model.model_fields)
+    new = object.__new__
+
+    def build(fields: dict[str, Any]) -> M:
+        for name, members in enums:
+            v = fields[name]
+            if v is not None:
+                try:
+                    fields[name] = members[v]
+                except KeyError as e:
+                    raise DecodeError("invalid", f"{model.__name__}.{name}: unknown symbol {v!r}") from e
+        m = new(model)
+        _setattr(m, "__dict__", fields)
+        _setattr(m, "__pydantic_fields_set__", fields_set.copy())
+        _setattr(m, "__pydantic_extra__", None)
+        _setattr(m, "__pydantic_private__", None)
+        return m  # type: ignore[no-any-return]
+
+    return build
 
 
 class AvroCodec:
@@ -198,7 +221,7 @@ class AvroCodec:
         model = self._models.get(name)
         if model is None:
             return _Branch(wparsed, rparsed, None, name)
-        return _Branch(wparsed, rparsed, model, name, self._enums[model], self._field_sets[model])
+        return _Branch(wparsed, rparsed, model, name, _trusted_builder(model, self._enums[model]))
 
     def decode(self, data: bytes, validate: bool = True) -> BaseModel:
         """Decode single-object bytes into a model; every failure is a :class:`DecodeError`."""
@@ -209,7 +232,7 @@ class AvroCodec:
             raise DecodeError("truncated", f"{size} bytes is shorter than the 10-byte single-object header")
         if data[0] != 0xC3 or data[1] != 0x01:
             raise DecodeError("bad_marker", f"expected C3 01, got {bytes(data[:2]).hex(' ').upper()}")
-        fp = bytes(data[2:HEADER_LEN])
+        fp = data[2:HEADER_LEN] if type(data) is bytes else bytes(data[2:HEADER_LEN])
         plan = self._read.get(fp) or self._plan(fp)
         pos = HEADER_LEN
         if plan.union:
@@ -246,15 +269,7 @@ class AvroCodec:
                 return model.__pydantic_validator__.validate_python(fields)  # type: ignore[no-any-return]
             except ValidationError as e:
                 raise DecodeError("invalid", describe_validation(model.__name__, e.errors(include_input=False))) from e
-        # trusted: fastavro has checked every type against the schema; enum symbols become members
-        for name, members in branch.enums:
-            v = fields[name]
-            if v is not None:
-                try:
-                    fields[name] = members[v]
-                except KeyError as e:
-                    raise DecodeError("invalid", f"{model.__name__}.{name}: unknown symbol {v!r}") from e
-        return _construct(model, fields, branch.fields_set)
+        return branch.trusted(fields)  # type: ignore[no-any-return]
 
     def build(self, model: type[M], fields: dict[str, Any], validate: bool = True) -> M:
         """A model from decoded Avro fields: validated, or (``validate=False``) constructed with enum members."""
@@ -334,12 +349,12 @@ def default_codec() -> AvroCodec:
 
 def encode(record: BaseModel, validate: bool = True) -> bytes:
     """Single-object encode with the shipped schemas (see :meth:`AvroCodec.encode`)."""
-    return default_codec().encode(record, validate)
+    return (_default or default_codec()).encode(record, validate)
 
 
 def decode(data: bytes, validate: bool = True) -> BaseModel:
     """Single-object decode with every shipped schema version (see :meth:`AvroCodec.decode`)."""
-    return default_codec().decode(data, validate)
+    return (_default or default_codec()).decode(data, validate)
 
 
 def to_record(model: BaseModel) -> dict[str, Any]:
