@@ -28,6 +28,8 @@ TENANT_TABLES = (
     "alert_acks",
     "model_calls_1m",
     "tool_calls_1m",
+    "model_calls_1h",
+    "tool_calls_1h",
 )
 
 

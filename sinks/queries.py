@@ -1,8 +1,9 @@
 """Named, parameterized queries for the dashboard and for analysts.
 
 Every value is a ClickHouse server-side parameter (``{name:Type}``); the same SQL runs on chdb
-and on a server. Time series read the per-minute rollups (``model_calls_1m``,
-``tool_calls_1m``), not raw rows. Exactness of the ReplacingMergeTree tables is stated per
+and on a server. Time series read the rollups, not raw rows: per minute (``model_calls_1m``,
+``tool_calls_1m``), or per hour (``*_1h``) for buckets of whole hours and windows of 6 hours or
+more; a window is aligned down to the grain it reads. Exactness of the ReplacingMergeTree tables is stated per
 query: ``run_summaries`` and ``window_stats`` are read with ``FINAL`` (one row per key,
 highest version), the alert history with ``argMax(..., updated_at)``.
 
@@ -23,10 +24,27 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _AGENT = "({agent_id:String} = '' OR agent_id = {agent_id:String})"
-_RANGE_MIN = "minute >= toStartOfMinute({start:DateTime64(6, 'UTC')}) AND minute < {end:DateTime64(6, 'UTC')}"
+# Rollup queries are written against the grain placeholders below; ``bind`` picks the per-minute
+# or the hourly rollup (buckets of whole hours, or windows of HOURLY_WINDOW or more).
+_RANGE_MIN = "@TS@ >= @TRUNC@({start:DateTime64(6, 'UTC')}) AND @TS@ < {end:DateTime64(6, 'UTC')}"
 _RUN_TIME = "coalesce(started_at, emitted_at)"
 _RUNS_RANGE = f"{_RUN_TIME} >= {{start:DateTime64(6, 'UTC')}} AND {_RUN_TIME} < {{end:DateTime64(6, 'UTC')}}"
-_BUCKET = "toStartOfInterval(minute, toIntervalSecond({bucket_s:UInt32}))"
+_BUCKET = "toStartOfInterval(@TS@, toIntervalSecond({bucket_s:UInt32}))"
+HOURLY_WINDOW = timedelta(hours=6)
+_GRAINS = {
+    "minute": {
+        "@MODEL_ROLLUP@": "model_calls_1m",
+        "@TOOL_ROLLUP@": "tool_calls_1m",
+        "@TS@": "minute",
+        "@TRUNC@": "toStartOfMinute",
+    },
+    "hour": {
+        "@MODEL_ROLLUP@": "model_calls_1h",
+        "@TOOL_ROLLUP@": "tool_calls_1h",
+        "@TS@": "hour",
+        "@TRUNC@": "toStartOfHour",
+    },
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +72,7 @@ QUERIES: dict[str, NamedQuery] = {
             f"""
 SELECT {_BUCKET} AS bucket, model, sum(calls) AS calls, sum(errors) AS errors, sum(cost_usd) AS cost_usd,
        sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens
-FROM model_calls_1m
+FROM @MODEL_ROLLUP@
 WHERE tenant = {{tenant:String}} AND {_AGENT} AND {_RANGE_MIN}
 GROUP BY bucket, model ORDER BY bucket, model
 """,
@@ -68,7 +86,7 @@ GROUP BY bucket, model ORDER BY bucket, model
 SELECT {_BUCKET} AS bucket, model,
        quantilesTDigestMerge(0.5, 0.95, 0.99)(latency_ms) AS q,
        q[1] AS p50_ms, q[2] AS p95_ms, q[3] AS p99_ms, sum(calls) AS calls
-FROM model_calls_1m
+FROM @MODEL_ROLLUP@
 WHERE tenant = {{tenant:String}} AND {_AGENT} AND {_RANGE_MIN}
 GROUP BY bucket, model ORDER BY bucket, model
 """,
@@ -82,7 +100,7 @@ GROUP BY bucket, model ORDER BY bucket, model
             f"""
 SELECT {_BUCKET} AS bucket, tool_name, sum(calls) AS calls, sum(errors) AS errors, sum(blocked) AS blocked,
        quantilesTDigestMerge(0.5, 0.95, 0.99)(latency_ms)[2] AS p95_ms
-FROM tool_calls_1m
+FROM @TOOL_ROLLUP@
 WHERE tenant = {{tenant:String}} AND {_AGENT} AND {_RANGE_MIN}
 GROUP BY bucket, tool_name ORDER BY bucket, tool_name
 """,
@@ -97,7 +115,7 @@ GROUP BY bucket, tool_name ORDER BY bucket, tool_name
 SELECT agent_id, agent_version, model, sum(calls) AS calls, sum(errors) AS errors, errors / calls AS error_rate,
        sum(cost_usd) AS cost_usd, quantilesTDigestMerge(0.5, 0.95, 0.99)(latency_ms) AS q,
        q[1] AS p50_ms, q[2] AS p95_ms, q[3] AS p99_ms
-FROM model_calls_1m
+FROM @MODEL_ROLLUP@
 WHERE tenant = {{tenant:String}} AND {_AGENT} AND {_RANGE_MIN}
 GROUP BY agent_id, agent_version, model ORDER BY agent_id, agent_version, model
 """,
@@ -317,6 +335,17 @@ ANALYST_QUERIES = (
 )
 
 
+def grain(params: Mapping[str, Any]) -> str:
+    """The rollup a time-series query reads: hourly for whole-hour buckets or long windows."""
+    bucket = params.get("bucket_s")
+    if bucket is not None:
+        return "hour" if int(bucket) % 3600 == 0 else "minute"
+    start, end = params.get("start"), params.get("end")
+    if isinstance(start, datetime) and isinstance(end, datetime) and end - start >= HOURLY_WINDOW:
+        return "hour"
+    return "minute"
+
+
 def bind(name: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """SQL and parameters of a named query; missing or unknown parameters fail fast."""
     try:
@@ -327,7 +356,11 @@ def bind(name: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     extra = [p for p in params if p not in q.params]
     if missing or extra:
         raise ValueError(f"query {name!r} takes {list(q.params)}; missing {missing}, unexpected {extra}")
-    return q.sql, dict(params)
+    sql = q.sql
+    if "@" in sql:
+        for token, value in _GRAINS[grain(params)].items():
+            sql = sql.replace(token, value)
+    return sql, dict(params)
 
 
 def run(store: Store, name: str, **params: Any) -> QueryResult:

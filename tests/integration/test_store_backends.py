@@ -46,6 +46,10 @@ EXPECTED_TABLES = {
     "tool_calls_1m": "AggregatingMergeTree",
     "model_calls_1m_mv": "MaterializedView",
     "tool_calls_1m_mv": "MaterializedView",
+    "model_calls_1h": "AggregatingMergeTree",
+    "tool_calls_1h": "AggregatingMergeTree",
+    "model_calls_1h_mv": "MaterializedView",
+    "tool_calls_1h_mv": "MaterializedView",
 }
 
 
@@ -64,7 +68,7 @@ def test_migrations_create_every_table_once_and_record_themselves(store) -> None
     recorded = s.query("SELECT version, name, checksum FROM schema_migrations FINAL ORDER BY version").rows
     assert recorded == [(m.version, m.name, m.checksum) for m in load_migrations()]
     assert migrate(s) == []
-    assert table_count(s, "schema_migrations") == 3
+    assert table_count(s, "schema_migrations") == len(load_migrations()) == 4
 
 
 def test_changed_applied_migration_is_refused(store) -> None:  # noqa: F811
@@ -197,6 +201,14 @@ def test_every_named_query_runs_and_returns_exact_values(store) -> None:  # noqa
         if name == "release_gate":
             params.update(agent_id="refund-assistant", agent_version="1.0.0")
         results[name] = Q.run(s, name, **params).dicts()
+    hourly = Q.run(
+        s, "cost_timeseries", **{**Q.default_params("cost_timeseries", tenant="acme", now=now), "bucket_s": 3600}
+    ).dicts()
+    assert Q.grain({"bucket_s": 3600}) == "hour" and Q.grain({"bucket_s": 300}) == "minute"
+    assert sum(r["calls"] for r in hourly) == 10
+    assert round(sum(r["cost_usd"] for r in hourly), 9) == round(sum(0.01 * (i + 1) for i in range(10)), 9)
+    short = Q.run(s, "version_latency", **{**Q.default_params("version_latency", tenant="acme", now=now, hours=2)})
+    assert {r[1]: r[3] for r in short.rows} == {r["agent_version"]: r["calls"] for r in results["version_latency"]}
     cost = results["cost_timeseries"]
     assert sum(r["calls"] for r in cost) == 10
     assert round(sum(r["cost_usd"] for r in cost), 9) == round(sum(0.01 * (i + 1) for i in range(10)), 9)
