@@ -10,7 +10,7 @@ Requests (one JSON object per line):
   guard before every (would-be) call until the tool is refused, then makes one real call (which must be
   refused) and answers ``{"blocked_at": unix time, "status": ..., "error": ...}`` or ``{"timeout": true}``.
 - ``{"op": "loop", "tool": T, "args": {...}, "max": N, "timeout": S}``: a runaway loop: the same tool with
-  the same arguments, call after call, until the kill switch stops it; answers with the number of calls
+  the same arguments, call after call, in a new run, until the kill switch stops it; answers with the number of calls
   that ran, the unix time each was emitted and when the first refused call happened.
 - ``{"op": "stats"}``: guard counters. ``{"op": "exit"}``: flush and exit.
 At start it prints ``{"ready": bool, "startup_s": s, "first_call": status}`` after its first guarded call.
@@ -109,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         elif op == "loop":
             # Call after call with the same arguments; between calls, keep asking the guard (every 0.5 ms)
             # so the moment the kill switch lands is seen precisely, not rounded up to the next call.
+            if req.get("new_run", True):  # a runaway loop is one run of the agent
+                run.__exit__(None, None, None)
+                run = tracer.run(args.agent, workflow="ks-test")
+                run.__enter__()
             ran = 0
             emitted: list[float] = []
             tool, risk, pause = req["tool"], req.get("risk", "low"), req.get("pause", 0.05)

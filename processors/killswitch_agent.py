@@ -63,7 +63,7 @@ def register_killswitch_agent(runtime: Any, config: KillSwitchConfig | None = No
     app = runtime.app
     import faust
 
-    schema = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    schema: Any = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     table = app.Table(
         TABLE_NAME,
         schema=schema,

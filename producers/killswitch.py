@@ -19,6 +19,19 @@ low-risk calls run (still under the last known state), and medium-risk calls fol
 
 The hot path (no switch in force, feed fresh) is a few dictionary lookups on an immutable
 snapshot: no lock, no I/O.
+
+Usage (the control plane ran ``tripwire keys generate`` and gave agents the public key)::
+
+    # env: TRIPWIRE_KILLSWITCH_PUBLIC_KEY_PATH=/etc/tripwire/killswitch_ed25519.pub.pem
+    #      TRIPWIRE_KILLSWITCH_BOOTSTRAP=kafka:9092   (falls back to TRIPWIRE_KAFKA_BOOTSTRAP)
+    guard = KillSwitchGuard()                      # starts the listener thread
+    tracer = Tracer(config, guard=guard, approver=ask_a_human)   # sync or async approver
+    with tracer.run(agent_id="refund-assistant") as run:
+        with run.tool_call("stripe.issue_refund", args=..., risk="high"):  # may raise ToolFrozen, ...
+            ...
+
+On-call: ``tripwire killswitch trip --scope agent:refund-assistant --action disable_autonomy --reason ...``,
+``tripwire killswitch reset --scope ...``, ``tripwire killswitch status``, ``tripwire killswitch audit``.
 """
 
 from __future__ import annotations

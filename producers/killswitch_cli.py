@@ -196,7 +196,7 @@ def _replay(config: Any, timeout: float) -> tuple[Any, list[tuple[Any, Any, Any]
     except Exception as e:
         raise _fail(f"cannot read {config.topic} at {config.bootstrap}: {e}") from e
     messages.sort(key=lambda m: (m.timestamp()[1], m.partition(), m.offset()))
-    rows = []
+    rows: list[tuple[Any, Any, Any]] = []
     for m in messages:
         at = datetime.fromtimestamp(m.timestamp()[1] / 1000, UTC)
         key = m.key().decode("utf-8", "replace") if m.key() is not None else None
