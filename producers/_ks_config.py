@@ -13,7 +13,6 @@ from tripwire.schemas.topics import KILLSWITCH
 DEFAULT_STALENESS_S = 15.0
 DEFAULT_READY_TIMEOUT_S = 5.0
 DEFAULT_HEARTBEAT_S = 1.0
-DEFAULT_APPROVAL_TIMEOUT_S = 300.0
 
 
 class KillSwitchConfig(BaseSettings):
@@ -48,8 +47,6 @@ class KillSwitchConfig(BaseSettings):
     heartbeat_s: float = Field(default=DEFAULT_HEARTBEAT_S, gt=0)
     """How often the listener confirms it is current with the topic (watermark check)."""
     max_clock_skew_s: float = Field(default=300.0, ge=0)
-    approval_timeout_s: float = Field(default=DEFAULT_APPROVAL_TIMEOUT_S, gt=0)
-    """An approver that has not answered by then counts as a denial."""
     issued_by: str | None = None
     """Who the CLI records as the issuer (default: the OS user)."""
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

@@ -157,3 +157,28 @@ def test_disabled_guard_allows_everything() -> None:
     state = KillSwitchState(CommandVerifier([SIGNER.public_key()]))
     guard = KillSwitchGuard(KillSwitchConfig(enabled=False), state=state, start=False)
     assert guard.check(request(risk="high")) is ALLOW
+
+
+def test_config_reads_its_env_falls_back_to_the_kafka_bootstrap_and_needs_a_public_key(monkeypatch, tmp_path) -> None:
+    from pydantic import ValidationError
+
+    from tripwire.errors import ConfigError
+    from tripwire.producers._ks_signing import generate_keypair
+    from tripwire.producers.killswitch import build_verifier
+
+    monkeypatch.setenv("TRIPWIRE_KAFKA_BOOTSTRAP", "kafka-a:9092")
+    assert KillSwitchConfig().bootstrap == "kafka-a:9092"
+    monkeypatch.setenv("TRIPWIRE_KILLSWITCH_BOOTSTRAP", "kafka-b:9092")
+    monkeypatch.setenv("TRIPWIRE_KILLSWITCH_STALENESS_S", "3.5")
+    config = KillSwitchConfig()
+    assert (config.bootstrap, config.staleness_s) == ("kafka-b:9092", 3.5)
+    with pytest.raises(ConfigError, match="no public key configured"):
+        build_verifier(config)
+    with pytest.raises(ConfigError, match="no public key configured"):
+        KillSwitchGuard(config, start=False)
+    _, public, key_id = generate_keypair(tmp_path)
+    assert build_verifier(KillSwitchConfig(public_key_path=public)).key_ids == (key_id,)
+    with pytest.raises(ValidationError, match="either public_key_path or public_key"):
+        KillSwitchConfig(public_key_path=public, public_key=public.read_text())
+    with pytest.raises(ValidationError):
+        KillSwitchConfig(staleness_s=0)
