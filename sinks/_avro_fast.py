@@ -29,9 +29,14 @@ _EVENT_TABLES = {
 }
 
 
+_SMALL = tuple(bytes((i,)) for i in range(128))
+
+
 def zigzag(n: int) -> bytes:
     """Avro ``long``/``int`` encoding."""
     n = (n << 1) ^ (n >> 63)
+    if n < 0x80:
+        return _SMALL[n]
     out = bytearray()
     while n & ~0x7F:
         out.append((n & 0x7F) | 0x80)
@@ -75,10 +80,12 @@ class AvroBranch:
     sync: bytes  # deterministic container sync marker (same batch -> same bytes)
 
     def body(self, value: bytes, start: int, topic_enc: bytes, partition: int, offset: int) -> bytes:
+        """One record: the writer's body, then event_type?, src_topic, src_partition, src_offset."""
         return b"".join((value[start:], self.suffix, topic_enc, zigzag(partition), zigzag(offset)))
 
-    def container(self, bodies: list[bytes]) -> bytes:
-        """An Avro object container file with one uncompressed block."""
+    def container(self, bodies: list[bytes], count: int | None = None) -> bytes:
+        """An Avro object container file with one uncompressed block (``bodies`` may be the pieces
+        of ``count`` records)."""
         meta = b"".join(
             (
                 zigzag(2),
@@ -91,7 +98,8 @@ class AvroBranch:
             )
         )
         blob = b"".join(bodies)
-        return b"".join((b"Obj\x01", meta, self.sync, zigzag(len(bodies)), zigzag(len(blob)), blob, self.sync))
+        n = len(bodies) if count is None else count
+        return b"".join((b"Obj\x01", meta, self.sync, zigzag(n), zigzag(len(blob)), blob, self.sync))
 
 
 class AvroPlans:

@@ -35,7 +35,7 @@ from functools import partial
 from typing import Any
 
 from tripwire.schemas import DecodeError, Topics, decode
-from tripwire.sinks._avro_fast import AvroBranch, AvroPlans, avro_string, parse_header
+from tripwire.sinks._avro_fast import AvroBranch, AvroPlans, avro_string, parse_header, zigzag
 from tripwire.sinks._batches import (
     AvroBuffer,
     Message,
@@ -398,14 +398,18 @@ class BatchingSink:
         """Insert an Avro batch; False when it was handed to the Python path instead."""
         assert b.branch is not None and b.messages is not None
         enc = self._topic_enc
-        bodies = []
+        branch = b.branch
+        suffix = branch.suffix
+        pieces: list[bytes] = []
+        add = pieces.extend
         for m, start in b.messages:
             t = enc.get(m.topic)
             if t is None:
                 t = enc[m.topic] = avro_string(m.topic)
-            bodies.append(b.branch.body(m.value or b"", start, t, m.partition, m.offset))
+            add((memoryview(m.value or b"")[start:], suffix, t, zigzag(m.partition), zigzag(m.offset)))
+        n = len(b.messages)
         try:
-            self.store.insert_avro(b.table, b.branch.columns, b.branch.container(bodies), dedup_token=b.token)
+            self.store.insert_avro(b.table, branch.columns, branch.container(pieces, n), dedup_token=b.token)
             return True
         except StoreError as e:
             b.attempts += 1
@@ -414,7 +418,7 @@ class BatchingSink:
                 self._backoff(b.table, e)  # raises: retry the same container later
             if not data_error:
                 self.stats.insert_failures += 1
-            log.warning("ClickHouse did not take an Avro batch table=%s rows=%d: %s", b.table, len(bodies), e)
+            log.warning("ClickHouse did not take an Avro batch table=%s rows=%d: %s", b.table, n, e)
         self._pending.popleft()
         self._fallback(b)
         return False
