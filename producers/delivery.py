@@ -10,6 +10,12 @@ delivery reports, and keeps one logical FIFO so that per-run order survives an o
   segments are replayed from its head once the transport is healthy. A segment is deleted when every
   record in it was delivered (or re-spooled).
 
+When the hand-off queue itself is full (the worker cannot keep up), the agent thread does not drop and
+does not block: it encodes the record and appends it to an *overflow* spool (a second lane, under a
+lock, only in that state), and keeps doing so until the worker has drained the queue, the main spool
+and then the overflow lane; so per-run order holds here too. A new process adopts a previous overflow
+lane at the tail of its main spool.
+
 At ``close`` whatever the transport still holds is purged and *prepended* to the spool, and whatever
 the worker had not taken yet is appended, so the next process replays it in the original order. Errors
 are logged (rate-limited) and counted, never raised into the agent.
@@ -63,6 +69,15 @@ class Delivery:
         self.settings = settings
         self._encoder = encoder
         self.encode_errors = 0
+        self._overflow = False
+        self._ov_lock = threading.Lock()
+        self._ov_spooled = 0
+        self._ov: Spool | None = None
+        if spool is not None:
+            self._ov = Spool(spool.dir / "overflow", max_bytes=spool.max_bytes, segment_bytes=spool.segment_bytes)
+            adopted = spool.adopt(self._ov)  # a previous process's overflow lane goes after its main spool
+            if adopted:
+                logger.info("tripwire adopted overflow segments from a previous run count=%d", adopted)
         self._transport = transport
         self._spool = spool
         self._queue: deque[tuple[bytes, Any]] = deque()
@@ -94,26 +109,49 @@ class Delivery:
     def emit(self, key: bytes, value: bytes | tuple[Any, ...]) -> None:
         """Append one record (bytes, or the arguments of the encoder); never blocks, never raises."""
         q = self._queue
-        if len(q) >= self._queue_max or self._closed:
+        if not self._overflow and len(q) < self._queue_max and not self._closed:
+            q.append((key, value))
+            return
+        self._emit_overflow(key, value)
+
+    def _emit_overflow(self, key: bytes, value: bytes | tuple[Any, ...]) -> None:
+        ov = self._ov
+        if ov is None or self._closed:
             with self._drop_lock:
                 self._dropped_at_emit += 1
             self._log.warning("emit.drop", "tripwire queue full or closed, event dropped queue_max=%d", self._queue_max)
             return
-        q.append((key, value))
+        try:
+            data = value if type(value) is bytes else self._encoder(*value)  # type: ignore[misc]
+        except Exception as e:
+            with self._drop_lock:
+                self._dropped_at_emit += 1
+            self._log.error("encode", "tripwire could not encode an event, dropped error=%r", e)
+            return
+        with self._ov_lock:
+            if not self._overflow:
+                self._overflow = True
+                self._log.warning("overflow", "tripwire queue full, spilling to disk queue_max=%d", self._queue_max)
+            if ov.append(key, data):  # type: ignore[arg-type]
+                self._ov_spooled += 1
+                return
+        with self._drop_lock:
+            self._dropped_at_emit += 1
+        self._log.warning("spool.drop", "tripwire spool full, event dropped spool_bytes=%d", ov.total_bytes)
 
     def counters(self) -> DeliveryCounters:
         queued = len(self._queue)
         spool = self._spool
         return DeliveryCounters(
-            emitted=self._taken + queued + self._dropped_at_emit,
+            emitted=self._taken + queued + self._dropped_at_emit + self._ov_spooled,
             delivered=self._delivered,
-            spooled=self._spooled,
+            spooled=self._spooled + self._ov_spooled,
             replayed=self._replayed,
             dropped=self._dropped + self._dropped_at_emit,
             queued=queued,
             pending=self._safe_pending(),
-            spool_bytes=spool.total_bytes if spool is not None else 0,
-            spool_corrupt=spool.stats.corrupt if spool is not None else 0,
+            spool_bytes=(spool.total_bytes + self._ov.total_bytes) if spool is not None and self._ov else 0,
+            spool_corrupt=(spool.stats.corrupt + self._ov.stats.corrupt) if spool is not None and self._ov else 0,
         )
 
     def _safe_pending(self) -> int:
@@ -130,6 +168,7 @@ class Delivery:
             and self._safe_pending() == 0
             and spool_idle
             and not self._seg_outstanding
+            and not self._overflow
         )
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -250,7 +289,45 @@ class Delivery:
             if t.healthy and spool.has_unread() and t.pending() < self.settings.inflight_max // 2:
                 self._replay_one(spool)
                 moved += 1
+            elif self._overflow and not q and not spool.has_unread():
+                moved += self._drain_overflow()
         return bool(q) or moved >= _MOVE_BATCH
+
+    def _drain_overflow(self) -> int:
+        """Once the queue and the main spool are drained, move the overflow lane on (oldest first)."""
+        ov = self._ov
+        assert ov is not None
+        t = self._transport
+        with self._ov_lock:
+            if not ov.has_unread():
+                self._overflow = False  # all of it is ahead of anything the agents enqueue from now on
+                return 0
+            got = ov.checkout() if t.healthy and t.pending() < self.settings.inflight_max // 2 else None
+            if got is None and t.healthy:
+                return 0
+            if got is None:
+                # the broker is down: move the lane into the main spool (same order), the outage path takes over
+                moved = 0
+                while (seg := ov.checkout()) is not None:
+                    for k, v in seg[1]:
+                        self._to_spool(k, v)
+                        moved += 1
+                    ov.delete(seg[0])
+                self._overflow = False
+                return moved
+        seg_id, records = got
+        key = -seg_id
+        self._seg_outstanding[key] = len(records)
+        for k, v in records:
+            while True:
+                try:
+                    self._produce(k, v, key)
+                    break
+                except BufferError:
+                    self._transport.poll(0.05)
+        if not records:
+            self._seg_outstanding[key] = 0
+        return len(records)
 
     def _replay_one(self, spool: Spool) -> None:
         got = spool.checkout()
@@ -298,7 +375,11 @@ class Delivery:
                 if left <= 0:
                     del self._seg_outstanding[seg_id]
                     self._spool.flush()
-                    self._spool.delete(seg_id)
+                    if seg_id < 0 and self._ov is not None:
+                        with self._ov_lock:
+                            self._ov.delete(-seg_id)
+                    else:
+                        self._spool.delete(seg_id)
 
     def _on_delivery(self, token: int | tuple[int, int], key: bytes, value: bytes, err: DeliveryFailure | None) -> None:
         if type(token) is int:
@@ -373,7 +454,10 @@ class Delivery:
             for seg_id in list(self._seg_outstanding):
                 # records never reported: keep the whole segment for the next process
                 del self._seg_outstanding[seg_id]
-                spool.release(seg_id)
+                if seg_id < 0 and self._ov is not None:
+                    self._ov.release(-seg_id)
+                else:
+                    spool.release(seg_id)
         while self._queue:
             clean = False
             key, value = self._queue.popleft()
@@ -385,6 +469,11 @@ class Delivery:
             self._to_spool(key, value)
         if spool is not None:
             spool.close()
+        if self._ov is not None:
+            with self._ov_lock:
+                if self._ov.has_unread():
+                    clean = False
+                self._ov.close()  # what is left is adopted by the next process, after its main spool
         t.close()
         return clean
 

@@ -253,6 +253,20 @@ class Spool:
         except FileNotFoundError:
             pass
 
+    def adopt(self, other: Spool) -> int:
+        """Move every segment of ``other`` (nothing checked out) to the tail of this spool, in order."""
+        moved = 0
+        other._seal_active()
+        for seg_id in sorted(other._segments):
+            if self._active is not None and self._active_records > 0:
+                self._seal_active()
+            new_id = max(self._segments, default=_FIRST_ID - 1) + 1
+            src, dst = other.dir / _name(seg_id), self.dir / _name(new_id)
+            os.replace(src, dst)
+            self._segments[new_id] = other._segments.pop(seg_id)
+            moved += 1
+        return moved
+
     def close(self) -> None:
         if self._closed:
             return
@@ -275,6 +289,8 @@ def segment_files(directory: str | Path) -> list[Path]:
     out: list[Path] = []
     for d in [root, *slots]:
         out.extend(sorted(d.glob("seg-*.twsp")))
+        if d is not root and (d / "overflow").is_dir():  # a slot's overflow lane replays after it
+            out.extend(segment_files(d / "overflow"))
     return out
 
 

@@ -144,3 +144,55 @@ def test_purged_records_go_back_to_the_spool_in_produce_order(tmp_path: Path) ->
     wait_until(lambda: d.counters().pending == 40, timeout=5, message="handed to the transport")
     assert d.close() is False
     assert read_all(tmp_path) == recs
+
+
+class GatedSink(FlakySink):
+    """A destination so slow the worker cannot keep up: each call waits for the gate (at most
+    ``patience`` seconds, then fails like a timed-out broker)."""
+
+    def __init__(self, patience: float = 10.0) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.patience = patience
+
+    def __call__(self, key: bytes, value: bytes) -> None:
+        if not self.gate.wait(self.patience):
+            raise TimeoutError("destination too slow")
+        super().__call__(key, value)
+
+
+def test_full_queue_spills_to_disk_in_order_instead_of_dropping(tmp_path: Path) -> None:
+    sink = GatedSink()
+    d = _delivery(tmp_path, sink, queue_max=20)
+    recs = _values(600)
+    for k, v in recs:  # never blocks: the queue holds 20, the rest goes to the overflow lane
+        d.emit(k, v)
+    c = d.counters()
+    assert c.dropped == 0 and c.spooled >= 500
+    sink.gate.set()
+    assert d.flush(20)
+    c = d.counters()
+    assert d.close(5)
+    assert sink.got == recs
+    assert (c.emitted, c.delivered, c.dropped) == (600, 600, 0)
+    assert read_all(tmp_path) == []
+
+
+def test_close_during_overflow_hands_everything_to_the_next_process_in_order(tmp_path: Path) -> None:
+    sink = GatedSink(patience=0.1)
+    d = _delivery(tmp_path, sink, queue_max=10, close_timeout_s=1.0)
+    recs = _values(200)
+    for k, v in recs:
+        d.emit(k, v)
+    assert d.counters().spooled > 0
+    assert d.close() is False
+    assert sink.got == []
+    assert sorted(read_all(tmp_path)) == sorted(recs)  # all on disk (the order is checked by the replay)
+    sink2 = FlakySink()
+    d2 = _delivery(tmp_path, sink2)
+    more = _values(30, 200)
+    for k, v in more:
+        d2.emit(k, v)
+    assert d2.flush(10)
+    assert d2.close(5)
+    assert sink.got + sink2.got == recs + more  # across both processes: every record once, in order
