@@ -2,9 +2,10 @@
 
 Each file is applied once, in version order; every statement in it is idempotent
 (``IF NOT EXISTS``), so a run interrupted half-way is completed by the next one. The
-checksum of each applied file is recorded and checked: editing an applied migration is an
-error (add a new one instead). ``${PROMPT_TTL_DAYS}`` / ``${CALL_TTL_DAYS}`` are rendered
-from ``ClickHouseSettings`` (validated integers, never user input).
+checksum of each applied file's statements is recorded and checked: changing an applied
+migration's SQL is an error (add a new one instead); its comments may be corrected.
+``${PROMPT_TTL_DAYS}`` / ``${CALL_TTL_DAYS}`` are rendered from ``ClickHouseSettings``
+(validated integers, never user input).
 """
 
 from __future__ import annotations
@@ -46,7 +47,12 @@ class Migration:
 
     @property
     def checksum(self) -> str:
-        return hashlib.sha256(self.text.encode()).hexdigest()
+        """Hash of the statements (comments and layout between statements do not count)."""
+        return hashlib.sha256("\n;\n".join(split_statements(self.text)).encode()).hexdigest()
+
+    def matches(self, recorded: str) -> bool:
+        """The recorded checksum is this file's (or its raw text's, as the first releases recorded)."""
+        return recorded in (self.checksum, hashlib.sha256(self.text.encode()).hexdigest())
 
     def statements(self, variables: dict[str, int]) -> list[str]:
         def render(m: re.Match[str]) -> str:
@@ -135,7 +141,7 @@ def migrate(
     applied: list[int] = []
     for mig in todo:
         if mig.version in done:
-            if done[mig.version] != mig.checksum:
+            if not mig.matches(done[mig.version]):
                 raise MigrationError(
                     f"migration {mig.version:04d}_{mig.name} changed after it was applied "
                     f"(recorded {done[mig.version][:12]}, file {mig.checksum[:12]}); add a new migration instead"

@@ -195,8 +195,8 @@ PARTITION BY toYYYYMM(failed_at)
 ORDER BY (stage, source_topic, failed_at)
 SETTINGS non_replicated_deduplication_window = 10000;
 
--- The sink's own replay high-water marks: after a batch is accepted, the highest source
--- offset written per (table, topic, partition, ClickHouse partition). Together with the
+-- The sink's replay marks: after a fully accepted flush, the offset up to which every message of a
+-- source (topic, partition) is stored in every table (table_name = partition_id = '*'). With the
 -- src_offset columns of the data tables this makes replays exact (see sinks/README.md).
 CREATE TABLE IF NOT EXISTS sink_offsets
 (

@@ -73,9 +73,13 @@ def test_migrations_create_every_table_once_and_record_themselves(store) -> None
 
 def test_changed_applied_migration_is_refused(store) -> None:  # noqa: F811
     first = load_migrations()[0]
-    tampered = Migration(first.version, first.name, first.text + "\n-- edited\n")
+    tampered = Migration(
+        first.version, first.name, first.text + "\nCREATE TABLE IF NOT EXISTS sneaky (a UInt8) ENGINE = Log;"
+    )
     with pytest.raises(MigrationError, match="changed after it was applied"):
         migrate(store, migrations=[tampered])
+    recommented = Migration(first.version, first.name, "-- a corrected comment\n" + first.text)
+    assert migrate(store, migrations=[recommented]) == []
 
 
 def test_new_migration_applies_in_order(store) -> None:  # noqa: F811
