@@ -331,11 +331,24 @@ def test_delete_principal_removes_only_that_principal(store) -> None:  # noqa: F
     assert sink.stats.deduplicated == len(recs)
 
 
+def test_injection_in_deletion_and_gate_matches_nothing(store) -> None:  # noqa: F811
+    s = store
+    _dataset(s)
+    before = {t: table_count(s, t) for t in ("model_calls", "tool_calls", "run_events", "run_summaries")}
+    report = delete_subject(s, principal=INJECTION)
+    assert report.total == 0
+    assert {t: table_count(s, t) for t in before} == before
+    from tripwire.sinks import GateThresholds, evaluate_gate
+
+    verdict = evaluate_gate(s, INJECTION, INJECTION, GateThresholds(min_runs=1), tenant=INJECTION)
+    assert verdict.runs == 0 and not verdict.passed
+
+
 def test_delete_tenant_covers_rollups(store) -> None:  # noqa: F811
     s = store
     _sink_all(s, [(T.events, h.model_call(tenant="t1")), (T.events, h.model_call(tenant="t2"))])
     report = delete_subject(s, tenant="t1")
-    assert report.deleted["model_calls_1m"] == 1 and report.deleted["model_calls"] == 1
+    assert report.deleted["model_calls_1m"] == report.deleted["model_calls_1h"] == report.deleted["model_calls"] == 1
     assert s.query("SELECT DISTINCT tenant FROM model_calls_1m").rows == [("t2",)]
 
 
