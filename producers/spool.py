@@ -95,10 +95,12 @@ class Spool:
         self.stats = SpoolStats()
         self.dir, self._lock_fd = self._take_slot(slot)
         self._segments: dict[int, int] = {}  # id -> size in bytes (closed and active)
-        self._record_counts: dict[int, int] = {}  # records appended by this process to the active segment
+        self._total = 0  # running sum of segment sizes: read from other threads without iterating
         for p in self.dir.glob("seg-*.twsp"):
             try:
-                self._segments[int(p.stem[4:])] = p.stat().st_size
+                size = p.stat().st_size
+                self._segments[int(p.stem[4:])] = size
+                self._total += size
             except (ValueError, OSError):
                 logger.warning("ignoring unexpected spool file path=%s", p)
         self._active_id: int | None = None
@@ -128,7 +130,7 @@ class Spool:
     # -- sizes -------------------------------------------------------------------------------------
     @property
     def total_bytes(self) -> int:
-        return sum(self._segments.values())
+        return self._total
 
     def has_unread(self) -> bool:
         """Whether some segment holds records not yet handed out for replay."""
@@ -154,6 +156,7 @@ class Spool:
         f.write(MAGIC)
         self._active, self._active_id, self._active_records = f, seg_id, 0
         self._segments[seg_id] = len(MAGIC)
+        self._total += len(MAGIC)
 
     def _seal_active(self) -> None:
         if self._active is None:
@@ -185,6 +188,7 @@ class Spool:
             logger.error("spool write failed dir=%s error=%s", self.dir, e)
             return False
         self._segments[self._active_id] += len(rec)
+        self._total += len(rec)
         self._active_records += 1
         self.stats.appended += 1
         return True
@@ -205,6 +209,7 @@ class Spool:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         self._segments[seg_id] = len(data)
+        self._total += len(data)
         self.stats.appended += len(records)
         return len(records)
 
@@ -247,7 +252,7 @@ class Spool:
         self.stats.segments_deleted += 1
 
     def _remove_file(self, seg_id: int) -> None:
-        self._segments.pop(seg_id, None)
+        self._total -= self._segments.pop(seg_id, 0)
         try:
             (self.dir / _name(seg_id)).unlink()
         except FileNotFoundError:
@@ -263,7 +268,10 @@ class Spool:
             new_id = max(self._segments, default=_FIRST_ID - 1) + 1
             src, dst = other.dir / _name(seg_id), self.dir / _name(new_id)
             os.replace(src, dst)
-            self._segments[new_id] = other._segments.pop(seg_id)
+            size = other._segments.pop(seg_id)
+            other._total -= size
+            self._segments[new_id] = size
+            self._total += size
             moved += 1
         return moved
 

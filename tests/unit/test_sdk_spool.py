@@ -107,3 +107,29 @@ def test_random_bytes_never_crash_the_reader() -> None:
         assert decode_segment(good + encode_record(b"k", b"v")) == ([(b"k", b"v")] * 2, 0)
 
     check()
+
+
+def test_total_bytes_tracks_the_files_on_disk(tmp_path: Path) -> None:
+    def on_disk() -> int:
+        return sum(p.stat().st_size for p in tmp_path.rglob("seg-*.twsp"))
+
+    s = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=300)
+    for k, v in _recs(30):
+        s.append(k, v)
+    s.flush()
+    assert s.total_bytes == on_disk() > 0
+    s.prepend(_recs(3, "old"))
+    seg_id, _ = s.checkout()
+    s.delete(seg_id)
+    s.flush()
+    assert s.total_bytes == on_disk()
+    other = Spool(tmp_path / "other", max_bytes=1 << 20, segment_bytes=300)
+    other.append(b"k", b"v" * 50)
+    assert s.adopt(other) == 1 and other.total_bytes == 0
+    s.flush()
+    assert s.total_bytes == on_disk()
+    while (got := s.checkout()) is not None:
+        s.delete(got[0])
+    assert s.total_bytes == 0 == on_disk()
+    s.close()
+    other.close()
