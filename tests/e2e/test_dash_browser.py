@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -30,6 +31,9 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 OPERATOR = "oncall:e2e"
+SETTLED = """() => !document.querySelector('[data-testid="stStatusWidget"]')
+    && document.querySelectorAll('[data-testid^="stSkeleton"]').length === 0
+    && document.querySelectorAll('[data-stale="true"]').length === 0"""
 
 
 def _free_port() -> int:
@@ -108,13 +112,22 @@ def test_dashboard_in_chromium(served: dict) -> None:
         page.set_default_timeout(30_000)
         expect.set_options(timeout=30_000)
 
+        def settle() -> None:
+            """The script run is over and every lazily loaded element (charts, tables) is drawn."""
+            page.wait_for_function(SETTLED, timeout=60_000)
+
+        def shot(name: str) -> None:
+            settle()
+            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True, timeout=90_000)
+
         def visit(path: str, name: str, ready: str) -> None:
             t0 = time.perf_counter()
             page.goto(base + path)
             expect(page.get_by_text(ready, exact=False).first).to_be_visible()
+            settle()
             timings[name] = time.perf_counter() - t0
             assert page.locator('[data-testid="stException"]').count() == 0
-            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+            shot(name)
 
         def metric(label: str) -> str:
             m = page.locator('[data-testid="stMetric"]').filter(has=page.get_by_text(label, exact=True)).first
@@ -146,11 +159,13 @@ def test_dashboard_in_chromium(served: dict) -> None:
         visit("/killswitch", "killswitch", "Audit history")
         expect(page.get_by_role("button", name=f"Reset {served['active_scope']}")).to_be_visible()
         page.get_by_role("button", name="Disable refund-assistant").click()
+        settle()
         page.get_by_role("button", name="Confirm").click()
         expect(page.get_by_text("disable_autonomy on agent:refund-assistant issued", exact=False)).to_be_visible()
         expect(page.get_by_role("button", name="Reset agent:refund-assistant")).to_be_visible()
-        page.screenshot(path=str(ARTIFACTS / "killswitch_tripped.png"), full_page=True)
+        shot("killswitch_tripped")
         page.get_by_role("button", name="Reset agent:refund-assistant").click()
+        settle()
         page.get_by_role("button", name="Confirm").click()
         expect(page.get_by_text("resume on agent:refund-assistant issued", exact=False)).to_be_visible()
         expect(page.get_by_role("button", name="Reset agent:refund-assistant")).to_have_count(0)
@@ -163,10 +178,12 @@ def test_dashboard_in_chromium(served: dict) -> None:
         # SQL console: run an example, then a write that the read-only engine refuses
         visit("/sql", "sql", "Row limit")
         page.get_by_role("button", name="Top 20 expensive runs").click()
+        expect(page.get_by_role("textbox", name="SQL")).to_have_value(re.compile(r"^SELECT run_id"))
+        settle()
         page.get_by_role("button", name="Run", exact=True).click()
         expect(page.get_by_text("20 rows")).to_be_visible()
         expect(page.get_by_role("button", name="Download CSV")).to_be_visible()
-        page.screenshot(path=str(ARTIFACTS / "sql.png"), full_page=True)
+        shot("sql_result")
         browser.close()
 
     # the signed commands are on the real broker's kill-switch topic, keyed by scope
