@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,7 +84,7 @@ class AvroBranch:
         """One record: the writer's body, then event_type?, src_topic, src_partition, src_offset."""
         return b"".join((value[start:], self.suffix, topic_enc, zigzag(partition), zigzag(offset)))
 
-    def container(self, bodies: list[bytes], count: int | None = None) -> bytes:
+    def container(self, bodies: Sequence[bytes | memoryview], count: int | None = None) -> bytes:
         """An Avro object container file with one uncompressed block (``bodies`` may be the pieces
         of ``count`` records)."""
         meta = b"".join(

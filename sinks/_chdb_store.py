@@ -88,7 +88,7 @@ class ChdbStore(Store):
                 f"&max_result_rows={lim.max_rows + 1}&result_overflow_mode=break"
             )
         try:
-            self._conn = chdb_state.connect(conn_str)
+            self._conn: Any = chdb_state.connect(conn_str)
         except Exception as e:
             raise store_error(e, f"cannot open chdb at {self.path} (one folder per process: close other stores)") from e
         if create and not readonly:

@@ -42,7 +42,7 @@ def parse_native(data: bytes) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
     if not data:
         return (), []
     res = NativeTransform.parse_response(ResponseBuffer(_OneChunk(data)), QueryContext())
-    return tuple(res.column_names), [tuple(r) for r in res.result_rows]
+    return tuple(res.column_names), [tuple(r) for r in res.result_rows]  # type: ignore[union-attr]
 
 
 def column_types(type_names: Sequence[str]) -> list[Any]:

@@ -51,7 +51,7 @@ class ClickHouseStore(Store):
             )
             if create and not readonly:
                 admin.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
-            server_readonly = int(admin.command("SELECT getSetting('readonly')"))
+            server_readonly = int(str(admin.command("SELECT getSetting('readonly')")))
             admin.close()
             settings: dict[str, Any] = {}
             if readonly:
@@ -61,7 +61,7 @@ class ClickHouseStore(Store):
                 settings.update(
                     max_execution_time=lim.timeout_s, max_result_rows=lim.max_rows + 1, result_overflow_mode="break"
                 )
-            self._client = clickhouse_connect.get_client(
+            self._client: Any = clickhouse_connect.get_client(
                 host=url.host,
                 port=url.port,
                 username=url.username,

@@ -400,7 +400,7 @@ class BatchingSink:
         enc = self._topic_enc
         branch = b.branch
         suffix = branch.suffix
-        pieces: list[bytes] = []
+        pieces: list[bytes | memoryview] = []
         add = pieces.extend
         for m, start in b.messages:
             t = enc.get(m.topic)

@@ -53,11 +53,14 @@ class NamedQuery:
     description: str
     sql: str
     params: tuple[str, ...]
-    exactness: str = "exact (write-once rows or rollup sums)"
+    exactness: str = ""
+
+
+_EXACT = "exact (write-once rows or rollup sums)"
 
 
 def _q(name: str, description: str, sql: str, *params: str, exactness: str | None = None) -> NamedQuery:
-    return NamedQuery(name, description, sql.strip(), params, exactness or NamedQuery.exactness)
+    return NamedQuery(name, description, sql.strip(), params, exactness or _EXACT)
 
 
 _WINDOW = ("tenant", "agent_id", "start", "end")
