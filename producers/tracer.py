@@ -91,6 +91,10 @@ class Tracer:
             approver=approver,
             log=RateLimitedLog(logger),
         )
+        if cfg.logging.trace_id:
+            from tripwire.producers import log_correlation
+
+            log_correlation.install()
         atexit.register(_close_at_exit, weakref.ref(self))
 
     @classmethod

@@ -217,3 +217,18 @@ def test_several_tracers_share_one_spool_root(tmp_path: Path) -> None:
     assert a.close() and b.close()
     assert (len(got_a.raw), len(got_b.raw)) == (3, 3)
     assert sorted(p.name for p in (tmp_path / "spool").iterdir()) == ["slot-0", "slot-1"]
+
+
+def test_log_records_carry_the_trace_context(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    tracer, _ = make_tracer(tmp_path, logging={"trace_id": True})
+    log = logging.getLogger("agent.code")
+    with caplog.at_level(logging.INFO, logger="agent.code"):
+        log.info("before")
+        with tracer.run() as run, run.tool_call("t") as tc:
+            log.info("inside")
+    tracer.close()
+    before, inside = caplog.records
+    assert (before.trace_id, before.run_id) == ("", "")
+    assert (inside.trace_id, inside.span_id, inside.run_id) == (run.trace_id, tc.span_id, run.run_id)
