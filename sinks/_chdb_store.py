@@ -19,28 +19,13 @@ from tripwire.errors import MissingExtraError
 from tripwire.sinks._native import column_types, native_block, parse_native
 from tripwire.sinks._params import text_params
 from tripwire.sinks.exceptions import RowDataError, StoreError
-from tripwire.sinks.store import QueryLimits, QueryResult, Store, check_identifier
+from tripwire.sinks.store import QueryLimits, QueryResult, Store, check_identifier, store_error
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
-_CODE = re.compile(r"Code: (\d+)")
-_NAME = re.compile(r"\(([A-Z][A-Z0-9_]+)\)")
-_MESSAGE = re.compile(r"DB::Exception: (.*?)(?: \([A-Z][A-Z0-9_]+\))?(?: \(version [^)]*\))?\s*$", re.S)
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
-
-
-def store_error(e: Exception, what: str) -> StoreError:
-    """A ``StoreError`` with the ClickHouse code and name parsed from chdb's message."""
-    text = str(e).strip()
-    code = _CODE.search(text)
-    name = _NAME.search(text)
-    message = _MESSAGE.search(text)
-    detail = message.group(1).strip() if message else text
-    return StoreError(
-        f"{what}: {detail}", code=int(code.group(1)) if code else None, name=name.group(1) if name else None
-    )
 
 
 def _insert_settings(dedup_token: str | None) -> str:

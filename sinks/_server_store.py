@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from tripwire.errors import MissingExtraError
 from tripwire.sinks._params import normalize_params
 from tripwire.sinks.exceptions import RowDataError, StoreError
-from tripwire.sinks.store import QueryLimits, QueryResult, Store, StoreURL, check_identifier
+from tripwire.sinks.store import QueryLimits, QueryResult, Store, StoreURL, check_identifier, store_error
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,9 +23,15 @@ log = logging.getLogger(__name__)
 
 
 def _wrap(e: Exception, what: str) -> StoreError:
+    """A ``StoreError`` with the server's code and name (from the exception, else from its text)."""
+    parsed = store_error(e, what)
     code = getattr(e, "code", None)
     name = getattr(e, "name", None)
-    return StoreError(f"{what}: {e}", code=code if isinstance(code, int) else None, name=name)
+    return StoreError(
+        f"{what}: {e}",
+        code=code if isinstance(code, int) else parsed.code,
+        name=name if isinstance(name, str) else parsed.name,
+    )
 
 
 class ClickHouseStore(Store):

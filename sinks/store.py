@@ -18,12 +18,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tripwire.sinks.exceptions import StoreURLError
+from tripwire.sinks.exceptions import StoreError, StoreURLError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CODE = re.compile(r"Code: (\d+)")
+_NAME = re.compile(r"\(([A-Z][A-Z0-9_]+)\)")
+_MESSAGE = re.compile(r"DB::Exception: (.*?)(?: \([A-Z][A-Z0-9_]+\))?(?: \(version [^)]*\))?\s*$", re.S)
+
 DEFAULT_DATABASE = "tripwire"
 
 
@@ -32,6 +36,18 @@ def check_identifier(name: str, what: str = "identifier") -> str:
     if not _IDENTIFIER.match(name):
         raise StoreURLError(f"invalid {what} {name!r}: expected letters, digits and underscores")
     return name
+
+
+def store_error(e: Exception, what: str) -> StoreError:
+    """A ``StoreError`` with the ClickHouse code and name parsed from chdb's message."""
+    text = str(e).strip()
+    code = _CODE.search(text)
+    name = _NAME.search(text)
+    message = _MESSAGE.search(text)
+    detail = message.group(1).strip() if message else text
+    return StoreError(
+        f"{what}: {detail}", code=int(code.group(1)) if code else None, name=name.group(1) if name else None
+    )
 
 
 @dataclass(frozen=True, slots=True)
