@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -214,6 +216,7 @@ def dead_letter(**kw: Any) -> DeadLetter:
 # chdb hosts one engine per process bound to one folder: every test of a process shares this
 # folder and gets its own uuid database.
 CHDB_ROOT = os.path.join(tempfile.gettempdir(), f"tripwire-store-tests-{os.getpid()}")
+atexit.register(shutil.rmtree, CHDB_ROOT, True)
 
 
 def chdb_url(database: str) -> str:
