@@ -5,8 +5,8 @@ the alerts topic. The operator's per-incident state (the trip still in force) li
 Table keyed by incident_id, like the alerts topic, so a restarted worker does not trip an incident
 twice. The worker also follows the kill-switch topic (the SDK's listener), so a policy trip never
 replaces a stronger or longer switch already on its scope, such as a human's open-ended freeze.
-With ``exactly_once`` the command is sent in the transaction of the alert's partition, so an alert
-is turned into a command exactly once.
+Commands are published at once, outside the worker's transactions (see :class:`CommandPublisher`):
+the table of trips is transactional, the command's visibility does not wait for a commit.
 
 The agent is only registered when a signing key is configured
 (``TRIPWIRE_KILLSWITCH_PRIVATE_KEY_PATH``); without one the worker runs and logs that the policy is off.
@@ -72,7 +72,7 @@ def register_killswitch_agent(runtime: Any, config: KillSwitchConfig | None = No
     )
     table.key_serializer = table.value_serializer = "raw"
     raw = {"key_serializer": "raw", "value_serializer": "raw", "key_type": bytes, "value_type": bytes}
-    agent = KillSwitchPolicyAgent(runtime, policy, table, topic)
+    agent = KillSwitchPolicyAgent(runtime, policy, table, CommandPublisher(topic_config))
 
     async def killswitch_policy(stream: Any) -> None:
         async for event in stream.events():
@@ -89,16 +89,46 @@ def register_killswitch_agent(runtime: Any, config: KillSwitchConfig | None = No
     return True
 
 
-class KillSwitchPolicyAgent:
-    """One alert message at a time: restore the incident's trip, run the policy, store, publish."""
+class CommandPublisher:
+    """Publishes signed commands straight away (idempotent producer, acks=all), outside the worker's
+    transactions: a command must reach agents now, not at the next transaction commit. The price is
+    that a worker killed between publishing and committing may trip the same incident again after its
+    restart: a second, identical-in-effect command, which is harmless."""
 
-    def __init__(self, runtime: Any, policy: Any, table: Any, topic: str) -> None:
+    def __init__(self, config: KillSwitchConfig, timeout_s: float = 10.0) -> None:
+        from confluent_kafka import Producer
+
+        self.topic = config.topic
+        self.timeout_s = timeout_s
+        self._producer = Producer({**config.kafka_properties(), "enable.idempotence": True, "acks": "all",
+                                   "linger.ms": 0, "client.id": "tripwire-killswitch-policy"})
+
+    def publish(self, commands: list[Any]) -> None:
+        """Deliver every command or raise (blocking; run it off the event loop)."""
+        from tripwire.schemas import encode
+
+        errors: list[Any] = []
+        for command in commands:
+            self._producer.produce(self.topic, key=command.scope.encode(), value=encode(command),
+                                   on_delivery=lambda err, _m: errors.append(err) if err is not None else None)
+        left = self._producer.flush(self.timeout_s)
+        if errors or left:
+            raise RuntimeError(f"kill-switch command not delivered to {self.topic}: "
+                               f"{errors[0] if errors else f'{left} pending after {self.timeout_s:g}s'}")
+
+
+class KillSwitchPolicyAgent:
+    """One alert message at a time: restore the incident's trip, run the policy, publish, store."""
+
+    def __init__(self, runtime: Any, policy: Any, table: Any, publisher: CommandPublisher) -> None:
         self.runtime = runtime
         self.policy = policy
         self.table = table
-        self.topic = topic
+        self.publisher = publisher
 
     async def handle(self, msg: Any) -> None:
+        import asyncio
+
         from tripwire.schemas import Alert, DecodeError
 
         runtime = self.runtime
@@ -116,27 +146,32 @@ class KillSwitchPolicyAgent:
         key = alert.incident_id.encode()
         try:
             stored = self.table.get(key)
-            self.policy.restore_trip(alert.incident_id, json.loads(stored) if stored else None)
+            before = json.loads(stored) if stored else None
+            self.policy.restore_trip(alert.incident_id, before)
             commands = self.policy.process(alert)
         except Exception as e:  # never stop the worker: the alert goes to the DLQ with the reason
             log.exception("killswitch policy failed on alert %s", alert.alert_id)
             await runtime.dead_letter(msg, tid, "process", f"killswitch policy: {e}", type(e).__name__)
             return
+        if commands:
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, self.publisher.publish, commands)
+            except Exception as e:
+                # Not recorded as tripped, so the incident's next update trips again; the alert is kept.
+                self.policy.restore_trip(alert.incident_id, before)
+                log.error("killswitch trip not published alert_id=%s error=%s", alert.alert_id, e)
+                await runtime.dead_letter(msg, tid, "notify", f"killswitch publish: {e}", type(e).__name__)
+                return
+            for command in commands:
+                log.warning(
+                    "killswitch tripped scope=%s action=%s alert_id=%s incident=%s command_id=%s",
+                    command.scope, command.action, command.alert_id, alert.incident_id, command.command_id,
+                )
         trip = self.policy.trip_state(alert.incident_id)
         if trip is not None:
             self.table[key] = json.dumps(trip, separators=(",", ":")).encode()
         elif stored is not None:
             del self.table[key]
-        for command in commands:
-            await runtime.send(self.topic, command.scope.encode(), runtime.codec.encode(command), tid)
-            log.warning(
-                "killswitch tripped scope=%s action=%s alert_id=%s incident=%s command_id=%s",
-                command.scope,
-                command.action,
-                command.alert_id,
-                alert.incident_id,
-                command.command_id,
-            )
 
 
-__all__ = ["KillSwitchPolicyAgent", "register_killswitch_agent"]
+__all__ = ["CommandPublisher", "KillSwitchPolicyAgent", "register_killswitch_agent"]
