@@ -17,14 +17,32 @@ def kpis(f: Filters) -> dict:
     return data.rows(queries.RUN_KPIS, f.params())[0]
 
 
-def latency_table(f: Filters) -> pd.DataFrame:
-    sql = queries.MODEL_LATENCY_BY_VERSION_MODEL_RAW if f.workflow else queries.MODEL_LATENCY_BY_VERSION_MODEL
-    df = data.frame(sql, f.params())
+def _quantiles(df: pd.DataFrame) -> pd.DataFrame:
     if len(df):
         q = df.pop("q")
-        df["p50_ms"], df["p95_ms"], df["p99_ms"] = (q.map(lambda v, i=i: float(v[i])) for i in range(3))
+        for i, name in enumerate(("p50_ms", "p95_ms", "p99_ms")):
+            df[name] = q.map(lambda v, i=i: float(v[i]))
         df["error_rate"] = df["errors"] / df["calls"].clip(lower=1)
     return df
+
+
+def model_calls(f: Filters, split: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per bucket x split series, per version x model table) of model calls.
+
+    Both come from one pass over the rollup; with a workflow filter the table is computed from
+    raw calls instead (the rollups carry no workflow)."""
+    df = data.frame(queries.model_call_rollup(split), {**f.params(), "bucket_s": f.bucket_s})
+    series = df[df["bucket"].notna()].drop(columns=["version", "call_model"]).reset_index(drop=True)
+    if f.workflow:
+        table = data.frame(queries.MODEL_LATENCY_BY_VERSION_MODEL_RAW, f.params())
+    else:
+        table = (df[df["bucket"].isna()].drop(columns=["bucket", "series"])
+                 .rename(columns={"version": "agent_version", "call_model": "model"}).reset_index(drop=True))
+    return _quantiles(series), _quantiles(table)
+
+
+def latency_table(f: Filters) -> pd.DataFrame:
+    return model_calls(f, "none")[1]
 
 
 def _kpi_row(k: dict) -> None:
@@ -42,22 +60,16 @@ def _kpi_row(k: dict) -> None:
     c[3].metric("Run p99", _ui.ms(q[2]))
 
 
-def _series(f: Filters, split: str) -> None:
-    params = {**f.params(), "bucket_s": f.bucket_s}
-    runs = data.frame(queries.RUNS_PER_BUCKET, params)
-    calls = data.frame(queries.model_latency_series(split), params)
+def _series(f: Filters, split: str, calls: pd.DataFrame) -> None:
+    runs = data.frame(queries.RUNS_PER_BUCKET, {**f.params(), "bucket_s": f.bucket_s})
     per = _bucket_label(f.bucket_s)
     left, right = st.columns(2)
     if len(runs):
-        runs["success_rate"] = runs["successes"] / runs["finished"].clip(lower=1)
         color = "agent_version" if split == "version" else None
         agg = runs if color else runs.groupby("bucket", as_index=False)[["runs", "cost_usd"]].sum()
         left.plotly_chart(px.line(agg, x="bucket", y="runs", color=color, title=f"Runs per {per}", markers=True),
                           key="ov_runs")
     if len(calls):
-        q = calls.pop("q")
-        for i, name in enumerate(("p50_ms", "p95_ms", "p99_ms")):
-            calls[name] = q.map(lambda v, i=i: float(v[i]))
         right.plotly_chart(
             px.line(calls, x="bucket", y="p95_ms", color="series", title=f"Model-call p95 latency per {per} (ms)",
                     markers=True),
@@ -116,11 +128,12 @@ def body(f: Filters) -> None:
         return
     _kpi_row(k)
     split = st.radio("Split by", list(SPLITS), format_func=SPLITS.get, horizontal=True, key="ov_split")
-    _series(f, split)
+    series, lat = model_calls(f, split)
+    _series(f, split, series)
     st.subheader("Model calls by version and model")
     if f.workflow:
-        st.caption("With a workflow filter these figures come from raw calls (the rollups carry no workflow).")
-    lat = latency_table(f)
+        st.caption("With a workflow filter this table comes from raw calls; the model-call charts above read the "
+                   "per-minute rollups, which carry no workflow, so they cover every workflow of the selection.")
     if len(lat):
         st.dataframe(lat, hide_index=True, key="ov_lat")
     _compare(f, lat)

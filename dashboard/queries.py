@@ -84,28 +84,17 @@ ORDER BY bucket, agent_version
 """
 
 
-def model_latency_series(split: str) -> str:
-    """Model calls per time bucket by the split column: calls, errors, cost and merged latency quantiles."""
+def model_call_rollup(split: str) -> str:
+    """Model calls from the per-minute rollup, in one pass over it (the t-digest merges dominate):
+    per time bucket x split column (``bucket`` set) and per version x model (``bucket`` NULL):
+    calls, errors, cost, tokens and merged latency quantiles."""
     col = split_column(split)
     return f"""
 SELECT
     toStartOfInterval(minute, toIntervalSecond({{bucket_s:UInt32}})) AS bucket,
     {col} AS series,
-    sum(calls) AS calls,
-    sum(errors) AS errors,
-    sum(cost_usd) AS cost_usd,
-    quantilesTDigestMerge(0.5, 0.95, 0.99)(latency_ms) AS q
-FROM model_calls_1m
-WHERE {_MINUTE_FILTER}
-GROUP BY bucket, series
-ORDER BY bucket, series
-"""
-
-
-MODEL_LATENCY_BY_VERSION_MODEL = f"""
-SELECT
-    agent_version,
-    model,
+    agent_version AS version,
+    model AS call_model,
     sum(calls) AS calls,
     sum(errors) AS errors,
     sum(cost_usd) AS cost_usd,
@@ -114,9 +103,11 @@ SELECT
     quantilesTDigestMerge(0.5, 0.95, 0.99)(latency_ms) AS q
 FROM model_calls_1m
 WHERE {_MINUTE_FILTER}
-GROUP BY agent_version, model
-ORDER BY agent_version, model
+GROUP BY GROUPING SETS ((bucket, series), (version, call_model))
+ORDER BY bucket, series, version, call_model
+SETTINGS group_by_use_nulls = 1
 """
+
 
 # The rollups carry no workflow: with a workflow filter the same figures come from raw rows.
 MODEL_LATENCY_BY_VERSION_MODEL_RAW = f"""

@@ -64,7 +64,7 @@ def test_split_columns_are_a_whitelist() -> None:
     assert queries.split_column("none") == "'all'"
     with pytest.raises(DashboardError, match="unknown split"):
         queries.split_column("model; DROP TABLE alerts")
-    assert "model AS series" in queries.model_latency_series("model")
+    assert "model AS series" in queries.model_call_rollup("model")
 
 
 def test_every_dashboard_query_takes_parameters_not_text() -> None:
@@ -72,7 +72,7 @@ def test_every_dashboard_query_takes_parameters_not_text() -> None:
     import re
 
     texts = [v for k, v in vars(queries).items() if k.isupper() and isinstance(v, str)]
-    texts += [queries.model_latency_series(s) for s in ("version", "model", "none")]
+    texts += [queries.model_call_rollup(s) for s in ("version", "model", "none")]
     for text in texts:
         for placeholder in re.findall(r"\{[^{}]*\}", text):
             assert re.fullmatch(r"\{[a-z_]+:[A-Za-z0-9(), ']+\}", placeholder), placeholder
