@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from tripwire.dashboard import data
+from tripwire.dashboard import data, queries
 from tripwire.dashboard.actions import Actor
 from tripwire.dashboard.data import RANGES, Filters
 from tripwire.errors import TripwireError
@@ -73,7 +73,7 @@ def sidebar_filters(*, workflow: bool = True) -> Filters:
     """The time range and tenant / agent / workflow filters (choices from the data)."""
     _keep("f_range", DEFAULT_RANGE, lambda v: v in RANGES)
     label = st.sidebar.selectbox("Time range", list(RANGES), key="f_range", on_change=_save("f_range"))
-    dims = data.cached_frame(_dims_sql())
+    dims = data.cached_frame(queries.DIMENSIONS)
     tenants = [ALL, *sorted(dims["tenant"].unique())] if len(dims) else [ALL]
     tenant = _choice("Tenant", "f_tenant", tenants)
     if tenant:
@@ -87,12 +87,6 @@ def sidebar_filters(*, workflow: bool = True) -> Filters:
         flows = [ALL, *sorted(dims["workflow"].unique())] if len(dims) else [ALL]
         flow = _choice("Workflow", "f_workflow", flows)
     return Filters.for_range(label, tenant=tenant, agent=agent, workflow=flow)
-
-
-def _dims_sql() -> str:
-    from tripwire.dashboard.queries import DIMENSIONS
-
-    return DIMENSIONS
 
 
 def auto_refresh_interval(default_on: bool = False) -> float | None:

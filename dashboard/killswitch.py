@@ -24,12 +24,12 @@ def active() -> pd.DataFrame:
     df = data.frame(queries.SWITCH_STATE)
     if len(df):
         now = pd.Timestamp(datetime.now(UTC))
-        df["age"] = (now - df["issued_at"]).map(_ui_age)
-        df["expires_in"] = df["expires_at"].map(lambda t: "never" if pd.isna(t) else _ui_age(t - now))
+        df["age"] = (now - df["issued_at"]).map(_age)
+        df["expires_in"] = df["expires_at"].map(lambda t: "never" if pd.isna(t) else _age(t - now))
     return df
 
 
-def _ui_age(delta: pd.Timedelta) -> str:
+def _age(delta: pd.Timedelta) -> str:
     s = int(delta.total_seconds())
     if s < 0:
         return "expired"

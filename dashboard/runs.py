@@ -47,7 +47,8 @@ def explain(steps: pd.DataFrame) -> list[str]:
             tokens = f"{r.input_tokens} in / {r.output_tokens} out"
             cost = "" if pd.isna(r.cost_usd) else f", {_ui.usd(r.cost_usd, 5)}"
             why = f" ({r.detail})" if isinstance(r.detail, str) and r.detail else ""
-            lines.append(f"#{r.seq} model **{r.name}** {r.status}{why}: {tokens}{cost}, {_ui.ms(r.duration_ms)}")
+            err = f" - error {r.error_type}" if isinstance(r.error_type, str) and r.error_type else ""
+            lines.append(f"#{r.seq} model **{r.name}** {r.status}{why}: {tokens}{cost}, {_ui.ms(r.duration_ms)}{err}")
         elif r.kind == "tool":
             risk = f" [{r.risk} risk]" if isinstance(r.risk, str) else ""
             line = f"#{r.seq} tool **{r.name}**{risk} {r.status}, {_ui.ms(r.duration_ms)}"

@@ -458,3 +458,16 @@ def test_a_failing_store_shows_a_message_never_a_stack_trace(seeded: tuple[Store
             assert [e.value for e in at.error] == ["filters: store is closed"], module
     finally:
         data.set_store(store)
+
+
+def test_run_trace_explains_a_failure(seeded: tuple[Store, Seeded]) -> None:
+    store, _ = seeded
+    runs = latest(store)
+    failed = sorted(runs[runs.outcome == "failure"].run_id)[0]
+    at = page("runs", run_id=failed)
+    clean(at)
+    why = "\n".join(md.value for md in at.markdown)
+    assert "ok (tool_calls)" not in why.split("\n")[1]
+    assert "error (tool_calls)" in why and "- error RateLimit" in why
+    assert "run finished: **failure**" in why
+    assert metrics(at)["Outcome"] == "failure"

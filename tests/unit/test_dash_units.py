@@ -136,12 +136,12 @@ def test_explain_reads_the_trace_in_order() -> None:
 
 
 def test_switch_age_text() -> None:
-    from tripwire.dashboard.killswitch import _ui_age
+    from tripwire.dashboard.killswitch import _age
 
-    assert _ui_age(pd.Timedelta(seconds=75)) == "1m 15s"
-    assert _ui_age(pd.Timedelta(hours=2, minutes=5)) == "2h 05m"
-    assert _ui_age(pd.Timedelta(days=3, hours=4)) == "3d 4h"
-    assert _ui_age(pd.Timedelta(seconds=-1)) == "expired"
+    assert _age(pd.Timedelta(seconds=75)) == "1m 15s"
+    assert _age(pd.Timedelta(hours=2, minutes=5)) == "2h 05m"
+    assert _age(pd.Timedelta(days=3, hours=4)) == "3d 4h"
+    assert _age(pd.Timedelta(seconds=-1)) == "expired"
 
 
 # -- the action layer ------------------------------------------------------------------------------
