@@ -131,7 +131,7 @@ GROUP BY agent_id, agent_version, model ORDER BY agent_id, agent_version, model
             "Runs, success rate, cost and p95 run duration per agent and version (run_summaries FINAL).",
             f"""
 SELECT agent_id, agent_version, count() AS runs, countIf(outcome = 'success') AS succeeded,
-       succeeded / runs AS success_rate, sum(cost_usd) AS cost_usd, quantile(0.95)(duration_ms) AS p95_duration_ms,
+       succeeded / runs AS success_rate, sum(cost_usd) AS cost_usd, quantileExact(0.95)(duration_ms) AS p95_duration_ms,
        countIf(blocked_calls > 0 OR denials > 0) / runs AS violation_rate
 FROM run_summaries FINAL
 WHERE tenant = {{tenant:String}} AND {_AGENT} AND {_RUNS_RANGE}
