@@ -14,6 +14,9 @@ def create_app(config: ProcessorConfig) -> Any:
         import faust
     except ImportError as e:  # pragma: no cover - depends on the install
         raise MissingExtraError("faust-streaming", "pipeline") from e
+    from tripwire.processors._faust_fixes import apply as apply_faust_fixes
+
+    apply_faust_fixes()  # exactly-once rebalancing between live workers (see _faust_fixes)
     brokers = ";".join(f"kafka://{b.strip()}" for b in config.bootstrap.split(",") if b.strip())
     return faust.App(
         config.group_id,
@@ -32,4 +35,5 @@ def create_app(config: ProcessorConfig) -> Any:
         web_enabled=False,
         autodiscover=False,
         stream_wait_empty=False,
+        producer_linger=0.005,
     )
