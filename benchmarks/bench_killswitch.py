@@ -18,6 +18,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from benchmarks._harness import Result, bootstrap, percentile, report
 
@@ -103,6 +104,48 @@ def _alert_trips(agent: object, n: int, repeats: int, warmup: int = 3) -> list[f
     return samples
 
 
+def _guard_check_cost(calls: int = 200_000) -> list[Result]:
+    """The guard on the agent's thread: ns per ``check`` with 1,000 switches held (none matching, the
+    common case), against the SDK's allow-all guard (a bare method call) in the same process."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from tripwire.producers._ks_commands import new_command
+    from tripwire.producers._ks_config import KillSwitchConfig
+    from tripwire.producers._ks_signing import CommandSigner, CommandVerifier
+    from tripwire.producers._ks_state import KillSwitchState
+    from tripwire.producers.guard import AllowAllGuard, ToolRequest
+    from tripwire.producers.killswitch import KillSwitchGuard
+    from tripwire.schemas.enums import Risk
+
+    signer = CommandSigner(Ed25519PrivateKey.generate())
+    state = KillSwitchState(CommandVerifier([signer.public_key()]))
+    for i in range(1000):
+        state.apply(signer.sign(new_command(scope=f"agent:other{i}/tool:t", action="freeze_tool", reason="b",
+                                            issued_by="bench")))
+    guard = KillSwitchGuard(KillSwitchConfig(), state=state, start=False)
+    state.ready.set()
+    request = ToolRequest(tenant="acme", agent_id="bench-agent", agent_version="1.0", workflow="w",
+                          environment="dev", principal=None, credential_fingerprint="fp", run_id="r",
+                          trace_id="a" * 32, tool_name="search", tool_call_id="c", risk=Risk.HIGH,
+                          side_effect=False, idempotency_key=None, args=None)
+    allow = AllowAllGuard()
+
+    def timed(check: Any) -> float:
+        best = float("inf")
+        for _ in range(5):
+            state.mark_contact()
+            t0 = time.perf_counter_ns()
+            for _ in range(calls):
+                check(request)
+            best = min(best, (time.perf_counter_ns() - t0) / calls)
+        return best
+
+    base = timed(allow.check)
+    cost = timed(guard.check)
+    return [Result("ks_guard_check", cost, "ns/call", ratio=cost / base, baseline=base,
+                   extra={"switches_held": 1000, "baseline": "AllowAllGuard.check"})]
+
+
 def _figures(name: str, samples: list[float], base: list[float], extra: dict) -> list[Result]:
     out = []
     for q in (50, 95):
@@ -147,7 +190,7 @@ def run(trips: int = TRIPS, keep: Path | None = None) -> list[Result]:
     results += _figures("ks_manual_trip", manual, base, {"path": "sign+publish -> agent guard refuses"})
     results += _figures("ks_alert_trip", alert, base,
                         {"path": f"{repeats}th identical call emitted -> worker -> alert -> policy -> agent refuses"})
-    return results
+    return results + _guard_check_cost()
 
 
 if __name__ == "__main__":

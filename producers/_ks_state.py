@@ -127,7 +127,8 @@ class KillSwitchState:
         self._skew = timedelta(seconds=max_clock_skew_s)
         self._clock = clock
         self._monotonic = monotonic
-        self._switches: Mapping[str, ActiveSwitch] = MappingProxyType({})
+        # A plain dict that is never mutated once published (writers swap in a new one): readers need no lock.
+        self._switches: dict[str, ActiveSwitch] = {}
         self._write_lock = threading.Lock()
         self.accepted = 0
         self.rejected: Counter[str] = Counter()
@@ -159,7 +160,7 @@ class KillSwitchState:
                 )
             updated = dict(self._switches)
             updated[scope] = ActiveSwitch.of(command)
-            self._switches = MappingProxyType(updated)
+            self._switches = updated
         if command.expires_at is not None and command.expires_at <= now:
             # Supersedes what the scope held, but is not in force.
             return self._reject(Rejection.EXPIRED, f"expired at {command.expires_at.isoformat()}")
@@ -184,11 +185,16 @@ class KillSwitchState:
 
     def switches(self) -> Mapping[str, ActiveSwitch]:
         """Every scope's held command (in force or not), as an immutable snapshot."""
-        return self._switches
+        return MappingProxyType(self._switches)
 
     def in_force(self, now: datetime | None = None) -> list[ActiveSwitch]:
         now = now or self._clock()
         return [s for s in self._switches.values() if s.in_force(now)]
+
+    def is_fresh(self, limit_s: float) -> bool:
+        """True when the state is loaded and was confirmed current within the last ``limit_s`` seconds."""
+        last = self.last_contact
+        return last is not None and self.ready.is_set() and self._monotonic() - last <= limit_s
 
     def staleness(self) -> float | None:
         """Seconds since the feed last confirmed it is current; None if it never has."""
@@ -198,8 +204,15 @@ class KillSwitchState:
 
     def evaluate(self, call: CallIdentity, risk: Risk, now: datetime | None = None) -> Verdict:
         """The switches in force that govern ``call`` at ``risk``."""
+        return self.evaluate_keys(matching_scopes(call), risk, now)
+
+    def evaluate_keys(self, keys: tuple[str, ...], risk: Risk, now: datetime | None = None) -> Verdict:
+        """:meth:`evaluate` for a call whose matching scope keys are known (``matching_scopes``)."""
         switches = self._switches
         if not switches:
+            return CLEAR
+        held = [s for s in map(switches.get, keys) if s is not None]
+        if not held:
             return CLEAR
         now = now or self._clock()
         frozen: ActiveSwitch | None = None
@@ -207,9 +220,8 @@ class KillSwitchState:
         approval: ActiveSwitch | None = None
         throttles: list[ActiveSwitch] = []
         level = RISK_ORDER[Risk(risk)]
-        for key in matching_scopes(call):
-            s = switches.get(key)
-            if s is None or not s.in_force(now):
+        for s in held:
+            if not s.in_force(now):
                 continue
             if s.action is KillSwitchAction.FREEZE_TOOL:
                 frozen = frozen or s

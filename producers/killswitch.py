@@ -39,14 +39,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from tripwire.errors import ConfigError
 from tripwire.producers._ks_config import KillSwitchConfig
 from tripwire.producers._ks_listener import KillSwitchListener
-from tripwire.producers._ks_scopes import CallIdentity
+from tripwire.producers._ks_scopes import CallIdentity, matching_scopes
 from tripwire.producers._ks_signing import CommandVerifier, load_public_key, parse_public_key
-from tripwire.producers._ks_state import ActiveSwitch, KillSwitchState, Rejection, Throttle, Throttles
+from tripwire.producers._ks_state import CLEAR, ActiveSwitch, KillSwitchState, Rejection, Throttle, Throttles
 from tripwire.producers._ratelimit import RateLimitedLog
 from tripwire.producers.errors import ToolBlocked
 from tripwire.producers.guard import ALLOW as GUARD_ALLOW
@@ -54,6 +54,8 @@ from tripwire.producers.guard import GuardDecision, ToolRequest
 from tripwire.schemas.enums import Risk
 
 log = logging.getLogger(__name__)
+
+MAX_CACHED_IDENTITIES = 4096
 
 
 class KillSwitchBlocked(ToolBlocked):
@@ -135,6 +137,9 @@ class KillSwitchGuard:
         self.listener = KillSwitchListener(self.config, self.state)
         self._throttles = Throttles()
         self._held_slots: dict[str, list[Throttle]] = {}
+        self._keys: dict[tuple[str | None, ...], tuple[str, ...]] = {}
+        self._enabled = self.config.enabled
+        self._staleness_s = self.config.staleness_s
         self._waited_for_ready = False
         self._rl = RateLimitedLog(log, interval_s=10.0)
         self.blocked = 0
@@ -171,18 +176,26 @@ class KillSwitchGuard:
         self, call: CallIdentity, risk: Risk | str, *, now: datetime | None = None, call_id: str | None = None
     ) -> GuardVerdict:
         """Decide before the tool runs: raise a :class:`KillSwitchBlocked` subclass, or return whether a human
-        must approve. A throttle slot taken here is given back with :meth:`release` if the call does not run."""
-        if not self.config.enabled:
+        must approve. A throttle slot taken here is given back by :meth:`done` if the call does not run."""
+        return self._authorize(matching_scopes(call), call.tool_name, risk, now, call_id)
+
+    def _authorize(
+        self, keys: tuple[str, ...], tool_name: str, risk: Risk | str, now: datetime | None, call_id: str | None
+    ) -> GuardVerdict:
+        if not self._enabled:
             return ALLOW
-        risk = Risk(risk)
-        self._ensure_ready()
-        self._check_fresh(call, risk)
-        verdict = self.state.evaluate(call, risk, now or datetime.now(UTC))
-        if verdict.clear:
+        if risk.__class__ is not Risk:
+            risk = Risk(risk)
+        state = self.state
+        if not state.is_fresh(self._staleness_s):
+            self._ensure_ready()
+            self._check_fresh(tool_name, risk)  # type: ignore[arg-type]
+        verdict = state.evaluate_keys(keys, risk, now)  # type: ignore[arg-type]
+        if verdict is CLEAR:
             return ALLOW
         if verdict.frozen is not None:
             self.blocked += 1
-            raise ToolFrozen(f"kill switch: {call.tool_name} is frozen by {verdict.frozen.describe()}", verdict.frozen)
+            raise ToolFrozen(f"kill switch: {tool_name} is frozen by {verdict.frozen.describe()}", verdict.frozen)
         if verdict.throttles:
             taken = self._throttles.acquire(verdict.throttles)
             if isinstance(taken, list):
@@ -203,9 +216,15 @@ class KillSwitchGuard:
 
     def check(self, request: ToolRequest) -> GuardDecision:
         """:class:`~tripwire.producers.guard.ToolGuard` entry point, called before the tool runs."""
-        call = CallIdentity(request.tenant, request.agent_id, request.agent_version, request.tool_name,
-                            request.credential_fingerprint)
-        verdict = self.authorize(call, request.risk, call_id=request.tool_call_id)
+        identity = (request.tenant, request.agent_id, request.agent_version, request.tool_name,
+                    request.credential_fingerprint)
+        keys = self._keys.get(identity)
+        if keys is None:
+            keys = matching_scopes(CallIdentity(*identity))
+            if len(self._keys) >= MAX_CACHED_IDENTITIES:
+                self._keys.clear()
+            self._keys[identity] = keys
+        verdict = self._authorize(keys, request.tool_name, request.risk, None, request.tool_call_id)
         if verdict.approval is None:
             return GUARD_ALLOW
         return GuardDecision(require_approval=True, reason=verdict.approval_reason)
@@ -231,7 +250,7 @@ class KillSwitchGuard:
         if not ready:
             log.warning("killswitch state not loaded after %.1fs; failing safe until it is", time.monotonic() - t0)
 
-    def _check_fresh(self, call: CallIdentity, risk: Risk) -> None:
+    def _check_fresh(self, tool_name: str, risk: Risk) -> None:
         age = self.state.staleness()
         if age is not None and age <= self.config.staleness_s and self.state.ready.is_set():
             return
@@ -244,7 +263,7 @@ class KillSwitchGuard:
             since = "never confirmed" if age is None else f"last confirmed {age:.1f}s ago"
             raise KillSwitchStale(
                 f"kill switch state unknown ({since}, limit {self.config.staleness_s:g}s): "
-                f"{risk.value}-risk tool {call.tool_name} fails closed"
+                f"{risk.value}-risk tool {tool_name} fails closed"
             )
 
 
