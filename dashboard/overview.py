@@ -88,9 +88,9 @@ def _bucket_label(seconds: int) -> str:
 def _compare(f: Filters, lat: pd.DataFrame) -> None:
     st.subheader("Compare two versions")
     dims = data.cached_frame(queries.DIMENSIONS)
-    for col, value in (("tenant", f.tenant), ("agent_id", f.agent), ("workflow", f.workflow)):
+    for column, value in (("tenant", f.tenant), ("agent_id", f.agent), ("workflow", f.workflow)):
         if value:
-            dims = dims[dims[col] == value]
+            dims = dims[dims[column] == value]
     versions = sorted(dims["agent_version"].unique())
     if len(versions) < 2:
         st.caption("Two agent versions are needed for a comparison.")
