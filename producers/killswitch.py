@@ -131,6 +131,12 @@ class KillSwitchGuard:
     ) -> None:
         self.config = config or KillSwitchConfig()
         if state is None:
+            if verifier is None and not self.config.enabled and self.config.public_key_path is None \
+                    and self.config.public_key is None:
+                # Disabled and keyless: a throwaway key that trusts nothing (the state is never consulted).
+                from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+                verifier = CommandVerifier([Ed25519PrivateKey.generate().public_key()])
             verifier = verifier or build_verifier(self.config)
             state = KillSwitchState(verifier, max_clock_skew_s=self.config.max_clock_skew_s)
         self.state = state

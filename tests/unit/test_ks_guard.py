@@ -153,10 +153,12 @@ def test_first_call_waits_a_bounded_time_for_the_initial_state_then_fails_safe()
     assert time.monotonic() - t1 < 0.1  # only the first call waits
 
 
-def test_disabled_guard_allows_everything() -> None:
+def test_disabled_guard_allows_everything_and_needs_no_key() -> None:
     state = KillSwitchState(CommandVerifier([SIGNER.public_key()]))
     guard = KillSwitchGuard(KillSwitchConfig(enabled=False), state=state, start=False)
     assert guard.check(request(risk="high")) is ALLOW
+    keyless = KillSwitchGuard(KillSwitchConfig(enabled=False))
+    assert keyless.check(request(risk="high")) is ALLOW and not keyless.listener.alive
 
 
 def test_config_reads_its_env_falls_back_to_the_kafka_bootstrap_and_needs_a_public_key(monkeypatch, tmp_path) -> None:
