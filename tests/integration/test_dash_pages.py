@@ -471,3 +471,30 @@ def test_run_trace_explains_a_failure(seeded: tuple[Store, Seeded]) -> None:
     assert "error (tool_calls)" in why and "- error RateLimit" in why
     assert "run finished: **failure**" in why
     assert metrics(at)["Outcome"] == "failure"
+
+
+def test_runs_cost_range_and_tenant_filter(seeded: tuple[Store, Seeded]) -> None:
+    store, _ = seeded
+    runs = latest(store)
+    at = page("runs")
+    at.number_input(key="rx_min").set_value(0.005).run()
+    at.number_input(key="rx_max").set_value(0.02).run()
+    clean(at)
+    shown = table_with(at, "outcome", "seq_gaps", "link")
+    expected = runs[(runs.cost_usd >= 0.005) & (runs.cost_usd <= 0.02)]
+    assert 0 < len(expected) < len(runs)
+    assert sorted(shown.run_id) == sorted(expected.run_id)
+    at.selectbox(key="f_tenant").select("globex").run()
+    clean(at)
+    globex = store.query("SELECT DISTINCT run_id FROM run_summaries WHERE tenant = 'globex'").rows
+    assert set(table_with(at, "outcome", "seq_gaps", "link").run_id) == {r[0] for r in globex} & set(expected.run_id)
+
+
+def test_overview_auto_refresh_renders_the_same_figures(seeded: tuple[Store, Seeded]) -> None:
+    at = page("overview")
+    before = metrics(at)
+    at.toggle(key="f_live").set_value(True).run()
+    clean(at)
+    after = metrics(at)
+    assert after["Runs"] == before["Runs"] and after["Total spend"] == before["Total spend"]
+    assert at.toggle(key="f_live").value is True
