@@ -80,10 +80,12 @@ def test_bad_commands_are_ignored_and_counted_and_good_ones_apply(kafka_bootstra
                 attacker.sign(command(scope, "freeze_tool")).model_copy(update={"key_id": SIGNER.key_id}),  # forged
                 SIGNER.sign(command(scope, "freeze_tool", at=now - timedelta(hours=2), ttl=60)),  # expired
                 ("agent:refund-assistant", b"\x00garbage"),  # not a command
-                freeze, resume, freeze)  # the last: a replay of an older signed command
-        wait_until(lambda: guard.listener.records == 8, timeout=15, message="8 records read")
+                freeze, resume,
+                (scope, None),  # a tombstone: unsigned, so it cannot clear (or set) anything
+                freeze)  # a replay of an older signed command
+        wait_until(lambda: guard.listener.records == 9, timeout=15, message="9 records read")
         assert guard.rejected == {"unsigned": 1, "unknown_key": 1, "bad_signature": 1, "expired": 1,
-                                  "malformed": 1, "replay": 1}
+                                  "malformed": 1, "tombstone": 1, "replay": 1}
         assert guard.state.accepted == 2
         assert guard.check(request()) is ALLOW  # resumed; neither the forgeries nor the replay froze it
         publish(kafka_bootstrap, ks_config.topic, SIGNER.sign(command(scope, "freeze_tool")))
