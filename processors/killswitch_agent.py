@@ -56,7 +56,10 @@ def register_killswitch_agent(runtime: Any, config: KillSwitchConfig | None = No
     elif config.public_key is not None:
         trusted.append(parse_public_key(config.public_key))
     state = KillSwitchState(CommandVerifier(trusted), max_clock_skew_s=config.max_clock_skew_s)
-    KillSwitchListener(topic_config, state, name="tripwire-killswitch-policy").start()
+    publisher = CommandPublisher(topic_config)
+    # A replayed older command would, once compaction drops the newer one, be what restarted SDKs see:
+    # re-publishing the exact bytes of the command in force puts it back last on its key.
+    KillSwitchListener(topic_config, state, name="tripwire-killswitch-policy", on_replay=publisher.republish).start()
     policy = KillSwitchPolicy(
         load_killswitch_policy(config.policy_path), signer, current=lambda scope: state.switches().get(scope)
     )
@@ -72,7 +75,7 @@ def register_killswitch_agent(runtime: Any, config: KillSwitchConfig | None = No
     )
     table.key_serializer = table.value_serializer = "raw"
     raw = {"key_serializer": "raw", "value_serializer": "raw", "key_type": bytes, "value_type": bytes}
-    agent = KillSwitchPolicyAgent(runtime, policy, table, CommandPublisher(topic_config))
+    agent = KillSwitchPolicyAgent(runtime, policy, table, publisher)
 
     async def killswitch_policy(stream: Any) -> None:
         async for event in stream.events():
@@ -100,6 +103,7 @@ class CommandPublisher:
 
         self.topic = config.topic
         self.timeout_s = timeout_s
+        self.republished = 0
         self._producer = Producer({**config.kafka_properties(), "enable.idempotence": True, "acks": "all",
                                    "linger.ms": 0, "client.id": "tripwire-killswitch-policy"})
 
@@ -115,6 +119,13 @@ class CommandPublisher:
         if errors or left:
             raise RuntimeError(f"kill-switch command not delivered to {self.topic}: "
                                f"{errors[0] if errors else f'{left} pending after {self.timeout_s:g}s'}")
+
+    def republish(self, scope: str, value: bytes) -> None:
+        """Put the exact signed bytes of the command in force for ``scope`` back at the end of its key."""
+        self._producer.produce(self.topic, key=scope.encode(), value=value)
+        self._producer.poll(0)
+        self.republished += 1
+        log.warning("killswitch replay of an older command on scope=%s: re-published the command in force", scope)
 
 
 class KillSwitchPolicyAgent:

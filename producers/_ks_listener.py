@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from tripwire.producers._ks_config import KillSwitchConfig
@@ -40,10 +41,22 @@ HEARTBEAT_TIMEOUT_S = 5.0
 class KillSwitchListener:
     """Feeds ``state`` from the kill-switch topic on a daemon thread (see the module doc)."""
 
-    def __init__(self, config: KillSwitchConfig, state: KillSwitchState, *, name: str = "tripwire-killswitch") -> None:
+    def __init__(
+        self,
+        config: KillSwitchConfig,
+        state: KillSwitchState,
+        *,
+        name: str = "tripwire-killswitch",
+        on_replay: Callable[[str, bytes], None] | None = None,
+    ) -> None:
         self.config = config
         self.state = state
         self.records = 0
+        # ``on_replay(scope, held_bytes)``: an older signed command was replayed on ``scope``; called with the
+        # exact bytes of the command the scope holds, so the control plane can re-publish them (see
+        # ``killswitch_agent``). Only the control plane sets it; SDKs just ignore replays.
+        self._on_replay = on_replay
+        self._held_raw: dict[str, bytes] = {}
         self._name = name
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -273,6 +286,8 @@ class KillSwitchListener:
                              key, type(command).__name__)
             return
         result = self.state.apply(command, key=key)
+        if self._on_replay is not None:
+            self._track(command, value, result)
         if result.accepted:
             log.info("killswitch command applied scope=%s action=%s command_id=%s issued_by=%s expires_at=%s",
                      command.scope, command.action, command.command_id, command.issued_by,
@@ -282,6 +297,24 @@ class KillSwitchListener:
             self._rl.warning(f"rejected:{reason}",
                              "killswitch command ignored reason=%s scope=%s command_id=%s detail=%s",
                              reason, command.scope, command.command_id, result.detail)
+
+
+    def _track(self, command: KillSwitchCommand, value: bytes, result: Any) -> None:
+        """Keep the bytes of each scope's held command; report replays of older commands."""
+        rejection = result.rejection
+        if result.accepted or rejection is Rejection.EXPIRED:  # the command became the scope's state
+            self._held_raw[command.scope] = value
+            return
+        if rejection is not Rejection.REPLAY:
+            return
+        held = self.state.switches().get(command.scope)
+        raw = self._held_raw.get(command.scope)
+        if held is None or raw is None or held.command_id == command.command_id:
+            return  # a copy of the command in force (such as our own re-publication) is harmless
+        try:
+            self._on_replay(command.scope, raw)  # type: ignore[misc]
+        except Exception as e:  # the hook must not stop the listener
+            self._rl.warning("on_replay", "killswitch replay hook failed scope=%s error=%r", command.scope, e)
 
 
 def ensure_topic(config: KillSwitchConfig, timeout: float = 15.0) -> bool:
