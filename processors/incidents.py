@@ -63,7 +63,12 @@ class Incident:
     event_ids: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = dict(vars(self))
+        d["occurrence"] = dict(self.occurrence)
+        d["evidence_event_ids"] = list(self.evidence_event_ids)
+        d["evidence_trace_ids"] = list(self.evidence_trace_ids)
+        d["event_ids"] = list(self.event_ids)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Incident:

@@ -104,8 +104,15 @@ class CommandPublisher:
         self.topic = config.topic
         self.timeout_s = timeout_s
         self.republished = 0
-        self._producer = Producer({**config.kafka_properties(), "enable.idempotence": True, "acks": "all",
-                                   "linger.ms": 0, "client.id": "tripwire-killswitch-policy"})
+        self._producer = Producer(
+            {
+                **config.kafka_properties(),
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 0,
+                "client.id": "tripwire-killswitch-policy",
+            }
+        )
 
     def publish(self, commands: list[Any]) -> None:
         """Deliver every command or raise (blocking; run it off the event loop)."""
@@ -113,12 +120,18 @@ class CommandPublisher:
 
         errors: list[Any] = []
         for command in commands:
-            self._producer.produce(self.topic, key=command.scope.encode(), value=encode(command),
-                                   on_delivery=lambda err, _m: errors.append(err) if err is not None else None)
+            self._producer.produce(
+                self.topic,
+                key=command.scope.encode(),
+                value=encode(command),
+                on_delivery=lambda err, _m: errors.append(err) if err is not None else None,
+            )
         left = self._producer.flush(self.timeout_s)
         if errors or left:
-            raise RuntimeError(f"kill-switch command not delivered to {self.topic}: "
-                               f"{errors[0] if errors else f'{left} pending after {self.timeout_s:g}s'}")
+            raise RuntimeError(
+                f"kill-switch command not delivered to {self.topic}: "
+                f"{errors[0] if errors else f'{left} pending after {self.timeout_s:g}s'}"
+            )
 
     def republish(self, scope: str, value: bytes) -> None:
         """Put the exact signed bytes of the command in force for ``scope`` back at the end of its key."""
@@ -176,7 +189,11 @@ class KillSwitchPolicyAgent:
             for command in commands:
                 log.warning(
                     "killswitch tripped scope=%s action=%s alert_id=%s incident=%s command_id=%s",
-                    command.scope, command.action, command.alert_id, alert.incident_id, command.command_id,
+                    command.scope,
+                    command.action,
+                    command.alert_id,
+                    alert.incident_id,
+                    command.command_id,
                 )
         trip = self.policy.trip_state(alert.incident_id)
         if trip is not None:

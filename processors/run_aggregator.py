@@ -14,7 +14,7 @@ folded in and the summary is emitted again with ``version + 1``; sinks keep the 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from tripwire.processors._pricing import KINDS, NANOS_PER_USD, price_weights, split_cost, to_nanos
@@ -77,9 +77,15 @@ class RunState:
 
     # -- serialization -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = dict(vars(self))  # shallow: the containers are copied below or only read by json.dumps
         d["event_ids"] = sorted(self.event_ids)
         d["seqs"] = sorted(self.seqs)
+        d["budgets"] = dict(self.budgets)
+        d["cost_by_model"] = dict(self.cost_by_model)
+        d["cost_by_kind"] = list(self.cost_by_kind)
+        d["tokens"] = list(self.tokens)
+        d["approved_call_ids"] = list(self.approved_call_ids)
+        d["credentials"] = list(self.credentials)
         return d
 
     @classmethod
