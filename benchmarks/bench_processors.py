@@ -50,7 +50,7 @@ def _runs(n: int, seed: int, start: datetime, breach_every: int = 0) -> list[lis
         t = start
         events: list[Any] = []
 
-        def base(seq: int, ms: float) -> dict[str, Any]:
+        def base(seq: int, ms: float, i: int = i, run_id: str = run_id, trace: str = trace) -> dict[str, Any]:
             nonlocal t
             t0, t = t, t + timedelta(milliseconds=ms)
             return {
