@@ -4,6 +4,7 @@ rollups, Python over raw alert rows), and actions land in the store."""
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -51,6 +52,7 @@ def seeded() -> Iterator[tuple[Store, Seeded]]:
     actions.set_authorizer(None)
     console.close_readers()
     store.close()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def page(module: str, **query: str) -> AppTest:
