@@ -46,6 +46,20 @@ def zigzag(n: int) -> bytes:
     return bytes(out)
 
 
+def zigzag_offset(n: int) -> bytes:
+    """``zigzag`` for the non-negative ints of the hot path (offsets), unrolled for <= 4 bytes."""
+    n <<= 1
+    if n < 0x80:
+        return _SMALL[n]
+    if n < 0x4000:
+        return bytes((n & 0x7F | 0x80, n >> 7))
+    if n < 0x200000:
+        return bytes((n & 0x7F | 0x80, (n >> 7) & 0x7F | 0x80, n >> 14))
+    if n < 0x10000000:
+        return bytes((n & 0x7F | 0x80, (n >> 7) & 0x7F | 0x80, (n >> 14) & 0x7F | 0x80, n >> 21))
+    return zigzag(n >> 1)
+
+
 def avro_string(s: str) -> bytes:
     b = s.encode()
     return zigzag(len(b)) + b

@@ -49,6 +49,7 @@ class AvroBuffer:
     branch: AvroBranch
     items: list[tuple[Message, int]] = field(default_factory=list)  # (message, body start)
     nbytes: int = 0
+    ranges: dict[TopicPartition, list[int]] = field(default_factory=dict)  # [first, last] offset
 
 
 @dataclass(slots=True)

@@ -35,7 +35,7 @@ from functools import partial
 from typing import Any
 
 from tripwire.schemas import DecodeError, Topics, decode
-from tripwire.sinks._avro_fast import AvroBranch, AvroPlans, avro_string, parse_header, zigzag
+from tripwire.sinks._avro_fast import AvroBranch, AvroPlans, avro_string, parse_header, zigzag, zigzag_offset
 from tripwire.sinks._batches import (
     AvroBuffer,
     Message,
@@ -104,7 +104,6 @@ class BatchingSink:
         self.stats = SinkStats()
         self._buffers: dict[str, RowBuffer] = {}
         self._avro: dict[tuple[bytes, int], AvroBuffer] = {}
-        self._topic_enc: dict[str, bytes] = {}
         self._pending: deque[PendingBatch] = deque()
         self._marks: dict[tuple[str, str, int, str], int] = {}  # (table, topic, partition, pid) -> offset
         self._star: dict[TopicPartition, int] = {}  # stored up to this offset in every table
@@ -170,6 +169,12 @@ class BatchingSink:
             buf = self._avro[(fp, index)] = AvroBuffer(branch)
         buf.items.append((msg, start))
         buf.nbytes += len(msg.value) + 16
+        tp = (msg.topic, msg.partition)
+        r = buf.ranges.get(tp)
+        if r is None:
+            buf.ranges[tp] = [msg.offset, msg.offset]
+        elif msg.offset > r[1]:
+            r[1] = msg.offset
         return True
 
     def _map(self, msg: Message, role: str | None) -> tuple[str, tuple[Any, ...]] | None:
@@ -308,8 +313,17 @@ class BatchingSink:
         marks = {tp: hi for tp, (_lo, hi) in ranges.items()}
         return PendingBatch(table, pid, rows, range_token(table, pid, len(rows), ranges), marks)
 
-    def _avro_batch(self, branch: AvroBranch, items: list[tuple[Message, int]]) -> PendingBatch:
-        ranges = offset_ranges((m.topic, m.partition, m.offset) for m, _ in items)
+    def _avro_batch(
+        self,
+        branch: AvroBranch,
+        items: list[tuple[Message, int]],
+        known: dict[TopicPartition, list[int]] | None = None,
+    ) -> PendingBatch:
+        ranges = (
+            {tp: (lo, hi) for tp, (lo, hi) in known.items()}
+            if known is not None
+            else offset_ranges((m.topic, m.partition, m.offset) for m, _ in items)
+        )
         marks = {tp: hi for tp, (_lo, hi) in ranges.items()}
         token = range_token(f"{branch.table}:{branch.name}", STAR, len(items), ranges)
         return PendingBatch(branch.table, STAR, [], token, marks, branch, items)
@@ -323,7 +337,7 @@ class BatchingSink:
         self._buffers = {}
         for abuf in self._avro.values():
             if abuf.items:
-                self._pending.append(self._avro_batch(abuf.branch, abuf.items))
+                self._pending.append(self._avro_batch(abuf.branch, abuf.items, abuf.ranges))
         self._avro = {}
         self._sealed.update(self._seen)
         self._seen = {}
@@ -397,16 +411,18 @@ class BatchingSink:
     def _insert_avro(self, b: PendingBatch) -> bool:
         """Insert an Avro batch; False when it was handed to the Python path instead."""
         assert b.branch is not None and b.messages is not None
-        enc = self._topic_enc
         branch = b.branch
-        suffix = branch.suffix
+        prefixes: dict[TopicPartition, bytes] = {}  # event_type? + src_topic + src_partition
         pieces: list[bytes | memoryview] = []
-        add = pieces.extend
+        append = pieces.append
         for m, start in b.messages:
-            t = enc.get(m.topic)
-            if t is None:
-                t = enc[m.topic] = avro_string(m.topic)
-            add((memoryview(m.value or b"")[start:], suffix, t, zigzag(m.partition), zigzag(m.offset)))
+            tp = (m.topic, m.partition)
+            prefix = prefixes.get(tp)
+            if prefix is None:
+                prefix = prefixes[tp] = branch.suffix + avro_string(m.topic) + zigzag(m.partition)
+            append(m.value[start:] if m.value is not None else b"")
+            append(prefix)
+            append(zigzag_offset(m.offset))
         n = len(b.messages)
         try:
             self.store.insert_avro(b.table, branch.columns, branch.container(pieces, n), dedup_token=b.token)
