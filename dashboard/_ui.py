@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from tripwire.dashboard import data, queries
-from tripwire.dashboard.actions import Actor
+from tripwire.dashboard.actions import Action, Actor
 from tripwire.dashboard.data import RANGES, Filters
 from tripwire.errors import TripwireError
 
@@ -22,8 +22,17 @@ DEFAULT_RANGE = "Last 24 hours"
 
 
 def current_actor() -> Actor:
-    """Who is acting. Until sign-in exists (issue 11) this is the configured operator, unauthenticated."""
-    return Actor(name=data.settings().operator)
+    """Who is acting: the signed-in user and their role (or, in development mode, the operator)."""
+    from tripwire.dashboard._signin import current_actor as signed_in
+
+    return signed_in()
+
+
+def can(action: Action) -> bool:
+    """Whether to show the controls of ``action`` (the server checks again when it is carried out)."""
+    from tripwire.dashboard.roles import can as role_can
+
+    return role_can(current_actor(), action)
 
 
 def error_message(e: BaseException) -> str:

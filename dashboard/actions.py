@@ -66,12 +66,36 @@ def set_authorizer(authorizer: Authorizer | None) -> None:
 
 
 def authorize(actor: Actor, action: Action, details: Mapping[str, Any] | None = None) -> None:
+    """Run the installed check, then audit the decision in ``dashboard_audit`` (allowed or refused).
+
+    An allowed action whose audit row cannot be written is refused (nothing unaudited happens)."""
     details = details or {}
     try:
         _authorizer(actor, action, details)
-    except NotAuthorizedError:
+    except NotAuthorizedError as e:
         log.warning("dashboard action refused action=%s actor=%s role=%s", action.value, actor.name, actor.role)
+        try:
+            audit_action(actor, action, details, decision="refused", reason=str(e))
+        except ActionError:
+            log.exception("refusal not audited action=%s actor=%s", action.value, actor.name)
         raise
+    audit_action(actor, action, details, decision="allowed")
+
+
+def audit_action(actor: Actor, action: Action, details: Mapping[str, Any], *, decision: str, reason: str = "") -> None:
+    """One ``dashboard_audit`` row: who (the signed-in identity), with which role, did or tried what."""
+    import json
+
+    row = (datetime.now(UTC), actor.name, actor.role or "", actor.authenticated, action.value, decision, reason,
+           json.dumps(dict(details), default=str, sort_keys=True))
+    try:
+        data.get_store().insert(
+            "dashboard_audit",
+            ("at", "actor", "role", "authenticated", "action", "decision", "reason", "details"),
+            [row],
+        )
+    except Exception as e:
+        raise ActionError(f"the action could not be audited, so it was not carried out: {e}") from e
 
 
 # -- kill switch --------------------------------------------------------------------------------

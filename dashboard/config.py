@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -16,7 +19,9 @@ class DashboardSettings(BaseSettings):
     ``store_url`` falls back to ``TRIPWIRE_CLICKHOUSE_URL`` (it is a secret: a server URL carries
     a password). Trips and resets are signed and published exactly like the on-call CLI, with the
     kill switch's own settings (``TRIPWIRE_KILLSWITCH_PRIVATE_KEY_PATH``, ``_TOPIC``, ``_BOOTSTRAP``).
-    ``operator`` names who acts until sign-in exists (issue 11 replaces it with the signed-in user).
+    ``auth`` is ``oidc`` (Streamlit sign-in, roles from ``roles_path``) or ``dev`` (no sign-in, only
+    on loopback, every action done as ``operator`` with the admin role); unset, ``[auth]`` secrets
+    mean ``oidc`` and their absence ``dev`` (see ``tripwire.dashboard.auth``).
     """
 
     model_config = SettingsConfigDict(
@@ -27,6 +32,9 @@ class DashboardSettings(BaseSettings):
         None, validation_alias=AliasChoices("TRIPWIRE_DASHBOARD_STORE_URL", "TRIPWIRE_CLICKHOUSE_URL", "store_url")
     )
     operator: str = "dashboard"
+    auth: Literal["oidc", "dev"] | None = None
+    roles_path: Path | None = None
+    secrets_path: Path | None = None
     refresh_s: int = Field(DEFAULT_REFRESH_S, ge=2, le=3600)
     sql_max_rows: int = Field(DEFAULT_SQL_MAX_ROWS, ge=1, le=1_000_000)
     sql_timeout_s: float = Field(DEFAULT_SQL_TIMEOUT_S, gt=0, le=600)

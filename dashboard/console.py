@@ -74,7 +74,7 @@ def close_readers() -> None:
 
 
 def run_readonly(sql: str, *, max_rows: int, timeout_s: float) -> QueryResult:
-    actions.authorize(_ui.current_actor(), actions.Action.SQL, {"chars": len(sql)})
+    actions.authorize(_ui.current_actor(), actions.Action.SQL, {"sql": sql[:AUDIT_SQL_CHARS], "chars": len(sql)})
     cfg = data.settings()
     text = check_statement(sql)
     store = _reader(min(max_rows, cfg.sql_max_rows), min(timeout_s, cfg.sql_timeout_s))
@@ -87,6 +87,9 @@ def run_readonly(sql: str, *, max_rows: int, timeout_s: float) -> QueryResult:
             except Exception:
                 pass
         raise ConsoleQueryError(str(e)) from e
+
+
+AUDIT_SQL_CHARS = 2000
 
 
 def _use(example: str) -> None:
@@ -104,6 +107,9 @@ def body() -> None:
     c = st.columns([1, 1, 4])
     max_rows = c[0].selectbox("Row limit", ROW_LIMITS, index=1, key="sql_rows")
     timeout = c[1].selectbox("Timeout (s)", TIMEOUTS, index=1, key="sql_timeout")
+    if not _ui.can(actions.Action.SQL):
+        st.info("The SQL console needs the analyst role.")
+        return
     if st.button("Run", type="primary", key="sql_run"):
         try:
             st.session_state["sql_result"] = run_readonly(sql, max_rows=max_rows, timeout_s=float(timeout))

@@ -108,6 +108,8 @@ def _in_force(df: pd.DataFrame) -> None:
         return
     st.dataframe(df, hide_index=True, key="ks_active", column_order=[
         "scope", "action", "age", "expires_in", "reason", "issued_by", "alert_id", "min_risk", "throttle_per_minute"])
+    if not _ui.can(actions.Action.RESET):
+        return
     actor = _ui.current_actor().name
     cols = st.columns(4)
     for i, scope in enumerate(df["scope"]):
@@ -145,8 +147,11 @@ def body(f: Filters) -> None:
     _pending()
     in_force = active()
     _in_force(in_force)
-    _quick(f, in_force)
-    _form()
+    if _ui.can(actions.Action.TRIP):
+        _quick(f, in_force)
+        _form()
+    else:
+        st.caption("Tripping and resetting kill switches needs the oncall role.")
     _audit(f)
 
 
