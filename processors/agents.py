@@ -51,6 +51,7 @@ class Runtime:
         self.eos = config.processing_guarantee == "exactly_once"
         self.positions: dict[tuple[str, int], int] = {}
         self.started_at = time.time()
+        self._scans: dict[str, tuple[float, dict[int, list[bytes]]]] = {}
 
     # -- sending ---------------------------------------------------------------------------------
     def _tid(self, msg: Any) -> str | None:
@@ -182,6 +183,17 @@ class Runtime:
             table.data[key] = value
         await table.changelog_topic.send(key=key, value=value, partition=partition)
 
+    def _keys_of(self, name: str, table: Any, now: float, partition: int) -> list[bytes]:
+        """The table keys owned by ``partition``. One scan of the table serves every partition's
+        tick of the same round (ticks of a round carry the same clock value)."""
+        cached = self._scans.get(name)
+        if cached is None or cached[0] != now:
+            groups: dict[int, list[bytes]] = {}
+            for k, v in list(table.items()):
+                groups.setdefault(unpack(v)[0], []).append(k)
+            cached = self._scans[name] = (now, groups)
+        return cached[1].get(partition, [])
+
     def backlog(self, topic: str, partition: int) -> bool:
         """True when messages of ``topic``/``partition`` are known to be waiting."""
         from faust.types import TP
@@ -203,8 +215,11 @@ class Runtime:
         if self.backlog(source, msg.partition):
             return  # time-driven outputs wait until the partition has caught up with its input
         table = self.tables[stage.name]
-        mine = [(k, v) for k, v in list(table.items()) if unpack(v)[0] == msg.partition]
-        for kb, value in mine:
+        mine = self._keys_of(stage.name, table, now, msg.partition)
+        for kb in mine:
+            value = table.get(kb)
+            if value is None:
+                continue
             try:
                 state = stage.loads(unpack(value)[1])
                 out = stage.tick(state, now, self.started_at)
@@ -218,7 +233,7 @@ class Runtime:
                 await self.put(table, kb, pack(msg.partition, stage.dumps(state)), msg.partition)
             if out:
                 await self.publish(out, msg, tid)
-        self.metrics.state_keys.labels(stage.name).set(len(mine))
+        self.metrics.state_keys.labels(stage.name).set(sum(len(k) for k in self._scans[stage.name][1].values()))
 
 
 def _now_dt() -> Any:

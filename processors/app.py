@@ -35,5 +35,5 @@ def create_app(config: ProcessorConfig) -> Any:
         web_enabled=False,
         autodiscover=False,
         stream_wait_empty=False,
-        producer_linger=0.005,
+        producer_linger=config.producer_linger_s,
     )

@@ -35,6 +35,8 @@ class ProcessorConfig(BaseSettings):
     """Offset commit (= transaction) interval; outputs become visible to read_committed readers then."""
     session_timeout_s: float = Field(default=10.0, ge=2, le=300)
     """Consumer-group session timeout: how soon the partitions of a dead worker are reassigned."""
+    producer_linger_s: float = Field(default=0.02, ge=0, le=1)
+    """Producer batching delay: fewer, larger produce requests (each output is one otherwise)."""
     tick_interval_s: float = Field(default=1.0, gt=0, le=600)
     """How often time-driven outputs (timeouts, window closes, alert updates) are evaluated."""
     data_dir: Path = Path(".tripwire/processors")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.helpers import uid, wait_until
@@ -17,6 +18,7 @@ from tests.proc_kafka import (
     setup,
     wait_for,
 )
+from tripwire.devenv.kafka import free_port
 from tripwire.processors import Pipeline, load_policy
 from tripwire.schemas import encode
 from tripwire.schemas.samples import sample_records
@@ -60,7 +62,8 @@ def scripted_runs(n: int, seed: int = 0) -> list[RunScript]:
 
 
 def test_worker_publishes_exact_summaries_alerts_and_dead_letters(kafka_bootstrap: str, tmp_path: Path) -> None:
-    config, topics = setup(kafka_bootstrap, uid("tp"), tmp_path)
+    metrics_port = free_port()
+    config, topics = setup(kafka_bootstrap, uid("tp"), tmp_path, metrics_port=metrics_port)
     policy = load_policy(config.policy_path)
     runs = scripted_runs(6)
     # one run over budget (4 tool calls > 3, cost 0.30 > 0.25), one loop, one unapproved high-risk call
@@ -92,8 +95,19 @@ def test_worker_publishes_exact_summaries_alerts_and_dead_letters(kafka_bootstra
         wait_for(dlq_r, lambda recs: len(recs) >= 3, 10, "3 dead letters", worker)
         want_alerts = {"budget_breach", "runaway_loop", "unapproved_high_risk", "trace_gaps", "unauthenticated_tool"}
         wait_for(alerts_r, lambda recs: want_alerts <= {a.kind for a in recs}, 20, "alerts", worker)
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
     finally:
         worker.stop()
+
+    # Prometheus: every valid event counted once, the three bad messages as dead letters
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line[:1] != "#"
+    }
+    assert samples['tripwire_processor_events_total{result="ok",stage="runs"}'] == 47.0
+    assert samples['tripwire_processor_events_total{result="dead_letter",stage="runs"}'] == 3.0
+    assert samples['tripwire_processor_dead_letters_total{stage="decode"}'] == 2.0
+    assert samples['tripwire_processor_alerts_total{kind="runaway_loop",status="firing"}'] >= 1.0
+    assert samples['tripwire_processor_outputs_total{topic="runs"}'] == 8.0
 
     got = {s.run_id: comparable(s) for s in summaries}
     assert len(summaries) == 8 == len(got)  # exactly one committed summary per run
