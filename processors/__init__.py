@@ -6,6 +6,8 @@ Pure operators (no faust, Kafka or ClickHouse imports) with explicit, serializab
 runtime (``tripwire process``) runs the same stages on Kafka.
 """
 
+from tripwire.processors.admin import TopicError, ensure_topics
+from tripwire.processors.config import ProcessorConfig
 from tripwire.processors.detect_agent import AgentDetectors
 from tripwire.processors.detect_credential import CredentialDetector
 from tripwire.processors.detect_run import RunDetectors
@@ -33,6 +35,7 @@ __all__ = [
     "Pipeline",
     "Policy",
     "PolicyError",
+    "ProcessorConfig",
     "ProcessorError",
     "RunAggregator",
     "RunDetectors",
@@ -40,7 +43,9 @@ __all__ = [
     "RunState",
     "StageResult",
     "StateError",
+    "TopicError",
     "default_policy",
+    "ensure_topics",
     "load_policy",
     "policy_from_dict",
     "window_key",
