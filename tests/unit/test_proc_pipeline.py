@@ -69,3 +69,18 @@ def test_bad_policy_is_a_typed_error(tmp_path: Path, text: str) -> None:
 def test_bad_snapshot_is_a_typed_error() -> None:
     with pytest.raises(StateError):
         Pipeline.from_bytes(b"{not json")
+
+
+def test_operators_import_no_runtime_libraries() -> None:
+    """Principle 1: the operators (the package's public names) load without faust, Kafka or ClickHouse."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tripwire.processors as p; from tripwire.processors import Pipeline; Pipeline(); "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('faust', 'mode', 'aiokafka', 'confluent_kafka', 'clickhouse_connect', 'chdb', 'rocksdict')); "
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == ""
