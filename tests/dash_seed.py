@@ -263,6 +263,8 @@ def _main(argv: list[str]) -> int:
             out = {"audit": store.query(
                 "SELECT source, actor, scope, action, reason, command_id FROM killswitch_audit "
                 "WHERE source = 'dashboard' ORDER BY issued_at"
+            ).dicts(), "actions": store.query(
+                "SELECT actor, role, authenticated, action, decision, reason, details FROM dashboard_audit ORDER BY at"
             ).dicts()}
     finally:
         store.close()
