@@ -72,7 +72,7 @@ def parse_header(value: bytes) -> tuple[bytes, int, int] | None:
     b = value[HEADER_LEN]
     if b >= 0x80:  # multi-byte branch index: not one of ours
         return None
-    return bytes(value[2:HEADER_LEN]), (b >> 1) ^ -(b & 1), HEADER_LEN + 1
+    return value[2:HEADER_LEN], (b >> 1) ^ -(b & 1), HEADER_LEN + 1
 
 
 def _clean(x: Any) -> Any:

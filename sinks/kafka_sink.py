@@ -62,6 +62,7 @@ class KafkaSink:
             "auto.offset.reset": "earliest",
             "partition.assignment.strategy": "cooperative-sticky",
             "fetch.max.bytes": 64 * 1024 * 1024,
+            "max.partition.fetch.bytes": 16 * 1024 * 1024,  # a sink reads in bulk: few, large fetches
         }
         conf.update(consumer_config or {})
         self._consumer = Consumer(conf)
