@@ -8,7 +8,9 @@
   literal writer schema of the topic) is reported in ``extra``.
 - ``processors_alert_latency_p50`` / ``_p95``: events produced at 1,000 events/s; the time from
   producing the event that breaches a run budget to the alert being readable (read_committed)
-  on the alerts topic (goal p95 < 1 s).
+  on the alerts topic (goal p95 < 1 s). When one worker processes fewer than 1,000 events/s the
+  backlog dominates this figure, so the same measurement is repeated at half the measured
+  throughput (``..._at_<rate>eps``): the pipeline's own latency (commit interval included).
 """
 
 from __future__ import annotations
@@ -228,7 +230,7 @@ def throughput(tmp: Path) -> Result:
     )
 
 
-def latency(tmp: Path) -> list[Result]:
+def latency(tmp: Path, rate: int = LATENCY_RATE, seconds: float = LATENCY_SECONDS, tag: str = "") -> list[Result]:
     from confluent_kafka import Consumer, TopicPartition
 
     from tripwire.schemas import decode, encode
@@ -264,14 +266,14 @@ def latency(tmp: Path) -> list[Result]:
         _deadline_loop(lambda: warm[4].event_id in arrived, 120, "the warm-up alert")
         arrived.clear()
 
-        total = LATENCY_RATE * LATENCY_SECONDS
+        total = int(rate * seconds)
         runs = _runs(total // 9 + 1, 3, datetime.now(UTC), breach_every=3)
         queue = [e for i in range(0, len(runs), 20) for k in range(9) for r in runs[i : i + 20] for e in r[k : k + 1]]
         queue = queue[:total]
         frames = [(e.event_id, e.run_id.encode(), encode(e)) for e in queue]
         t_start = time.perf_counter()
         for i, (eid, key, value) in enumerate(frames):
-            due = t_start + i / LATENCY_RATE
+            due = t_start + i / rate
             delay = due - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)  # pacing the producer, not waiting for a result
@@ -298,8 +300,14 @@ def latency(tmp: Path) -> list[Result]:
         "commit_interval_s": config.commit_interval_s,
     }
     return [
-        Result("processors_alert_latency_p50", percentile(lat, 50), "s", extra=extra),
-        Result("processors_alert_latency_p95", percentile(lat, 95), "s", goal="< 1 s", extra=extra),
+        Result(f"processors_alert_latency_p50{tag}", percentile(lat, 50), "s", extra=extra),
+        Result(
+            f"processors_alert_latency_p95{tag}",
+            percentile(lat, 95),
+            "s",
+            goal="< 1 s" if not tag else None,
+            extra=extra,
+        ),
     ]
 
 
@@ -307,9 +315,10 @@ def run() -> list[Result]:
     with tempfile.TemporaryDirectory(prefix="bench_proc_") as d:
         if os.environ.get("BENCH_PROC_ONLY") == "latency":
             return latency(Path(d))
-        t = throughput(Path(d))
-        report([t])
-        return [t, *latency(Path(d))]
+        results = [throughput(Path(d)), *latency(Path(d))]
+        # the same measurement at a rate one worker sustains here: the pipeline's own latency, no backlog
+        sustainable = max(50, int(results[0].value * 0.5))
+        return results + latency(Path(d), sustainable, 20.0, tag=f"_at_{sustainable}eps")
 
 
 if __name__ == "__main__":
