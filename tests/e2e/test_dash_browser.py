@@ -124,6 +124,8 @@ def test_dashboard_in_chromium(served: dict) -> None:
             t0 = time.perf_counter()
             page.goto(base + path)
             expect(page.get_by_text(ready, exact=False).first).to_be_visible()
+            # no sign-in configured: development mode, with its banner on every page
+            expect(page.get_by_text("Development mode: no sign-in.")).to_be_visible()
             settle()
             timings[name] = time.perf_counter() - t0
             assert page.locator('[data-testid="stException"]').count() == 0
@@ -199,7 +201,14 @@ def test_dashboard_in_chromium(served: dict) -> None:
     proc = served["proc"]
     proc.terminate()
     proc.wait(timeout=20)
-    audit = _helper("audit", served["url"])["audit"]
+    out = _helper("audit", served["url"])
+    audit = out["audit"]
+    # every action is audited with the dev-mode identity (the operator, admin, not authenticated)
+    assert [(a["actor"], a["role"], a["authenticated"], a["action"], a["decision"]) for a in out["actions"]] == [
+        (OPERATOR, "admin", False, "killswitch.trip", "allowed"),
+        (OPERATOR, "admin", False, "killswitch.reset", "allowed"),
+        (OPERATOR, "admin", False, "sql.query", "allowed"),
+    ]
     assert [(a["actor"], a["scope"], a["action"], a["command_id"]) for a in audit] == [
         (OPERATOR, c.scope, c.action.value, c.command_id) for c in cmds
     ]
