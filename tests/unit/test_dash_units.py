@@ -148,7 +148,19 @@ def test_switch_age_text() -> None:
 
 
 @pytest.fixture
-def recorded() -> list[tuple[str, Action, dict]]:
+def audited(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Action, str]]:
+    """The audit rows ``authorize`` writes (no store in unit tests): (actor, action, decision)."""
+    rows: list[tuple[str, Action, str]] = []
+
+    def audit(actor: Actor, action: Action, details: object, *, decision: str, reason: str = "") -> None:
+        rows.append((actor.name, action, decision))
+
+    monkeypatch.setattr(actions, "audit_action", audit)
+    return rows
+
+
+@pytest.fixture
+def recorded(audited: list) -> list[tuple[str, Action, dict]]:
     calls: list[tuple[str, Action, dict]] = []
 
     def record(actor: Actor, action: Action, details: dict) -> None:
@@ -159,7 +171,7 @@ def recorded() -> list[tuple[str, Action, dict]]:
     actions.set_authorizer(None)
 
 
-def test_every_action_is_authorized_first(recorded: list) -> None:
+def test_every_action_is_authorized_first(recorded: list, audited: list) -> None:
     who = Actor("oncall:ann", role="oncall")
     with pytest.raises(ActionError, match="a reason is required"):
         actions.trip_switch(who, scope="agent:a", action="disable_autonomy", reason="  ")
@@ -174,9 +186,11 @@ def test_every_action_is_authorized_first(recorded: list) -> None:
         ("oncall:ann", Action.RESET, {"scope": "agent:a", "action": "resume"}),
         ("oncall:ann", Action.ACK, {"tenant": "acme", "incident_id": ""}),
     ]
+    assert audited == [("oncall:ann", Action.TRIP, "allowed"), ("oncall:ann", Action.RESET, "allowed"),
+                       ("oncall:ann", Action.ACK, "allowed")]
 
 
-def test_a_refusing_authorizer_stops_the_action(recorded: list) -> None:
+def test_a_refusing_authorizer_stops_the_action(recorded: list, audited: list) -> None:
     def deny(actor: Actor, action: Action, details: dict) -> None:
         raise NotAuthorizedError(f"{actor.role} may not {action.value}")
 
@@ -185,6 +199,7 @@ def test_a_refusing_authorizer_stops_the_action(recorded: list) -> None:
         actions.disable_agent_autonomy(Actor("v", role="viewer"), agent_id="a", reason="x")
     with pytest.raises(NotAuthorizedError, match=r"viewer may not alert\.ack"):
         actions.ack_alert(Actor("v", role="viewer"), tenant="acme", incident_id="i")
+    assert audited == [("v", Action.TRIP, "refused"), ("v", Action.ACK, "refused")]
 
 
 @pytest.mark.parametrize(
@@ -196,7 +211,7 @@ def test_a_refusing_authorizer_stops_the_action(recorded: list) -> None:
         ({"scope": "agent:a", "action": "explode"}, "explode"),
     ],
 )
-def test_bad_commands_are_refused_before_signing(kw: dict, message: str) -> None:
+def test_bad_commands_are_refused_before_signing(kw: dict, message: str, audited: list) -> None:
     with pytest.raises(ActionError, match=message):
         actions.trip_switch(Actor("oncall:ann"), reason="because", **kw)
 
