@@ -31,10 +31,17 @@ class DashboardSettings(BaseSettings):
     store_url: SecretStr | None = Field(
         None, validation_alias=AliasChoices("TRIPWIRE_DASHBOARD_STORE_URL", "TRIPWIRE_CLICKHOUSE_URL", "store_url")
     )
-    operator: str = "dashboard"
-    auth: Literal["oidc", "dev"] | None = None
-    roles_path: Path | None = None
-    secrets_path: Path | None = None
+    operator: str = Field("dashboard", description="Who acts (and is audited) in development mode, where "
+                          "nobody signs in; with sign-in the actor is the signed-in user's email.")
+    auth: Literal["oidc", "dev"] | None = Field(
+        None, description="Sign-in mode: oidc (Streamlit OIDC sign-in, roles from roles_path) or dev (no sign-in, "
+        "loopback only, warning banner); unset: oidc when [auth] secrets exist, else dev.")
+    roles_path: Path | None = Field(
+        None, description="YAML file mapping emails and groups (an OIDC claim) to viewer, oncall, analyst, admin; "
+        "required for sign-in.")
+    secrets_path: Path | None = Field(
+        None, description="Secrets TOML holding the [auth] section (default: Streamlit's .streamlit/secrets.toml "
+        "lookup).")
     refresh_s: int = Field(DEFAULT_REFRESH_S, ge=2, le=3600)
     sql_max_rows: int = Field(DEFAULT_SQL_MAX_ROWS, ge=1, le=1_000_000)
     sql_timeout_s: float = Field(DEFAULT_SQL_TIMEOUT_S, gt=0, le=600)
