@@ -127,6 +127,12 @@ MEANINGS: dict[tuple[str, str], str] = {
     ("SinkSettings", "poll_timeout_s"): "Consumer poll timeout.",
     ("DashboardSettings", "store_url"): "Store the dashboard reads (falls back to `TRIPWIRE_CLICKHOUSE_URL`); "
     "use a read-only user plus insert rights on `alert_acks` and `killswitch_audit`.",
+    ("DashboardSettings", "auth"): "`oidc`: Streamlit sign-in with the `[auth]` secrets, roles from `roles_path`; "
+    "`dev`: no sign-in, loopback only, every action as `operator`; unset: `oidc` when `[auth]` secrets exist.",
+    ("DashboardSettings", "roles_path"): "Roles YAML mapping signed-in emails and groups to viewer, oncall, "
+    "analyst, admin (required with `oidc`).",
+    ("DashboardSettings", "secrets_path"): "Secrets TOML with the `[auth]` section (OIDC client); default: "
+    "Streamlit's `.streamlit/secrets.toml` lookup.",
     ("DashboardSettings", "operator"): "Who the dashboard records as acting (until sign-in exists).",
     ("DashboardSettings", "refresh_s"): "Auto-refresh interval of the live pages.",
     ("DashboardSettings", "sql_max_rows"): "Row limit of the SQL page.",

@@ -388,6 +388,25 @@ def test_topology(compose: dict[str, Any]) -> None:
                if str(v).startswith("."))
 
 
+def test_dashboard_sign_in_files(compose: dict[str, Any]) -> None:
+    """The dashboard listens beyond loopback, so it must run with sign-in and files that load."""
+    from tripwire.dashboard import auth, roles
+
+    dash = compose["services"]["dashboard"]
+    (argv,) = invocations(dash)
+    assert _option(argv, "--auth") == "oidc" and _option(argv, "--address") == "0.0.0.0"
+    with pytest.raises(auth.AuthConfigError):
+        auth.check_dev_address(_option(argv, "--address") or "")  # why dev mode is not an option here
+    env = env_of(dash)
+    mounts = dict(reversed(str(v).split(":")[:2]) for v in dash["volumes"])
+    roles.load(ROOT / mounts[env["TRIPWIRE_DASHBOARD_ROLES_PATH"]])  # the committed roles file parses
+    secret = compose["secrets"][dash["secrets"][0]]["file"]
+    assert env["TRIPWIRE_DASHBOARD_SECRETS_PATH"] == f"/run/secrets/{dash['secrets'][0]}"
+    example = ROOT / (secret + ".example")
+    auth.check_auth_section(auth.read_secrets([example]))  # the template has every [auth] key
+    assert secret.removeprefix("./") in (ROOT / ".gitignore").read_text().split()  # the real one is never committed
+
+
 def _grants(text: str, grantee: str) -> set[tuple[str, str]]:
     """(privilege, object) pairs of the GRANT statements to ``grantee`` (or of XML grant queries)."""
     out = set()
