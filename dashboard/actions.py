@@ -3,8 +3,9 @@
 Every action is one function taking the acting :class:`Actor` first, and every one passes
 through :func:`authorize` before it touches anything, so a role check (issue 11: sign-in and
 roles) wraps all of them in one place with :func:`set_authorizer`; the server checks, not
-just the buttons. Trips and resets are built and signed exactly like the on-call CLI
-(``new_command`` + the Ed25519 ``CommandSigner`` of ``TRIPWIRE_KILLSWITCH_PRIVATE_KEY_PATH``,
+just the buttons; every decision, allowed or refused, is audited in ``dashboard_audit``.
+Trips and resets are built and signed exactly like the on-call CLI (``new_command`` + the
+Ed25519 ``CommandSigner`` of ``TRIPWIRE_KILLSWITCH_PRIVATE_KEY_PATH``,
 ``KillSwitchConfig`` for the broker and topic), delivered to the compacted kill-switch topic
 keyed by scope (or to an in-process command sink registered by the embedded demo), then
 recorded in ``killswitch_audit`` with the actor.
@@ -42,7 +43,8 @@ class Action(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who acts. ``role`` is None until sign-in exists; ``authenticated`` says whether ``name`` was verified."""
+    """Who acts: ``name`` is the signed-in email (or the operator in development mode), ``role`` the role
+    the roles file gives it (None: no role), ``authenticated`` whether ``name`` came from sign-in."""
 
     name: str
     role: str | None = None
@@ -53,7 +55,7 @@ Authorizer = Callable[[Actor, Action, Mapping[str, Any]], None]
 
 
 def allow_all(actor: Actor, action: Action, details: Mapping[str, Any]) -> None:
-    """The default until sign-in exists (development on 127.0.0.1)."""
+    """The default for a host that installs no check; ``server.serve`` always installs the role check."""
 
 
 _authorizer: Authorizer = allow_all
