@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Consume the events topic; publish run summaries, window stats and alerts."""
         import os
+        import signal
         import subprocess
         import sys
 
@@ -54,6 +55,14 @@ def register(app: typer.Typer) -> None:
             if config.metrics_port:
                 env["TRIPWIRE_PROCESSORS_METRICS_PORT"] = str(config.metrics_port + i)
             children.append(subprocess.Popen([sys.executable, "-m", "tripwire.processors.worker"], env=env))
+
+        def forward(signum: int, _frame: object) -> None:  # stop the workers with the signal we got
+            for c in children:
+                if c.poll() is None:
+                    c.send_signal(signum)
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
         try:
             codes = [c.wait() for c in children]
         finally:
