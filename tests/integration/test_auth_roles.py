@@ -185,3 +185,25 @@ def test_the_cli_refuses_dev_mode_off_loopback(tmp_path: Path) -> None:
         cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "error: development mode (no sign-in) may only bind to 127.0.0.1 or localhost, not '0.0.0.0'" in out.stderr
+
+
+def test_dev_mode_shows_the_banner_and_acts_as_the_operator_on_loopback_only(env: dict) -> None:
+    from streamlit import config as st_config
+
+    data.set_settings(data.settings().model_copy(update={"auth": "dev"}))
+    before = st_config.get_option("server.address")
+    try:
+        st_config.set_option("server.address", "127.0.0.1")
+        at = AppTest.from_file(str(APP), default_timeout=60).run()
+        assert not at.exception
+        assert len(at.warning) >= 1 and at.warning[0].value.startswith("**Development mode: no sign-in.** Everyone "
+                                                                       "who can reach this page acts as `nobody`")
+        assert len(at.metric) > 0  # the Overview page rendered under the banner
+        st_config.set_option("server.address", "0.0.0.0")
+        at = AppTest.from_file(str(APP), default_timeout=60).run()
+        assert [e.value for e in at.error] == [
+            "Development mode (no sign-in) is refused: this server is not bound to 127.0.0.1."]
+        assert len(at.metric) == 0 and len(at.warning) == 0
+    finally:
+        st_config.set_option("server.address", before)
+        data.set_settings(data.settings().model_copy(update={"auth": "oidc"}))
