@@ -22,7 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from tripwire.dashboard.errors import DashboardError
+from tripwire.dashboard.errors import AuthConfigError
 
 REQUIRED_AUTH_KEYS = ("redirect_uri", "cookie_secret", "client_id", "client_secret", "server_metadata_url")
 LOCALHOST_NAMES = frozenset({"localhost", "localhost."})
@@ -31,10 +31,6 @@ LOCALHOST_NAMES = frozenset({"localhost", "localhost."})
 class AuthMode(StrEnum):
     OIDC = "oidc"
     DEV = "dev"
-
-
-class AuthConfigError(DashboardError):
-    """Sign-in is misconfigured (missing ``[auth]`` secrets or roles file, dev mode off loopback)."""
 
 
 def is_loopback(address: str) -> bool:

@@ -23,3 +23,11 @@ class NotAuthorizedError(ActionError):
 
 class ConsoleQueryError(DashboardError):
     """The SQL console refused a statement (not a single read-only query) or the engine rejected it."""
+
+
+class AuthConfigError(DashboardError):
+    """Sign-in is misconfigured (missing ``[auth]`` secrets or roles file, dev mode off loopback)."""
+
+
+class RolesConfigError(AuthConfigError):
+    """The roles file is missing, not YAML, or names an unknown role."""

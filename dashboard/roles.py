@@ -35,13 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from tripwire.dashboard.actions import Action, Actor
-from tripwire.dashboard.errors import DashboardError, NotAuthorizedError
+from tripwire.dashboard.errors import NotAuthorizedError, RolesConfigError
 
 DEFAULT_GROUP_CLAIM = "groups"
-
-
-class RolesConfigError(DashboardError):
-    """The roles file is missing, not YAML, or names an unknown role."""
 
 
 class Role(IntEnum):
