@@ -49,6 +49,6 @@ def apply() -> None:
             await self._stop_transactions(stale)
         await original_on_rebalance(self, assigned, revoked, newly_assigned)
 
-    AIOKafkaConsumerThread._highwaters = _highwaters
-    TransactionManager.on_rebalance = on_rebalance
+    AIOKafkaConsumerThread._highwaters = _highwaters  # type: ignore[method-assign]
+    TransactionManager.on_rebalance = on_rebalance  # type: ignore[method-assign]
     _applied = True

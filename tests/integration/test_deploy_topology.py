@@ -272,3 +272,5 @@ def test_two_workers_split_the_partitions_and_a_killed_one_loses_no_run(
              if int(r["seen"]) != events_per_run.get(r["run_id"])}
     assert wrong == {}  # every summary counted its run's events exactly once across the kill
     assert len({s.run_id for s in runs}) == len(started)
+    revisions = [(s.run_id, s.version) for s in runs]
+    assert len(revisions) == len(set(revisions))  # no revision committed twice to the runs topic either
