@@ -232,6 +232,16 @@ class BatchingSink:
         )
 
     # -- replay marks ------------------------------------------------------------------------
+    def preload(self, topic: str, partition: int) -> None:
+        """Load the replay marks of a partition now (an embedded runtime does this at start, so no
+        later ``add`` can raise); ``SinkBackpressureError`` when ClickHouse cannot be asked."""
+        if (topic, partition) in self._loaded:
+            return
+        try:
+            self._load_marks(topic, partition)
+        except StoreError as e:
+            self._backoff("sink_offsets", e)
+
     def _load_marks(self, topic: str, partition: int) -> None:
         tables = _ROLE_TABLES.get(self.roles.get(topic) or "", ("dead_letters",))
         parts = [

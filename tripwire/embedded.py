@@ -139,7 +139,20 @@ class EmbeddedRuntime:
         self._wake.set()
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> EmbeddedRuntime:
+    def start(self, timeout: float = 60.0) -> EmbeddedRuntime:
+        """Load the sink's replay marks of every in-process topic (retrying while ClickHouse is not
+        reachable, up to ``timeout``), then start the worker thread."""
+        deadline = time.monotonic() + timeout
+        for topic in (self.topics.events, self.topics.runs, self.topics.metrics, self.topics.alerts,
+                      self.topics.killswitch, self.topics.dlq):
+            while True:
+                try:
+                    self.sink.preload(topic, 0)
+                    break
+                except SinkBackpressureError as e:
+                    if time.monotonic() + e.retry_after > deadline:
+                        raise
+                    time.sleep(e.retry_after)
         for st in self.killswitch_states:
             st.ready.set()
             st.mark_contact()
@@ -205,9 +218,10 @@ class EmbeddedRuntime:
 
     # -- the work -------------------------------------------------------------------------------
     def _emit(self, topic: str, key: bytes | None, value: bytes) -> None:
+        """Offer one record of an in-process topic to the sink; the offset is used only once taken."""
         off = self._offsets.get(topic, 0)
-        self._offsets[topic] = off + 1
         self.sink.add(Message(topic, 0, off, key, value, int(time.time() * 1000)))
+        self._offsets[topic] = off + 1
 
     def _drain_inbox(self) -> None:
         while self._inbox:
@@ -215,6 +229,16 @@ class EmbeddedRuntime:
             stage = "sink"
             try:
                 self._emit(self.topics.events, key, value)
+            except SinkBackpressureError as e:  # not taken: offer it again after the backoff
+                self._inbox.appendleft((key, value))
+                self._stop.wait(min(e.retry_after, 1.0))
+                return
+            except Exception as e:  # a bug must cost one event (to the DLQ), never the runtime
+                self.stats.internal_errors += 1
+                log.exception("embedded runtime could not hand an event to the sink")
+                self._dead_letter(key, value, f"{type(e).__name__}: {e}", type(e).__name__, stage)
+                continue
+            try:
                 stage = "decode"
                 event = decode(value)
                 self.stats.events += 1

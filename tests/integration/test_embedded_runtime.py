@@ -24,10 +24,11 @@ EVENT_TABLES = ("model_calls", "tool_calls", "run_events")
 class FlakyStore(Store):
     """A real store whose first ``failures`` inserts fail, as a ClickHouse outage would."""
 
-    def __init__(self, inner: Store, failures: int) -> None:
+    def __init__(self, inner: Store, failures: int, mark_failures: int = 0) -> None:
         self.inner = inner
         self.failures = failures
         self.failed = 0
+        self.mark_failures = mark_failures  # failures of the sink's replay-mark lookups
         self.backend = inner.backend
         self.database = inner.database
 
@@ -35,6 +36,9 @@ class FlakyStore(Store):
         self.inner.command(sql, params)
 
     def query(self, sql: str, params: Any = None) -> Any:
+        if self.mark_failures and "src_topic = {topic:String}" in sql:
+            self.mark_failures -= 1
+            raise StoreError("Code: 210. DB::NetException: Connection refused (simulated outage)")
         return self.inner.query(sql, params)
 
     def query_df(self, sql: str, params: Any = None) -> Any:
@@ -118,3 +122,13 @@ def test_a_restart_continues_the_same_data(store: Store, tmp_path: Path) -> None
     assert second.stop(timeout=60)
     assert _events(store) == n1 + n2
     assert int(store.query("SELECT count(DISTINCT run_id) FROM run_summaries FINAL", {}).rows[0][0]) == 12
+
+
+def test_clickhouse_down_at_start_delays_the_start_and_loses_nothing(store: Store, tmp_path: Path) -> None:
+    flaky = FlakyStore(store, failures=0, mark_failures=3)
+    runtime = EmbeddedRuntime(flaky, state_dir=tmp_path / "state", batch_seconds=0.1).start(timeout=30)
+    assert flaky.mark_failures == 0
+    emitted = _emit_runs(runtime, tmp_path / "spool", runs=4)
+    assert runtime.stop(timeout=60)
+    assert _events(store) == emitted
+    assert runtime.stats.dead_letters == 0 and runtime.stats.internal_errors == 0
