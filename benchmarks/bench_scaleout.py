@@ -42,7 +42,7 @@ from benchmarks._harness import Result, bootstrap, report
 
 PARTITIONS = 4
 SIM_SECONDS = float(os.environ.get("TRIPWIRE_BENCH_SCALEOUT_SIM_S", "5"))
-SIM_RATE = float(os.environ.get("TRIPWIRE_BENCH_SCALEOUT_RATE", "1000"))  # events/s the fleet emits
+SIM_RATE = float(os.environ.get("TRIPWIRE_BENCH_SCALEOUT_RATE", "0"))  # events/s the fleet emits (0: all it can)
 TIMEOUT_S = 240.0  # per run: a group that stops committing (see docs/scale-out.md) counts as stalled
 ROUNDS = int(os.environ.get("TRIPWIRE_BENCH_SCALEOUT_ROUNDS", "2"))
 TRIPWIRE = [sys.executable, "-m", "tripwire.cli"]
@@ -156,6 +156,28 @@ def _committed(bs: str, group: str, topic: str) -> int:
         c.close()
 
 
+def _count(bs: str, topic: str) -> int:
+    """Committed records on ``topic`` (read_committed, from the beginning)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bs, "group.id": _uid("bench-count"), "enable.auto.commit": False,
+                  "isolation.level": "read_committed"})
+    try:
+        tps = [TopicPartition(topic, p, 0) for p in range(PARTITIONS)]
+        ends = {tp.partition: c.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
+        c.assign(tps)
+        n, idle = 0, 0
+        while idle < 3:
+            batch = c.consume(10_000, timeout=0.5)
+            n += sum(1 for m in batch if m.error() is None)
+            positions = c.position(tps)
+            at_end = all(ends[p.partition] == 0 or p.offset >= ends[p.partition] for p in positions)
+            idle = idle + 1 if not batch and at_end else 0
+        return n
+    finally:
+        c.close()
+
+
 def _cpu_seconds(pid: int) -> float:
     """user + system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -201,8 +223,13 @@ def _run_workers(bs: str, events: list[tuple[bytes, bytes]], workers: int, folde
         _wait(lambda: _committed(bs, app_id, topic) >= len(events), TIMEOUT_S, "every event committed", 0.05)
         elapsed = time.perf_counter() - t0
         cpu = sum(_cpu_seconds(p.pid) for p in procs) - cpu0
+        # the events were processed, not skipped: none dead-lettered, summaries published
+        dead = _count(bs, f"{prefix}.tripwire.dlq.v1")
+        summaries = _count(bs, f"{prefix}.tripwire.runs.v1")
+        if dead or not summaries:
+            raise RuntimeError(f"{workers} worker(s): {dead} dead letters, {summaries} run summaries")
         return {"events_per_s": len(events) / elapsed, "seconds": elapsed, "cpu_seconds": cpu,
-                "events_per_cpu_s": len(events) / cpu}
+                "events_per_cpu_s": len(events) / cpu, "run_summaries": summaries}
     finally:
         for p in procs:
             if p.poll() is None:
@@ -248,6 +275,7 @@ def run() -> list[dict]:
 
     def figures(r: dict[str, float]) -> dict[str, Any]:
         return {**extra, "seconds": round(r["seconds"], 2), "worker_cpu_seconds": round(r["cpu_seconds"], 2),
+                "run_summaries": r["run_summaries"],
                 "events_per_worker_cpu_s": round(r["events_per_cpu_s"], 1)}
 
     return [
