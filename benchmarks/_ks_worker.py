@@ -1,4 +1,5 @@
-"""A processors worker with the kill-switch policy agent wired in, for kill-switch tests and benchmarks.
+"""The processors worker (which wires in the kill-switch policy agent), for kill-switch tests and benchmarks:
+unlike ``python -m tripwire.processors.worker`` it refuses to start without a signing key.
 
     python -m benchmarks._ks_worker     (configured by TRIPWIRE_PROCESSORS_* and TRIPWIRE_KILLSWITCH_* env)
 """
