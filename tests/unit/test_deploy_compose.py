@@ -26,7 +26,7 @@ import pytest
 import typer
 import yaml
 
-from tests.unit.test_deploy_config_reference import load_reference
+from tests.deploy_reference import load_reference
 
 pytestmark = pytest.mark.unit
 
