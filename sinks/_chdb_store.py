@@ -103,9 +103,17 @@ class ChdbStore(Store):
         return QueryResult(columns, rows, truncated)
 
     def query_df(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
-        df = self._run(sql, params, "dataframe")
-        if self.limits is not None and len(df) > self.limits.max_rows:
-            df = df.iloc[: self.limits.max_rows]
+        # Built from the Native result rather than chdb's own "dataframe" output: chdb 4.4 hangs
+        # (holding the GIL, so the whole process stops) converting some arrays of tuples to pandas.
+        import pandas as pd
+
+        res = self.query(sql, params)
+        if not res.columns:  # an empty Native result names no columns: take the (empty) frame chdb makes
+            return self._run(sql, params, "dataframe")
+        df = pd.DataFrame.from_records(res.rows, columns=list(res.columns))
+        for col in df.columns:  # ClickHouse DateTime columns here are UTC; say so, as chdb's pandas output did
+            if pd.api.types.is_datetime64_dtype(df[col]) and getattr(df[col].dt, "tz", None) is None:
+                df[col] = df[col].dt.tz_localize("UTC")
         return df
 
     def _column_types(self, table: str, columns: tuple[str, ...]) -> list[Any]:
