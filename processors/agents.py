@@ -21,6 +21,7 @@ import time
 import uuid
 from typing import Any
 
+from tripwire.processors._state_cache import StateCache
 from tripwire.processors.config import ProcessorConfig
 from tripwire.processors.latency import window_key
 from tripwire.processors.metrics import ProcessorMetrics
@@ -52,6 +53,19 @@ class Runtime:
         self.positions: dict[tuple[str, int], int] = {}
         self.started_at = time.time()
         self._scans: dict[str, tuple[float, dict[int, list[bytes]]]] = {}
+        self.caches = {
+            s.name: StateCache(s, tables[s.name]) for s in (pipeline.runs, pipeline.agents, pipeline.credentials)
+        }
+        self._generation: int | None = None
+
+    def _cache(self, stage: Any) -> StateCache:
+        """``stage``'s state cache; a new consumer generation (a rebalance) drops every cache."""
+        generation = self.app.consumer_generation_id
+        if generation != self._generation:
+            for cache in self.caches.values():
+                cache.clear()
+            self._generation = generation
+        return self.caches[stage.name]
 
     # -- sending ---------------------------------------------------------------------------------
     def _tid(self, msg: Any) -> str | None:
@@ -145,15 +159,16 @@ class Runtime:
             await self.dead_letter(msg, tid, bad_stage, reason, err)
             return
         table = self.tables[stage.name]
+        cache = self._cache(stage)
         key = stage.key(ev)
         kb = key.encode()
         now = time.time()
         try:
-            raw = table.get(kb)
-            state = stage.loads(unpack(raw)[1]) if raw is not None else stage.new_state(key)
+            state = cache.get(kb, key)
             res = stage.process(state, ev, now)
         except Exception as e:  # a bug or corrupt state must not stop the worker: the event goes to the DLQ
             log.exception("stage %s failed on %s", stage.name, key)
+            cache.evict(kb)  # maybe half-updated; the table holds the state from before this event
             self.metrics.events.labels(stage.name, "failed").inc()
             await self.dead_letter(msg, tid, "process", f"{stage.name}: {e}", type(e).__name__)
             return
@@ -216,18 +231,20 @@ class Runtime:
             return  # time-driven outputs wait until the partition has caught up with its input
         table = self.tables[stage.name]
         mine = self._keys_of(stage.name, table, now, msg.partition)
+        cache = self._cache(stage)
         for kb in mine:
-            value = table.get(kb)
-            if value is None:
-                continue
             try:
-                state = stage.loads(unpack(value)[1])
+                state = cache.peek(kb)
+                if state is None:
+                    continue
                 out = stage.tick(state, now, self.started_at)
                 expired = stage.expired(state, now)
             except Exception:
                 log.exception("tick of stage %s failed for key %r", stage.name, kb)
+                cache.evict(kb)
                 continue
             if expired:
+                cache.evict(kb)
                 await self.put(table, kb, None, msg.partition)
             elif out:
                 await self.put(table, kb, pack(msg.partition, stage.dumps(state)), msg.partition)
