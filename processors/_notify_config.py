@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from tripwire.errors import ConfigError
+from tripwire.kafka_security import KafkaSecurity
 from tripwire.processors.errors import ProcessorError
 
 DEFAULT_GROUP = "tripwire-notify"
@@ -22,9 +23,9 @@ class RoutesError(NotifyError, ConfigError):
     the message names the route and field."""
 
 
-class NotifyConfig(BaseSettings):
+class NotifyConfig(KafkaSecurity):
     """How ``tripwire notify`` runs. Every field has an env var ``TRIPWIRE_NOTIFY_<FIELD>``; the broker
-    also falls back to ``TRIPWIRE_KAFKA_BOOTSTRAP``.
+    also falls back to ``TRIPWIRE_KAFKA_BOOTSTRAP``; TLS/SASL are the shared ``TRIPWIRE_KAFKA_*`` settings.
 
     Secrets referenced by the routes file (``url_secret: ops_hook``) come from ``secrets``:
     ``TRIPWIRE_NOTIFY_SECRETS__OPS_HOOK=https://...`` or ``TRIPWIRE_NOTIFY_SECRETS='{"ops_hook": "..."}'``.

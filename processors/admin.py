@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 
 from tripwire.errors import ConfigError
+from tripwire.kafka_security import KafkaSecurity
 from tripwire.processors.errors import ProcessorError
 
 log = logging.getLogger(__name__)
@@ -23,17 +24,20 @@ def ensure_topics(
     config: Mapping[str, Mapping[str, str]] | None = None,
     timeout: float = 30.0,
     require_partitions: bool = True,
+    security: KafkaSecurity | None = None,
 ) -> dict[str, int]:
     """Create the missing topics (name -> partitions); returns every topic's partition count.
 
     ``config`` maps a topic name to its topic configs (e.g. ``cleanup.policy``). Existing topics are
     left alone; with ``require_partitions`` an existing topic whose partition count differs from
     the requested one is a :class:`ConfigError` (co-partitioned stages would silently break).
+    ``security`` is how to authenticate (TLS/SASL; None: ``PLAINTEXT``).
     """
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    conf = {"bootstrap.servers": bootstrap, **(security.confluent_conf() if security is not None else {})}
+    admin = AdminClient(conf)
     try:
         existing = admin.list_topics(timeout=timeout).topics
     except KafkaException as e:

@@ -36,4 +36,5 @@ def create_app(config: ProcessorConfig) -> Any:
         autodiscover=False,
         stream_wait_empty=False,
         producer_linger=config.producer_linger_s,
+        broker_credentials=config.faust_credentials(),  # TLS/SASL (None: PLAINTEXT)
     )

@@ -6,16 +6,18 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from tripwire.errors import ConfigError
+from tripwire.kafka_security import KafkaSecurity
 
 DEFAULT_PARTITIONS = 6
 
 
-class ProcessorConfig(BaseSettings):
+class ProcessorConfig(KafkaSecurity):
     """How the faust worker runs. Every field has an env var ``TRIPWIRE_PROCESSORS_<FIELD>``;
-    the broker also falls back to ``TRIPWIRE_KAFKA_BOOTSTRAP``."""
+    the broker also falls back to ``TRIPWIRE_KAFKA_BOOTSTRAP``, and TLS/SASL are the shared
+    ``TRIPWIRE_KAFKA_*`` security settings (passed to aiokafka through faust and to the admin client)."""
 
     model_config = SettingsConfigDict(env_prefix="TRIPWIRE_PROCESSORS_", frozen=True, extra="forbid")
 

@@ -47,7 +47,10 @@ def register_killswitch_agent(runtime: Any, config: KillSwitchConfig | None = No
         return False
     signer = CommandSigner.from_file(config.private_key_path)
     topic = killswitch_topic(runtime)
-    topic_config = config.model_copy(update={"bootstrap": runtime.config.bootstrap, "topic": topic})
+    # The policy's clients talk to the worker's cluster: its bootstrap and its TLS/SASL settings.
+    topic_config = config.model_copy(
+        update={"bootstrap": runtime.config.bootstrap, "topic": topic, **runtime.config.security_fields()}
+    )
     ensure_topic(topic_config)
     # The worker follows the topic like an SDK does, so a trip never replaces a stronger switch on its scope.
     trusted = [signer.public_key()]

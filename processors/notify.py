@@ -127,6 +127,7 @@ class Notifier:
         self.codec = codec
         conf: dict[str, Any] = {
             "bootstrap.servers": c.bootstrap,
+            **c.confluent_conf(),
             "group.id": c.consumer_group,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
@@ -140,7 +141,8 @@ class Notifier:
         conf.update(consumer_config or {})
         self._consumer = Consumer(conf)
         self._producer = Producer(
-            {"bootstrap.servers": c.bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5}
+            {"bootstrap.servers": c.bootstrap, **c.confluent_conf(), "enable.idempotence": True, "acks": "all",
+             "linger.ms": 5}
         )
         self._policy = RetryPolicy(c.max_attempts, c.backoff_initial_s, c.backoff_max_s, c.retry_after_max_s)
         if http_client is None:

@@ -61,5 +61,6 @@ def ensure_runtime_topics(config: ProcessorConfig) -> RuntimeTopics:
         topics.partition_counts(config.partitions),
         replication=config.replication,
         config=topics.topic_configs(),
+        security=config,
     )
     return topics

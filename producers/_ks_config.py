@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from tripwire.kafka_security import KafkaSecurity, SaslMechanism, SecurityProtocol, security_env
 from tripwire.schemas.topics import KILLSWITCH
 
 DEFAULT_STALENESS_S = 15.0
@@ -15,9 +16,9 @@ DEFAULT_READY_TIMEOUT_S = 5.0
 DEFAULT_HEARTBEAT_S = 1.0
 
 
-class KillSwitchConfig(BaseSettings):
-    """Kill-switch settings (env prefix ``TRIPWIRE_KILLSWITCH_``; the bootstrap falls back to
-    ``TRIPWIRE_KAFKA_BOOTSTRAP``). Key paths are paths: key material is never logged."""
+class KillSwitchConfig(KafkaSecurity):
+    """Kill-switch settings (env prefix ``TRIPWIRE_KILLSWITCH_``; the bootstrap and the TLS/SASL settings
+    fall back to ``TRIPWIRE_KAFKA_*``). Key paths are paths: key material is never logged."""
 
     model_config = SettingsConfigDict(env_prefix="TRIPWIRE_KILLSWITCH_", frozen=True, extra="forbid",
                                       populate_by_name=True)
@@ -49,10 +50,25 @@ class KillSwitchConfig(BaseSettings):
     max_clock_skew_s: float = Field(default=300.0, ge=0)
     issued_by: str | None = None
     """Who the CLI records as the issuer (default: the OS user)."""
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: str | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
+    # The shared security fields, also read from the kill switch's own (older) variables, which win.
+    security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT",
+        validation_alias=security_env("security_protocol", "TRIPWIRE_KILLSWITCH_SECURITY_PROTOCOL"),
+        description="Kafka `security.protocol` of the listener, CLI and policy worker (default: "
+        "`TRIPWIRE_KAFKA_SECURITY_PROTOCOL`).",
+    )
+    sasl_mechanism: SaslMechanism | None = Field(
+        None, validation_alias=security_env("sasl_mechanism", "TRIPWIRE_KILLSWITCH_SASL_MECHANISM"),
+        description="SASL mechanism of the kill-switch clients (default: `TRIPWIRE_KAFKA_SASL_MECHANISM`).",
+    )
+    sasl_username: str | None = Field(
+        None, validation_alias=security_env("sasl_username", "TRIPWIRE_KILLSWITCH_SASL_USERNAME"),
+        description="SASL user of the kill-switch clients (default: `TRIPWIRE_KAFKA_SASL_USERNAME`).",
+    )
+    sasl_password: SecretStr | None = Field(
+        None, validation_alias=security_env("sasl_password", "TRIPWIRE_KILLSWITCH_SASL_PASSWORD"),
+        description="SASL password of the kill-switch clients (default: `TRIPWIRE_KAFKA_SASL_PASSWORD`).",
+    )
 
     @model_validator(mode="after")
     def _one_public_key_source(self) -> KillSwitchConfig:
@@ -62,14 +78,7 @@ class KillSwitchConfig(BaseSettings):
 
     def kafka_properties(self) -> dict[str, Any]:
         """librdkafka properties shared by the listener, the CLI and the policy worker."""
-        props: dict[str, Any] = {"bootstrap.servers": self.bootstrap, "security.protocol": self.security_protocol}
-        if self.sasl_mechanism:
-            props["sasl.mechanism"] = self.sasl_mechanism
-        if self.sasl_username:
-            props["sasl.username"] = self.sasl_username
-        if self.sasl_password is not None:
-            props["sasl.password"] = self.sasl_password.get_secret_value()
-        return props
+        return {"bootstrap.servers": self.bootstrap, **self.confluent_conf()}
 
 
 __all__ = ["KillSwitchConfig"]

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tripwire.errors import ConfigError
+from tripwire.kafka_security import KafkaSecurity
 
 DEFAULT_TOPIC = "tripwire.events.v1"
 DEFAULT_SPOOL_DIR = Path(".tripwire") / "spool"
@@ -136,8 +137,9 @@ class RedactionSpec(BaseModel):
     """Dict keys whose values are masked whole, whatever they contain (substring match, case-insensitive)."""
 
 
-class KafkaProducerSettings(BaseSettings):
-    """Kafka settings of the SDK's producer (env prefix ``TRIPWIRE_KAFKA_``)."""
+class KafkaProducerSettings(KafkaSecurity):
+    """Kafka settings of the SDK's producer (env prefix ``TRIPWIRE_KAFKA_``); TLS and SASL are the shared
+    :class:`~tripwire.kafka_security.KafkaSecurity` fields."""
 
     model_config = SettingsConfigDict(env_prefix="TRIPWIRE_KAFKA_", frozen=True, extra="forbid")
 
@@ -146,10 +148,6 @@ class KafkaProducerSettings(BaseSettings):
     compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
     linger_ms: int = Field(default=20, ge=0, le=60_000)
     batch_size: int = Field(default=262_144, ge=1)
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: str | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
     client_id: str = "tripwire-sdk"
     extra: dict[str, str] = Field(default_factory=dict)
     """Further librdkafka properties (cannot weaken idempotence or acks)."""

@@ -95,14 +95,8 @@ class KafkaTransport:
             "queue.buffering.max.kbytes": 1_048_576,
             "socket.keepalive.enable": True,
             "reconnect.backoff.max.ms": 1000,
-            "security.protocol": s.security_protocol,
+            **s.confluent_conf(),
         }
-        if s.sasl_mechanism:
-            conf["sasl.mechanism"] = s.sasl_mechanism
-        if s.sasl_username:
-            conf["sasl.username"] = s.sasl_username
-        if s.sasl_password is not None:
-            conf["sasl.password"] = s.sasl_password.get_secret_value()
         conf.update(s.extra)
         return conf
 

@@ -429,10 +429,20 @@ def _nested(cls: type, tp: Any) -> tuple[tuple[str, str, str, str], ...]:
     return tuple(rows)
 
 
+def _shared_security(cls: Any, name: str, field: Any) -> bool:
+    """A TLS/SASL field a component inherits unchanged from ``KafkaSecurity`` (documented once, there)."""
+    from tripwire.kafka_security import KafkaSecurity
+
+    return cls is not KafkaSecurity and issubclass(cls, KafkaSecurity) and \
+        KafkaSecurity.model_fields.get(name) is field
+
+
 def _describe_class(cls: Any, module: str, comments: dict, docstrings: dict) -> SettingsClass:
     prefix = cls.model_config.get("env_prefix", "") or ""
     settings = []
     for name, field in cls.model_fields.items():
+        if _shared_security(cls, name, field):
+            continue
         meaning = (field.description or docstrings.get((cls.__name__, name)) or comments.get((cls.__name__, name))
                    or MEANINGS.get((cls.__name__, name), ""))
         bounds = _bounds(field)
@@ -445,6 +455,8 @@ def _describe_class(cls: Any, module: str, comments: dict, docstrings: dict) -> 
                                 _is_secret(field.annotation) or _secret_values(field.annotation),
                                 _nested(cls, field.annotation)))
     doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+    if any(_shared_security(cls, n, f) for n, f in cls.model_fields.items()):
+        doc += " Kafka TLS/SASL: the shared [`TRIPWIRE_KAFKA_*` security settings](#tripwire_kafka_--kafkasecurity)."
     doc = re.sub(r":\w+:`~?(?:[\w.]*\.)?(\w+)`", r"`\1`", doc).replace("``", "`")
     return SettingsClass(cls, module, prefix, doc, tuple(settings))
 
@@ -470,14 +482,18 @@ given as JSON in the environment, or as YAML in the agent's config file (`load_c
 
 ## Security settings at a glance
 
-- **Kafka TLS and SASL (SCRAM, PLAIN)** are settings of {kafka_secure}: `*_SECURITY_PROTOCOL`
-  (`SSL`, `SASL_PLAINTEXT`, `SASL_SSL`), `*_SASL_MECHANISM` (`SCRAM-SHA-256`, `SCRAM-SHA-512`,
-  `PLAIN`), `*_SASL_USERNAME`, `*_SASL_PASSWORD` (secret); they are passed to confluent-kafka
-  (librdkafka) as `security.protocol`, `sasl.mechanism`, `sasl.username`, `sasl.password`. The
-  SDK's producer takes further librdkafka properties (CA file, client certificate) through
-  `TRIPWIRE_KAFKA_EXTRA` (JSON; it cannot weaken idempotence or acks).
-  {kafka_plain}
-- **ClickHouse TLS and credentials** are in the store URL, which is a secret:
+- **Kafka TLS and SASL (SCRAM, PLAIN)** are one shared block, [`KafkaSecurity`](#tripwire_kafka_--kafkasecurity),
+  read by every Kafka client: {kafka_secure}. `TRIPWIRE_KAFKA_SECURITY_PROTOCOL` (`SSL`,
+  `SASL_PLAINTEXT`, `SASL_SSL`), `TRIPWIRE_KAFKA_SASL_MECHANISM` (`SCRAM-SHA-512`, `SCRAM-SHA-256`,
+  `PLAIN`), `TRIPWIRE_KAFKA_SASL_USERNAME`, `TRIPWIRE_KAFKA_SASL_PASSWORD` (secret),
+  `TRIPWIRE_KAFKA_SSL_CAFILE`, `TRIPWIRE_KAFKA_SSL_CERTFILE`/`TRIPWIRE_KAFKA_SSL_KEYFILE` (mutual TLS),
+  `TRIPWIRE_KAFKA_SSL_KEY_PASSWORD` (secret), `TRIPWIRE_KAFKA_SSL_CHECK_HOSTNAME`. They are passed to
+  confluent-kafka (librdkafka: `security.protocol`, `sasl.*`, `ssl.*`) and, by the processors, to
+  aiokafka through faust's `broker_credentials`. A `SASL_*` protocol without mechanism, user or
+  password, or an SSL file that does not exist, stops the component at start. The kill switch's
+  older `TRIPWIRE_KILLSWITCH_SECURITY_PROTOCOL` and `TRIPWIRE_KILLSWITCH_SASL_*` still work and win
+  over the shared ones.
+{kafka_plain}- **ClickHouse TLS and credentials** are in the store URL, which is a secret:
   `clickhouses://user:password@host:8443/db` connects over TLS (`clickhouse://` is plain HTTP,
   port 8123). Give each component its own user (see `deploy/clickhouse/users.d/tripwire.xml`): the
   sink and migrations a writer, the dashboard a reader that may only insert acknowledgements and
@@ -502,15 +518,17 @@ def _cell(text: str) -> str:
 def render(classes: list[SettingsClass] | None = None) -> str:
     classes = classes if classes is not None else settings_classes()
     index = "\n".join(f"| [`{c.prefix}`](#{_anchor(c)}) | `{c.cls.__name__}` | `{c.module}` |" for c in classes)
-    secure = [c for c in classes if any(s.name == "security_protocol" for s in c.settings)]
+    from tripwire.kafka_security import KafkaSecurity
+
+    secure = [c for c in classes if issubclass(c.cls, KafkaSecurity) and c.cls is not KafkaSecurity]
     plain = [c for c in classes if any(s.name == "bootstrap" for s in c.settings) and c not in secure
              and c.prefix != "TRIPWIRE_DEV_KAFKA_"]
     kafka_secure = ", ".join(f"`{c.prefix}` ({c.cls.__name__})" for c in secure) or "no class"
     kafka_plain = (
-        "The other Kafka clients, " + ", ".join(f"`{c.prefix}` ({c.cls.__name__})" for c in plain)
+        "  The other Kafka clients, " + ", ".join(f"`{c.prefix}` ({c.cls.__name__})" for c in plain)
         + ", have no security settings yet: they connect in PLAINTEXT, so run them on a private network "
-        "or add the same four fields to their class."
-    ) if plain else "Every Kafka client of the pipeline has these settings."
+        "or derive their class from `KafkaSecurity`.\n"
+    ) if plain else ""
     out = [HEADER.format(index=index, kafka_secure=kafka_secure, kafka_plain=kafka_plain)]
     for c in classes:
         out.append(f"\n## `{c.prefix}*` — {c.cls.__name__}\n")

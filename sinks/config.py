@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tripwire.kafka_security import KafkaSecurity
+
 DEFAULT_URL = "chdb:///.tripwire/chdb?database=tripwire"
 DEFAULT_PROMPT_TTL_DAYS = 30
 DEFAULT_CALL_TTL_DAYS = 180
@@ -38,8 +40,9 @@ class ClickHouseSettings(BaseSettings):
         return self
 
 
-class SinkSettings(BaseSettings):
-    """The batching sink (env prefix ``TRIPWIRE_SINK_``; the broker from ``TRIPWIRE_KAFKA_BOOTSTRAP``)."""
+class SinkSettings(KafkaSecurity):
+    """The batching sink (env prefix ``TRIPWIRE_SINK_``; the broker from ``TRIPWIRE_KAFKA_BOOTSTRAP``, TLS/SASL
+    from the shared ``TRIPWIRE_KAFKA_*`` security settings)."""
 
     model_config = SettingsConfigDict(env_prefix="TRIPWIRE_SINK_", frozen=True, extra="ignore", populate_by_name=True)
 

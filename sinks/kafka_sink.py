@@ -56,6 +56,7 @@ class KafkaSink:
         )
         conf: dict[str, object] = {
             "bootstrap.servers": s.bootstrap,
+            **s.confluent_conf(),
             "group.id": s.group_id,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,

@@ -36,12 +36,14 @@ def _processor_config(**given: Any) -> Any:
     return ProcessorConfig(**{k: v for k, v in given.items() if v is not None})
 
 
-def _killswitch_config(bootstrap: str, prefix: str, partitions: int | None) -> Any:
+def _killswitch_config(config: Any, partitions: int | None) -> Any:
+    """The kill-switch settings for the processors' cluster: its bootstrap and TLS/SASL settings."""
     from tripwire.producers._ks_config import KillSwitchConfig
     from tripwire.schemas import topic_names
 
     base = KillSwitchConfig()
-    update: dict[str, Any] = {"bootstrap": bootstrap}
+    prefix = config.topic_prefix
+    update: dict[str, Any] = {"bootstrap": config.bootstrap, **config.security_fields()}
     if prefix:
         update["topic"] = topic_names(prefix).killswitch
     if partitions is not None:
@@ -50,7 +52,7 @@ def _killswitch_config(bootstrap: str, prefix: str, partitions: int | None) -> A
 
 
 def _describe(
-    bootstrap: str, names: list[str], timeout: float, *, wait: bool = False
+    config: Any, names: list[str], timeout: float, *, wait: bool = False
 ) -> list[tuple[str, int | None, str]]:
     """(topic, partitions or None when missing, cleanup.policy) for each name; ``wait`` polls the
     metadata until every name is visible (a topic just created may lag behind on this connection)."""
@@ -58,7 +60,7 @@ def _describe(
 
     from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": config.bootstrap, **config.confluent_conf()})
     deadline = time.monotonic() + timeout
     meta = admin.list_topics(timeout=timeout).topics
     while wait and not all(n in meta for n in names) and time.monotonic() < deadline:
@@ -104,12 +106,12 @@ def create(
     try:
         config = _processor_config(bootstrap=bootstrap, topic_prefix=topic_prefix, partitions=partitions,
                                    replication=replication, app_id=app_id)
-        ks = _killswitch_config(config.bootstrap, config.topic_prefix, killswitch_partitions)
+        ks = _killswitch_config(config, killswitch_partitions)
         ensure_runtime_topics(config)
         ensure_topic(ks, timeout=timeout)
         runtime = RuntimeTopics.from_config(config)
         names = [*runtime.partition_counts(config.partitions), ks.topic]
-        rows = _describe(config.bootstrap, names, timeout, wait=True)
+        rows = _describe(config, names, timeout, wait=True)
     except (TripwireError, KafkaException, ValueError) as e:
         raise _fail(str(e)) from e
     wrong = [(n, p) for n, p, _ in rows if n == ks.topic and p != ks.partitions]
@@ -128,14 +130,15 @@ def describe(
     """Partition count and cleanup policy of every pipeline topic; exit 1 if one is missing."""
     from confluent_kafka import KafkaException
 
+    from tripwire.errors import TripwireError
     from tripwire.processors.topics import RuntimeTopics
 
-    config = _processor_config(bootstrap=bootstrap, topic_prefix=topic_prefix, app_id=app_id)
-    ks = _killswitch_config(config.bootstrap, config.topic_prefix, None)
-    names = [*RuntimeTopics.from_config(config).partition_counts(1), ks.topic]
     try:
-        rows = _describe(config.bootstrap, names, timeout)
-    except KafkaException as e:
+        config = _processor_config(bootstrap=bootstrap, topic_prefix=topic_prefix, app_id=app_id)
+        ks = _killswitch_config(config, None)
+        names = [*RuntimeTopics.from_config(config).partition_counts(1), ks.topic]
+        rows = _describe(config, names, timeout)
+    except (TripwireError, KafkaException, ValueError) as e:
         raise _fail(str(e)) from e
     _print(rows)
     if any(p is None for _, p, _ in rows):
