@@ -1,8 +1,9 @@
-"""Three fixes to faust-streaming 0.15.3's exactly-once rebalancing, applied once per process.
+"""Four fixes to faust-streaming 0.15.3's rebalancing, applied once per process.
 
-Both only matter when partitions move between live workers of one group (scale-out, or a worker
-killed while another keeps running); a single worker restarting from scratch never hits them.
-``tests/integration/test_deploy_topology.py`` kills one of two workers and fails without them.
+Fixes 1-3 only matter when partitions move between live workers of one group (scale-out, or a
+worker killed while another keeps running); ``tests/integration/test_deploy_topology.py`` kills
+one of two workers and fails without them. Fix 4 matters at every start after a crash;
+``tests/integration/test_proc_worker.py`` (SIGKILL mid-stream) lost events without it.
 
 1. Recovery highwaters. Under ``exactly_once`` faust reads a changelog's end from
    ``consumer.last_stable_offset(tp)``, which aiokafka only knows after a fetch of that partition:
@@ -23,6 +24,12 @@ killed while another keeps running); a single worker restarting from scratch nev
    transaction holds back while processing is paused: the worker stops committing those
    partitions. The fix commits them at the rebalance (see :func:`_close_open_transaction`);
    ``benchmarks/bench_scaleout.py`` counts runs that stall.
+4. Events dropped when streams resume. At the end of a rebalance faust resumes the stream
+   partitions, *then* seeks them to the committed offsets, *then* resumes flow control, which
+   clears every stream's queue. Events fetched in between reach a queue, move the consumer's read
+   offset past them, and are cleared: the refetch after the seek drops them as already read, and
+   later events are acked and committed past them (lost). The fix defers resuming the stream
+   partitions until faust has sought and resumed flow (see :func:`_resume_streams_last`).
 """
 
 from __future__ import annotations
@@ -51,11 +58,32 @@ async def _close_open_transaction(producer: Any, tid: str) -> None:
         log.info("committed the open transaction of a kept partition id=%s", tid)
 
 
+def _resume_streams_last(method: Any) -> Any:
+    """Wrap a faust ``Recovery`` method that resumes the stream partitions, so that it resumes
+    them last: after the seek to committed offsets and the flow-control resume (which clears the
+    stream queues). On an error (another rebalance) they stay paused, as faust's next round wants."""
+
+    async def wrapper(self: Any, generation_id: int = 0) -> None:
+        consumer = self.app.consumer
+        deferred: list[Any] = []
+        consumer.resume_partitions = deferred.extend  # shadows the method for this call only
+        try:
+            await method(self, generation_id)
+        finally:
+            del consumer.resume_partitions
+        if deferred:
+            consumer.resume_partitions(set(deferred))
+
+    wrapper.__name__ = method.__name__
+    return wrapper
+
+
 def apply() -> None:
     """Patch faust's aiokafka driver and transaction manager (idempotent)."""
     global _applied
     if _applied:
         return
+    from faust.tables.recovery import Recovery
     from faust.transport.consumer import TransactionManager
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
@@ -77,4 +105,6 @@ def apply() -> None:
 
     AIOKafkaConsumerThread._highwaters = _highwaters  # type: ignore[method-assign]
     TransactionManager.on_rebalance = on_rebalance  # type: ignore[method-assign]
+    Recovery._resume_streams = _resume_streams_last(Recovery._resume_streams)  # type: ignore[method-assign]
+    Recovery.on_recovery_completed = _resume_streams_last(Recovery.on_recovery_completed)  # type: ignore[method-assign]
     _applied = True

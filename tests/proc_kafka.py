@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import wait_until
+from tests.helpers import WaitTimeout, wait_until
 from tripwire.processors.config import ProcessorConfig
 from tripwire.processors.topics import RuntimeTopics, ensure_runtime_topics
 from tripwire.schemas import decode, encode
@@ -163,5 +163,8 @@ def wait_for(reader: CommittedReader, predicate: Any, timeout: float, message: s
         recs = reader.poll()
         return predicate(recs)
 
-    wait_until(check, timeout=timeout, interval=0.2, message=message)
+    try:
+        wait_until(check, timeout=timeout, interval=0.2, message=message)
+    except WaitTimeout as e:  # say how far it got, and what the worker logged last
+        raise WaitTimeout(f"{e}; {len(reader.records)} records read\n{worker.log()[-3000:]}") from None
     return reader.records
