@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
+from typing import Any
 
 from tripwire.errors import ConfigError
-from tripwire.kafka_security import KafkaSecurity
+from tripwire.kafka_security import AuthWatch, KafkaSecurity
 from tripwire.processors.errors import ProcessorError
 
 log = logging.getLogger(__name__)
@@ -36,12 +38,10 @@ def ensure_topics(
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    conf = {"bootstrap.servers": bootstrap, **(security.confluent_conf() if security is not None else {})}
-    admin = AdminClient(conf)
-    try:
-        existing = admin.list_topics(timeout=timeout).topics
-    except KafkaException as e:
-        raise TopicError(f"cannot list topics on {bootstrap}: {e}") from e
+    security = security if security is not None else KafkaSecurity(security_protocol="PLAINTEXT")
+    watch = AuthWatch(security, bootstrap)
+    admin = AdminClient({"bootstrap.servers": bootstrap, **security.confluent_conf(), "error_cb": watch})
+    existing = list_topics(admin, bootstrap, timeout, watch)
     missing = [n for n in topics if n not in existing]
     if missing:
         futures = admin.create_topics(
@@ -71,3 +71,19 @@ def ensure_topics(
                 + ", ".join(f"{n} has {c}, expected {topics[n]}" for n, c in sorted(wrong.items()))
             )
     return counts
+
+
+def list_topics(admin: Any, bootstrap: str, timeout: float, watch: AuthWatch) -> Any:
+    """The cluster's topics; a refused authentication raises :class:`KafkaAuthError` within about a second
+    instead of waiting out ``timeout`` (librdkafka only reports it to the error callback)."""
+    from confluent_kafka import KafkaException
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return admin.list_topics(timeout=max(0.1, min(1.0, deadline - time.monotonic()))).topics
+        except KafkaException as e:
+            admin.poll(0)  # serve the error callback
+            watch.check()
+            if time.monotonic() >= deadline:
+                raise TopicError(f"cannot list topics on {bootstrap}: {e}") from e

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from tripwire.kafka_security import AuthWatch
 from tripwire.processors._notify_channels import (
     DEDUP_HEADER,
     SIGNATURE_HEADER,
@@ -139,10 +140,18 @@ class Notifier:
         if c.instance_id:
             conf["group.instance.id"] = c.instance_id
         conf.update(consumer_config or {})
+        self._auth = AuthWatch(c, c.bootstrap)  # refused credentials stop the notifier with a KafkaAuthError
+        conf.setdefault("error_cb", self._auth)
         self._consumer = Consumer(conf)
         self._producer = Producer(
-            {"bootstrap.servers": c.bootstrap, **c.confluent_conf(), "enable.idempotence": True, "acks": "all",
-             "linger.ms": 5}
+            {
+                "bootstrap.servers": c.bootstrap,
+                **c.confluent_conf(),
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "error_cb": self._auth,
+            }
         )
         self._policy = RetryPolicy(c.max_attempts, c.backoff_initial_s, c.backoff_max_s, c.retry_after_max_s)
         if http_client is None:
@@ -211,6 +220,7 @@ class Notifier:
             if nxt is not None:
                 timeout = min(timeout, nxt)
         msg = self._consumer.poll(timeout)
+        self._auth.check()
         if msg is not None:
             msgs = [msg, *self._consumer.consume(num_messages=500, timeout=0)]
             for m in msgs:

@@ -42,4 +42,8 @@ def register(app: typer.Typer) -> None:
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
         typer.echo(f"notifying routes={len(loaded)} group={config.consumer_group}", err=True)
-        notifier.run()
+        try:
+            notifier.run()
+        except ConfigError as e:  # e.g. KafkaAuthError: the broker refused the credentials
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from e

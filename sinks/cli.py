@@ -85,6 +85,7 @@ def register(app: typer.Typer) -> None:
         """Consume the tripwire topics into ClickHouse (commits only after ClickHouse accepted)."""
         import signal
 
+        from tripwire.kafka_security import KafkaAuthError
         from tripwire.sinks.config import SinkSettings
         from tripwire.sinks.kafka_sink import KafkaSink
         from tripwire.sinks.migrations import migrate
@@ -103,6 +104,9 @@ def register(app: typer.Typer) -> None:
                 sink.run(max_seconds=max_seconds)
             except KeyboardInterrupt:
                 sink.stop()
+            except KafkaAuthError as e:
+                typer.echo(f"error: {e}", err=True)
+                raise typer.Exit(1) from e
             st = sink.sink.stats
             typer.echo(
                 f"rows_inserted={st.rows_inserted} deduplicated={st.deduplicated} "

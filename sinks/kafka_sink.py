@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from tripwire.kafka_security import AuthWatch
 from tripwire.schemas import Topics, topic_names
 from tripwire.sinks.batching import BatchingSink, Message
 from tripwire.sinks.config import SinkSettings
@@ -66,6 +67,8 @@ class KafkaSink:
             "max.partition.fetch.bytes": 16 * 1024 * 1024,  # a sink reads in bulk: few, large fetches
         }
         conf.update(consumer_config or {})
+        self._auth = AuthWatch(s, s.bootstrap)  # refused credentials stop the sink with a KafkaAuthError
+        conf.setdefault("error_cb", self._auth)
         self._consumer = Consumer(conf)
         self._stop = threading.Event()
         self._paused = False
@@ -155,6 +158,7 @@ class KafkaSink:
                     continue
                 if not self._stash:
                     self._poll(10_000, poll_s)
+                    self._auth.check()
                 self._take()
                 if self.sink.should_flush():
                     self._flush()

@@ -16,12 +16,18 @@ in no repr and no log line; only the converters hand them, in clear, to the clie
 
 from __future__ import annotations
 
+import logging
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tripwire.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -185,4 +191,51 @@ class KafkaSecurity(BaseSettings):
         return faust.SSLCredentials(self.ssl_context())
 
 
-__all__ = ["KafkaSecurity", "SaslMechanism", "SecurityProtocol", "security_env"]
+class KafkaAuthError(ConfigError):
+    """The broker refused the client's credentials (SASL) or its TLS handshake failed: a configuration error,
+    not an outage, so the component stops with this message instead of retrying forever."""
+
+
+# librdkafka error names of a refused SASL authentication or a failed TLS handshake.
+_AUTH_FAILURES = frozenset({"_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED", "_SSL"})
+
+
+class AuthWatch:
+    """A librdkafka ``error_cb`` that remembers the first authentication/TLS failure; :meth:`check` raises it
+    as a :class:`KafkaAuthError` naming the broker and the user (never the password). Other errors go to
+    ``chain`` (or are logged at debug level: librdkafka retries them)."""
+
+    def __init__(self, security: KafkaSecurity, bootstrap: str,
+                 chain: Callable[[Any], None] | None = None) -> None:
+        self.security = security
+        self.bootstrap = bootstrap
+        self.chain = chain
+        self.failure: str | None = None
+
+    def __call__(self, err: Any) -> None:
+        if err.name() in _AUTH_FAILURES:
+            if self.failure is None:
+                self.failure = err.str()
+                log.error("kafka authentication failed bootstrap=%s %s error=%s", self.bootstrap, self._who(),
+                          self.failure)
+        elif self.chain is not None:
+            self.chain(err)
+        else:
+            log.debug("kafka client error=%s", err.str())
+
+    def _who(self) -> str:
+        s = self.security
+        if s.uses_sasl:
+            return f"user={s.sasl_username} mechanism={s.sasl_mechanism} protocol={s.security_protocol}"
+        return f"protocol={s.security_protocol}"
+
+    def check(self) -> None:
+        """Raise :class:`KafkaAuthError` once a failure was seen (call it from the loop that polls the client)."""
+        if self.failure is not None:
+            raise KafkaAuthError(
+                f"Kafka at {self.bootstrap} refused the connection ({self._who()}): {self.failure}; check "
+                f"{ENV_PREFIX}SECURITY_PROTOCOL, {ENV_PREFIX}SASL_* and {ENV_PREFIX}SSL_*"
+            )
+
+
+__all__ = ["AuthWatch", "KafkaAuthError", "KafkaSecurity", "SaslMechanism", "SecurityProtocol", "security_env"]

@@ -60,12 +60,16 @@ def _describe(
 
     from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
-    admin = AdminClient({"bootstrap.servers": config.bootstrap, **config.confluent_conf()})
+    from tripwire.kafka_security import AuthWatch
+    from tripwire.processors.admin import list_topics
+
+    watch = AuthWatch(config, config.bootstrap)  # refused credentials: a clear error, not a timeout
+    admin = AdminClient({"bootstrap.servers": config.bootstrap, **config.confluent_conf(), "error_cb": watch})
     deadline = time.monotonic() + timeout
-    meta = admin.list_topics(timeout=timeout).topics
+    meta = list_topics(admin, config.bootstrap, timeout, watch)
     while wait and not all(n in meta for n in names) and time.monotonic() < deadline:
         time.sleep(0.1)  # metadata propagation: poll with a deadline
-        meta = admin.list_topics(timeout=timeout).topics
+        meta = list_topics(admin, config.bootstrap, timeout, watch)
     present = [n for n in names if n in meta]
     policies: dict[str, str] = {}
     if present:

@@ -210,3 +210,24 @@ def test_topics_cli_gives_the_killswitch_topic_the_processors_security() -> None
     assert ks.kafka_properties() == {"bootstrap.servers": "10.0.0.1:9093",
                                      **KafkaSecurity(**SCRAM).confluent_conf()}
     assert ks.partitions == 3
+
+
+def test_dev_broker_sasl_mode_needs_users_with_safe_names(tmp_path: Path) -> None:
+    from tripwire.devenv.kafka import KafkaDevBroker, KafkaDevConfig
+
+    with pytest.raises(ValidationError, match="sasl_port and scram_users go together"):
+        KafkaDevConfig(sasl_port=19094, run_dir=tmp_path)
+    with pytest.raises(ValidationError, match="sasl_port and scram_users go together"):
+        KafkaDevConfig(scram_users={"alice": "pw"}, run_dir=tmp_path)
+    with pytest.raises(ValidationError, match="SCRAM user 'alice'"):
+        KafkaDevConfig(sasl_port=19094, scram_users={"alice": "a,b"}, run_dir=tmp_path)
+    broker = KafkaDevBroker(KafkaDevConfig(port=19092, controller_port=19093, sasl_port=19094,
+                                           scram_users={"alice": "dev-Secret-9"}, run_dir=tmp_path))
+    props = dict(line.split("=", 1) for line in broker._write_config().read_text().splitlines())
+    assert props["listeners"] == ("PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093,"
+                                  "SASL_PLAINTEXT://127.0.0.1:19094")
+    assert props["listener.security.protocol.map"] == (
+        "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT")
+    assert props["listener.name.sasl_plaintext.sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert broker.sasl_bootstrap == "127.0.0.1:19094"
+    assert "dev-Secret-9" not in repr(broker.config)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tripwire.errors import TripwireError
@@ -51,6 +51,22 @@ class KafkaDevConfig(BaseSettings):
     run_dir: Path = Path(".tripwire/kafka")
     cache_dir: Path = Path.home() / ".cache" / "tripwire" / "kafka"
     start_timeout_s: float = Field(DEFAULT_START_TIMEOUT_S, gt=0)
+    sasl_port: int | None = Field(None, ge=1, le=65535)
+    """Also listen for SASL_PLAINTEXT clients (SCRAM-SHA-512) on this port; the PLAINTEXT port stays for the
+    controller, the broker itself and the readiness check."""
+    scram_users: dict[str, SecretStr] = Field(default_factory=dict)
+    """SCRAM-SHA-512 users (name -> password) created when the storage is formatted (needs ``sasl_port``)."""
+
+    @model_validator(mode="after")
+    def _sasl_needs_users(self) -> KafkaDevConfig:
+        if (self.sasl_port is None) != (not self.scram_users):
+            raise ValueError("sasl_port and scram_users go together (a SASL listener needs at least one user)")
+        for name, password in self.scram_users.items():
+            for text in (name, password.get_secret_value()):
+                if not text or any(ch in text for ch in ',[]="\\ '):
+                    raise ValueError(f"SCRAM user {name!r}: names and passwords must be non-empty, "
+                                     "without spaces, commas, brackets, quotes, '=' or backslashes")
+        return self
 
 
 @dataclass(frozen=True)
@@ -105,6 +121,13 @@ class KafkaDevBroker:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.config.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        """The SASL_PLAINTEXT (SCRAM-SHA-512) listener; needs ``sasl_port``."""
+        if self.config.sasl_port is None:
+            raise DevBrokerError("this dev broker has no SASL listener (set sasl_port and scram_users)")
+        return f"127.0.0.1:{self.config.sasl_port}"
 
     @property
     def libs_dir(self) -> Path:
@@ -186,6 +209,15 @@ class KafkaDevBroker:
             "log.cleaner.backoff.ms": "1000",
             "log.retention.check.interval.ms": "60000",
         }
+        if c.sasl_port is not None:
+            props["listeners"] += f",SASL_PLAINTEXT://127.0.0.1:{c.sasl_port}"
+            props["advertised.listeners"] += f",SASL_PLAINTEXT://127.0.0.1:{c.sasl_port}"
+            props["listener.security.protocol.map"] += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
+            props["sasl.enabled.mechanisms"] = "SCRAM-SHA-512"
+            props["listener.name.sasl_plaintext.sasl.enabled.mechanisms"] = "SCRAM-SHA-512"
+            props["listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / "server.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
@@ -206,6 +238,8 @@ class KafkaDevBroker:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         cmd = [*self._jvm_args(), "kafka.tools.StorageTool", "format", "--standalone",
                "-t", cluster_id, "-c", str(props)]
+        for name, password in self.config.scram_users.items():  # SCRAM credentials live in the cluster metadata
+            cmd += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password.get_secret_value()}]"]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if proc.returncode != 0:
             raise DevBrokerError(f"formatting the KRaft storage failed:\n{proc.stdout}{proc.stderr}")
@@ -228,8 +262,8 @@ class KafkaDevBroker:
         if st.running:
             self.wait_ready(timeout_s or self.config.start_timeout_s)
             return st
-        for port in (self.config.port, self.config.controller_port):
-            if not _port_free(port):
+        for port in (self.config.port, self.config.controller_port, self.config.sasl_port):
+            if port is not None and not _port_free(port):
                 raise DevBrokerError(
                     f"port {port} on 127.0.0.1 is taken by another process; stop it or choose another "
                     "port (TRIPWIRE_DEV_KAFKA_PORT / TRIPWIRE_DEV_KAFKA_CONTROLLER_PORT)"
