@@ -80,6 +80,15 @@ def test_the_right_credentials_work_for_every_client(broker: KafkaDevBroker, chd
     names = list(topics.partition_counts(2))
     assert _partitions(broker.bootstrap, names) == dict.fromkeys(names, 2)
 
+    # the kill switch's clients (listener, CLI, dashboard, policy worker share kafka_properties()) over SCRAM
+    from tripwire.producers._ks_config import KillSwitchConfig
+    from tripwire.producers._ks_listener import ensure_topic, read_topic
+
+    ks = KillSwitchConfig(bootstrap=broker.sasl_bootstrap, topic=f"{prefix}.killswitch", partitions=1, **GOOD)
+    assert ensure_topic(ks, timeout=20)
+    assert _partitions(broker.bootstrap, [ks.topic]) == {ks.topic: 1}
+    assert read_topic(ks, timeout=20) == []
+
     # the SDK's producer over SCRAM: every event of one run is acknowledged
     tracer = _tracer(broker.sasl_bootstrap, topics.events, tmp_path / "spool", GOOD)
     _one_run(tracer)
@@ -195,3 +204,42 @@ def test_a_wrong_password_fails_fast_with_a_clear_error(broker: KafkaDevBroker, 
     assert "refused the connection" in result.output and WRONG not in result.output
     for r in caplog.records:
         assert WRONG not in r.getMessage() and PASSWORD not in r.getMessage()
+
+
+def test_the_notifier_delivers_over_scram_and_stops_on_a_wrong_password(broker: KafkaDevBroker) -> None:
+    from tests.helpers import create_topics, wait_until
+    from tests.notify_helpers import Receiver, committed, make_alert, produce
+    from tripwire.processors.notify import Notifier, NotifyConfig, routes_from_dict
+    from tripwire.schemas import encode, topic_names
+
+    prefix = uid("saslnotify")
+    topics = topic_names(prefix)
+    create_topics(broker.bootstrap, {topics.alerts: 1, topics.killswitch: 1, topics.dlq: 1})
+    alert = make_alert()
+    produce(broker.bootstrap, topics.alerts, [(alert.incident_id.encode(), encode(alert))])
+    rx = Receiver(lambda i, h, b: 200)
+    group = uid("g")
+    base = {"bootstrap": broker.sasl_bootstrap, "topic_prefix": prefix, "group_id": group,
+            "commit_interval_s": 0.05, "shutdown_timeout_s": 5.0}
+    routes = [{"name": "hook", "channel": "webhook", "url": rx.url}]
+    try:
+        config = NotifyConfig(**base, **GOOD)
+        notifier = Notifier(routes_from_dict({"routes": routes}, config), config)
+        t = threading.Thread(target=notifier.run, daemon=True)
+        t.start()
+        try:
+            wait_until(lambda: committed(broker.bootstrap, group, topics.alerts) == 1, 30,
+                       message="the alert delivered and committed over SASL")
+        finally:
+            notifier.stop()
+            t.join(20)
+        assert not t.is_alive()
+        assert len(rx.ok()) == 1
+
+        bad = NotifyConfig(**{**base, "group_id": uid("g")}, **BAD)
+        t0 = time.monotonic()
+        with pytest.raises(KafkaAuthError, match="SASL authentication error"):
+            Notifier(routes_from_dict({"routes": routes}, bad), bad).run(max_seconds=30)
+        assert time.monotonic() - t0 < FAIL_FAST_S + 5  # + the bounded producer flush on the way out
+    finally:
+        rx.close()
