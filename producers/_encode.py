@@ -171,7 +171,9 @@ class EventEncoder:
     fields (``base``); writers that cannot splice it read those fields from ``base`` instead.
     """
 
-    def __init__(self, compiled: bool = True) -> None:
+    def __init__(self, compiled: bool = True, *, framing: bytes | None = None) -> None:
+        """``framing``: the bytes written before the union branch index instead of the single-object header
+        (the Confluent wire format's magic byte and schema id: see :mod:`tripwire.producers._framing`)."""
         current = default_catalog().current(EVENTS_SCHEMA_NAME)
         named: dict[str, Any] = {}
         parsed = fastavro.parse_schema(current.schema, named_schemas=named)
@@ -185,7 +187,7 @@ class EventEncoder:
         # named enums are defined once and referenced by name afterwards: compile in schema order
         for model in sorted(EVENT_TYPES, key=lambda m: index[m.AVRO_NAME]):
             i = index[model.AVRO_NAME]
-            header = MAGIC + current.fingerprint + zigzag(i)
+            header = (MAGIC + current.fingerprint if framing is None else framing) + zigzag(i)
             raw_fields = current.schema[i]["fields"]
             self.field_names[model] = tuple(f["name"] for f in raw_fields)
             writer: Callable[..., bytes] | None = None

@@ -37,6 +37,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tripwire.errors import ConfigError
 from tripwire.kafka_security import KafkaSecurity
+from tripwire.schemas.config import SchemaConfig
 
 DEFAULT_TOPIC = "tripwire.events.v1"
 DEFAULT_SPOOL_DIR = Path(".tripwire") / "spool"
@@ -209,6 +210,8 @@ class TracerConfig(BaseSettings):
     redaction: RedactionSpec = Field(default_factory=RedactionSpec)
     kafka: KafkaProducerSettings = Field(default_factory=KafkaProducerSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    schemas: SchemaConfig = Field(default_factory=SchemaConfig)
+    """How events are framed (``TRIPWIRE_SCHEMA_FRAMING``, shared with the processors and the sink)."""
     price_overrides: Path | None = None
     """YAML/JSON file of custom or negotiated prices (see :mod:`tripwire.producers.cost`)."""
 
@@ -239,7 +242,7 @@ def _normalise(data: dict[str, Any]) -> dict[str, Any]:
                 raise ConfigError("config: 'logging' is given both at the top level and under 'agent'")
             out["logging"] = agent.pop("logging")
     out["agent"] = agent
-    for key, cls in (("kafka", KafkaProducerSettings), ("delivery", DeliverySettings)):
+    for key, cls in (("kafka", KafkaProducerSettings), ("delivery", DeliverySettings), ("schemas", SchemaConfig)):
         if isinstance(out.get(key), dict):
             out[key] = _build(cls, out[key], prefix=f"{key}.")
     return out

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tripwire.producers._encode import EventEncoder
+from tripwire.producers._framing import events_framing
 from tripwire.producers._noop import NOOP_RUN, NoopRun
 from tripwire.producers._ratelimit import RateLimitedLog
 from tripwire.producers._runtime import Runtime, as_risk, non_empty
@@ -74,7 +75,7 @@ class Tracer:
                 cfg.delivery.spool_dir, max_bytes=cfg.delivery.spool_max_bytes, segment_bytes=cfg.delivery.segment_bytes
             )
         red = cfg.redaction
-        encoder = EventEncoder()
+        encoder = EventEncoder(framing=events_framing(cfg.schemas, cfg.kafka.topic))
         self._rt = Runtime(
             config=cfg,
             encoder=encoder,

@@ -60,3 +60,15 @@ def make_codec(config: SchemaConfig | None = None):  # -> Codec (import kept laz
     from tripwire.schemas.codec import default_codec
 
     return default_codec()
+
+
+def check_registry(config: SchemaConfig, codec) -> None:  # codec: ConfluentCodec
+    """Fail at start, with a :class:`ConfigError`, when ``framing=confluent`` and the registry does not
+    answer: a producer or consumer must not start and then dead-letter every record it cannot frame."""
+    try:
+        codec.client.get_subjects()
+    except Exception as e:
+        raise ConfigError(
+            f"TRIPWIRE_SCHEMA_FRAMING=confluent but the schema registry at {config.registry_url} does not answer "
+            f"({type(e).__name__}: {e}); start it or set TRIPWIRE_SCHEMA_FRAMING=single_object"
+        ) from e

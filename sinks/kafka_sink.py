@@ -17,15 +17,42 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from tripwire.kafka_security import AuthWatch
 from tripwire.schemas import Topics, topic_names
+from tripwire.schemas.config import SchemaConfig
 from tripwire.sinks.batching import BatchingSink, Message
 from tripwire.sinks.config import SinkSettings
 from tripwire.sinks.exceptions import SinkBackpressureError
 from tripwire.sinks.store import Store
 
 log = logging.getLogger(__name__)
+
+
+def framing_decoder(schema: SchemaConfig, validate: bool) -> Callable[[bytes], Any] | None:
+    """The sink's decoder under ``TRIPWIRE_SCHEMA_FRAMING`` (None: the default single-object decoder).
+
+    With ``confluent`` the registry must answer at start (:class:`ConfigError` otherwise). Records still
+    in single-object encoding (the kill-switch commands, anything written before the switch) keep decoding:
+    the first byte tells the framings apart (0xC3 single-object, 0/1 Confluent)."""
+    if schema.framing != "confluent":
+        return None
+    from tripwire.schemas import decode
+    from tripwire.schemas.codec import MAGIC
+    from tripwire.schemas.config import check_registry, make_codec
+
+    codec = make_codec(schema)
+    check_registry(schema, codec)
+    confluent = codec.decode
+    single_first = MAGIC[0]
+
+    def decode_either(data: bytes) -> Any:
+        if data[:1] and data[0] == single_first:
+            return decode(data, validate)
+        return confluent(data, validate)
+
+    return decode_either
 
 
 class KafkaSink:
@@ -39,12 +66,14 @@ class KafkaSink:
         topics: Topics | None = None,
         consumer_config: dict[str, object] | None = None,
         sink_factory: Callable[..., BatchingSink] = BatchingSink,
+        schema: SchemaConfig | None = None,
     ) -> None:
         from confluent_kafka import Consumer
 
         self.settings = settings or SinkSettings()
         self.topics = topics or topic_names(self.settings.topic_prefix)
         s = self.settings
+        decoder = framing_decoder(schema or SchemaConfig(topic_prefix=s.topic_prefix), s.validate_events)
         self.sink = sink_factory(
             store,
             self.topics,
@@ -54,6 +83,7 @@ class KafkaSink:
             retry_initial_s=s.retry_initial_s,
             retry_max_s=s.retry_max_s,
             validate=s.validate_events,
+            **({"decoder": decoder} if decoder is not None else {}),
         )
         conf: dict[str, object] = {
             "bootstrap.servers": s.bootstrap,
