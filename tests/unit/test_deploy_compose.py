@@ -27,6 +27,7 @@ import typer
 import yaml
 
 from tests.deploy_reference import load_reference
+from tripwire.errors import ConfigError
 
 pytestmark = pytest.mark.unit
 
@@ -348,7 +349,7 @@ def test_every_command_is_a_real_subcommand_with_real_options(compose: dict[str,
     runs = {name: invocations(svc) for name, svc in compose["services"].items() if is_tripwire(svc)}
     assert [r[0][:2] for r in runs.values()] == [
         ["topics", "create"], ["migrate"], ["keys", "generate"], ["process", "--metrics-port"], ["sink", "--group"],
-        ["dashboard", "--address"], ["simulate", "--rate"],
+        ["dashboard", "--address"], ["simulate", "--rate"], ["notify", "--routes"],
     ]
 
 
@@ -378,7 +379,8 @@ def test_topology(compose: dict[str, Any]) -> None:
     assert {n for n, v in s.items() if "healthcheck" in v} == {"kafka", "clickhouse", "process", "dashboard",
                                                                 "schema-registry"}
     assert s["simulate"]["profiles"] == ["load"] and s["schema-registry"]["profiles"] == ["registry"]
-    for name in ("process", "sink", "dashboard"):
+    assert s["notify"]["profiles"] == ["notify"]
+    for name in ("process", "sink", "dashboard", "notify"):
         conds = {d: c["condition"] for d, c in s[name]["depends_on"].items()}
         assert conds.get("topics") == "service_completed_successfully"
     declared = set(compose["volumes"])
@@ -386,6 +388,32 @@ def test_topology(compose: dict[str, Any]) -> None:
     assert {v for v in used if not v.startswith(".")} == declared
     assert all((ROOT / v.split(":")[0]).is_file() for svc in s.values() for v in svc.get("volumes", [])
                if str(v).startswith("."))
+
+
+def test_notifier_routes_load_with_the_services_secrets(compose: dict[str, Any],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The routes file the notify service mounts parses, and every secret it names is set by the service."""
+    from tripwire.processors.notify import NotifyConfig, load_routes
+
+    svc = compose["services"]["notify"]
+    (argv,) = invocations(svc)
+    mounted = {dst.removesuffix(":ro"): src for src, _, dst in (str(v).partition(":") for v in svc["volumes"])}
+    routes_file = ROOT / mounted[_option(argv, "--routes") or ""]
+    with monkeypatch.context() as m:
+        for var in list(os.environ):
+            if var.startswith("TRIPWIRE_"):
+                m.delenv(var)
+        for var, value in env_of(svc).items():
+            m.setenv(var, value)
+        routes = load_routes(routes_file, NotifyConfig())
+    assert [r.name for r in routes] == ["ops-webhook", "killswitch-webhook"]
+    assert {r.url.get_secret_value() for r in routes if r.url} == {env_example()["NOTIFY_WEBHOOK_URL"]}
+    with monkeypatch.context() as m:  # without the secrets the notifier refuses to start
+        for var in list(os.environ):
+            if var.startswith("TRIPWIRE_"):
+                m.delenv(var)
+        with pytest.raises(ConfigError, match="TRIPWIRE_NOTIFY_SECRETS__OPS_WEBHOOK_URL"):
+            load_routes(routes_file, NotifyConfig())
 
 
 def test_dashboard_sign_in_files(compose: dict[str, Any]) -> None:
