@@ -231,3 +231,13 @@ def test_dev_broker_sasl_mode_needs_users_with_safe_names(tmp_path: Path) -> Non
     assert props["listener.name.sasl_plaintext.sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
     assert broker.sasl_bootstrap == "127.0.0.1:19094"
     assert "dev-Secret-9" not in repr(broker.config)
+
+
+def test_the_simulators_tracer_config_takes_the_shared_security(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tripwire simulate`` passes only bootstrap, topic and client id (tripwire/simulate.py): the security
+    settings come from the environment."""
+    from tripwire.producers import TracerConfig
+
+    _scram_env(monkeypatch)
+    cfg = TracerConfig(kafka={"bootstrap": "10.0.0.1:9092", "topic": "t", "client_id": "tripwire-sim-a"})
+    assert cfg.kafka.confluent_conf() == KafkaSecurity(**SCRAM).confluent_conf()
