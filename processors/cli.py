@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
         import subprocess
         import sys
 
+        from tripwire.kafka_security import KafkaSecurity
         from tripwire.processors.config import ProcessorConfig
         from tripwire.processors.worker import run_worker
 
@@ -49,7 +50,8 @@ def register(app: typer.Typer) -> None:
         children = []
         for i in range(concurrency):
             env = dict(os.environ)
-            for k, v in config.model_dump(exclude_none=True).items():
+            # TLS/SASL settings reach the children through the inherited TRIPWIRE_KAFKA_* environment
+            for k, v in config.model_dump(exclude_none=True, exclude=set(KafkaSecurity.model_fields)).items():
                 env[f"TRIPWIRE_PROCESSORS_{k.upper()}"] = str(v)
             env["TRIPWIRE_PROCESSORS_DATA_DIR"] = str(config.data_dir / f"worker-{i}")
             if config.metrics_port:
