@@ -40,7 +40,8 @@ def ensure_topics(
 
     security = security if security is not None else KafkaSecurity(security_protocol="PLAINTEXT")
     watch = AuthWatch(security, bootstrap)
-    admin = AdminClient({"bootstrap.servers": bootstrap, **security.confluent_conf(), "error_cb": watch})
+    conf: dict[str, Any] = {"bootstrap.servers": bootstrap, **security.confluent_conf(), "error_cb": watch}
+    admin = AdminClient(conf)
     existing = list_topics(admin, bootstrap, timeout, watch)
     missing = [n for n in topics if n not in existing]
     if missing:

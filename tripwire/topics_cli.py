@@ -64,7 +64,8 @@ def _describe(
     from tripwire.processors.admin import list_topics
 
     watch = AuthWatch(config, config.bootstrap)  # refused credentials: a clear error, not a timeout
-    admin = AdminClient({"bootstrap.servers": config.bootstrap, **config.confluent_conf(), "error_cb": watch})
+    conf: dict[str, Any] = {"bootstrap.servers": config.bootstrap, **config.confluent_conf(), "error_cb": watch}
+    admin = AdminClient(conf)
     deadline = time.monotonic() + timeout
     meta = list_topics(admin, config.bootstrap, timeout, watch)
     while wait and not all(n in meta for n in names) and time.monotonic() < deadline:
