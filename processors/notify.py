@@ -121,10 +121,10 @@ class Notifier:
         self.config = c = config or NotifyConfig()
         self.routes = tuple(routes)
         self.topics = topics or topic_names(c.topic_prefix)
-        if codec is None:
-            from tripwire.schemas import make_codec
+        if codec is None:  # TRIPWIRE_SCHEMA_FRAMING; kill-switch commands are single-object in either framing
+            from tripwire.schemas.config import SchemaConfig, make_reader_codec
 
-            codec = make_codec()
+            codec = make_reader_codec(SchemaConfig(topic_prefix=c.topic_prefix))
         self.codec = codec
         conf: dict[str, Any] = {
             "bootstrap.servers": c.bootstrap,

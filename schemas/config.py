@@ -72,3 +72,36 @@ def check_registry(config: SchemaConfig, codec) -> None:  # codec: ConfluentCode
             f"TRIPWIRE_SCHEMA_FRAMING=confluent but the schema registry at {config.registry_url} does not answer "
             f"({type(e).__name__}: {e}); start it or set TRIPWIRE_SCHEMA_FRAMING=single_object"
         ) from e
+
+
+class MixedFramingCodec:
+    """A reader of topics that hold both framings: records in single-object encoding (written before the
+    switch to ``confluent``, and the kill-switch commands, which are always single-object) decode by their
+    first bytes; everything else, and every ``encode``, goes through the configured codec."""
+
+    def __init__(self, codec) -> None:  # codec: ConfluentCodec
+        from tripwire.schemas.codec import MAGIC, default_codec
+
+        self.codec = codec
+        self._single = default_codec()
+        self._magic = MAGIC
+
+    def encode(self, record, validate: bool = True) -> bytes:
+        return self.codec.encode(record, validate)
+
+    def decode(self, data: bytes, validate: bool = True):
+        if bytes(data[:2]) == self._magic:
+            return self._single.decode(data, validate)
+        return self.codec.decode(data, validate)
+
+
+def make_reader_codec(config: SchemaConfig | None = None):
+    """The codec of a consumer that must start only if it can decode: :func:`make_codec`, and with
+    ``framing=confluent`` a registry that answers (:func:`check_registry`) and single-object records
+    still decoded (:class:`MixedFramingCodec`)."""
+    config = config or SchemaConfig()
+    codec = make_codec(config)
+    if config.framing != "confluent":
+        return codec
+    check_registry(config, codec)
+    return MixedFramingCodec(codec)

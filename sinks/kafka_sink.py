@@ -35,24 +35,14 @@ def framing_decoder(schema: SchemaConfig, validate: bool) -> Callable[[bytes], A
 
     With ``confluent`` the registry must answer at start (:class:`ConfigError` otherwise). Records still
     in single-object encoding (the kill-switch commands, anything written before the switch) keep decoding:
-    the first byte tells the framings apart (0xC3 single-object, 0/1 Confluent)."""
+    the first bytes tell the framings apart (see :class:`MixedFramingCodec`)."""
     if schema.framing != "confluent":
         return None
-    from tripwire.schemas import decode
-    from tripwire.schemas.codec import MAGIC
-    from tripwire.schemas.config import check_registry, make_codec
+    from functools import partial
 
-    codec = make_codec(schema)
-    check_registry(schema, codec)
-    confluent = codec.decode
-    single_first = MAGIC[0]
+    from tripwire.schemas.config import make_reader_codec
 
-    def decode_either(data: bytes) -> Any:
-        if data[:1] and data[0] == single_first:
-            return decode(data, validate)
-        return confluent(data, validate)
-
-    return decode_either
+    return partial(make_reader_codec(schema).decode, validate=validate)
 
 
 class KafkaSink:

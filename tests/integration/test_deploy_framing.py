@@ -109,3 +109,28 @@ def test_confluent_framing_without_a_registry_fails_at_start() -> None:
     with pytest.raises(ConfigError, match="does not answer"):
         KafkaSink(object(), SinkSettings(), schema=SchemaConfig(**dead))  # type: ignore[arg-type]
     assert time.monotonic() - t0 < 10
+
+
+def test_notifier_reads_confluent_alerts_and_single_object_killswitch_commands(
+    registry: dict[str, Any], monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str
+) -> None:
+    from tests.notify_helpers import make_alert, make_command
+    from tripwire.processors.notify import Notifier, NotifyConfig, routes_from_dict
+    from tripwire.schemas import encode
+    from tripwire.schemas.config import MixedFramingCodec
+
+    prefix = uid("frn")
+    monkeypatch.setenv("TRIPWIRE_SCHEMA_FRAMING", "confluent")
+    monkeypatch.setenv("TRIPWIRE_SCHEMA_REGISTRY_URL", f"mock://{uid('sr')}")
+    alert, command = make_alert(), make_command()
+    alert_bytes = make_codec(SchemaConfig(topic_prefix=prefix)).encode(alert)  # as the processors write it
+    assert alert_bytes[:1] == b"\x00"
+    config = NotifyConfig(bootstrap=kafka_bootstrap, topic_prefix=prefix, group_id=uid("g"))
+    notifier = Notifier(routes_from_dict({"routes": [{"name": "w", "channel": "webhook",
+                                                      "url": "http://127.0.0.1:9/h"}]}, config), config)
+    try:
+        assert isinstance(notifier.codec, MixedFramingCodec)
+        assert notifier.codec.decode(alert_bytes) == alert
+        assert notifier.codec.decode(encode(command)) == command  # what `tripwire killswitch` writes
+    finally:
+        notifier.run(max_seconds=0)
