@@ -4,7 +4,9 @@ A private dev broker (one per module) has a SASL_PLAINTEXT listener whose only u
 when its KRaft storage is formatted. With alice's password, the processors' topic admin, a faust producer
 and aiokafka clients built from ``ProcessorConfig``, the SDK's producer and the ClickHouse sink all work;
 with a wrong password each fails fast with an error that names the refused authentication (and never
-the password): no client hangs.
+the password): no client hangs. The same broker has an SSL listener with a certificate of its own
+throwaway CA: clients that trust that CA (``TRIPWIRE_KAFKA_SSL_CAFILE``, host name checked) work, clients
+that trust another CA fail fast.
 """
 
 from __future__ import annotations
@@ -36,16 +38,19 @@ pytestmark = pytest.mark.integration
 
 PASSWORD = "alice-Scram-512"
 WRONG = "not-alices-password"
-GOOD = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512", "sasl_username": "alice",
-        "sasl_password": PASSWORD}
-BAD = {**GOOD, "sasl_password": WRONG}
+GOOD: dict[str, Any] = {
+    "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512", "sasl_username": "alice",
+    "sasl_password": PASSWORD,
+}
+BAD: dict[str, Any] = {**GOOD, "sasl_password": WRONG}
 FAIL_FAST_S = 8.0  # a refused login is reported within about a second; generous for a loaded CI machine
 
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaDevBroker]:
     b = KafkaDevBroker(KafkaDevConfig(port=free_port(), controller_port=free_port(), sasl_port=free_port(),
-                                      scram_users={"alice": PASSWORD}, run_dir=tmp_path_factory.mktemp("ksasl")))
+                                      ssl_port=free_port(), scram_users={"alice": PASSWORD},
+                                      run_dir=tmp_path_factory.mktemp("ksasl")))
     b.start()
     try:
         yield b
@@ -58,7 +63,7 @@ def _partitions(plain_bootstrap: str, names: list[str]) -> dict[str, int]:
     return {n: len(meta[n].partitions) for n in names if n in meta}
 
 
-def _tracer(bootstrap: str, topic: str, spool: Path, security: dict[str, str]) -> Tracer:
+def _tracer(bootstrap: str, topic: str, spool: Path, security: dict[str, Any]) -> Tracer:
     return Tracer(TracerConfig(tenant="acme", agent={"name": "sasl-agent"},
                                kafka={"bootstrap": bootstrap, "topic": topic, **security},
                                delivery={"spool_dir": spool}))
@@ -243,3 +248,53 @@ def test_the_notifier_delivers_over_scram_and_stops_on_a_wrong_password(broker: 
         assert time.monotonic() - t0 < FAIL_FAST_S + 5  # + the bounded producer flush on the way out
     finally:
         rx.close()
+
+
+def test_tls_clients_trust_the_brokers_ca_and_refuse_another(broker: KafkaDevBroker, tmp_path: Path) -> None:
+    from tripwire.devenv._tls import ensure_dev_tls
+    from tripwire.processors.app import create_app
+
+    prefix = uid("tls")
+    good = {"security_protocol": "SSL", "ssl_cafile": broker.ssl_cafile}
+    config = ProcessorConfig(bootstrap=broker.ssl_bootstrap, topic_prefix=prefix, partitions=2,
+                             data_dir=tmp_path / "proc", **good)
+    topics = ensure_runtime_topics(config)  # confluent-kafka over TLS, host name checked
+    assert _partitions(broker.bootstrap, [topics.events]) == {topics.events: 2}
+
+    tracer = _tracer(broker.ssl_bootstrap, topics.events, tmp_path / "spool", good)
+    _one_run(tracer)
+    assert tracer.flush(timeout=20) and tracer.close(timeout=5)
+    assert tracer.counters().delivered == 3
+
+    async def faust_over_tls() -> int:
+        producer = create_app(config).producer  # faust SSLCredentials -> aiokafka ssl_context
+        await asyncio.wait_for(producer.start(), 30)
+        try:
+            md = await producer.send_and_wait(topics.metrics, b"k", b"v", partition=1, timestamp=None, headers=None)
+        finally:
+            await producer.stop()
+        return int(md.partition)
+
+    assert asyncio.run(faust_over_tls()) == 1
+
+    other = ensure_dev_tls(tmp_path / "other-ca").ca  # a CA that did not sign the broker's certificate
+    t0 = time.monotonic()
+    with pytest.raises(KafkaAuthError, match="certificate verify failed"):
+        ensure_topics(broker.ssl_bootstrap, {f"{prefix}.x": 1}, timeout=30,
+                      security=KafkaSecurity(security_protocol="SSL", ssl_cafile=other))
+    assert time.monotonic() - t0 < FAIL_FAST_S
+
+    async def aiokafka_with_another_ca() -> None:
+        from aiokafka import AIOKafkaProducer
+
+        bad = KafkaSecurity(security_protocol="SSL", ssl_cafile=other)
+        producer = AIOKafkaProducer(bootstrap_servers=broker.ssl_bootstrap, **bad.aiokafka_kwargs())
+        try:
+            await asyncio.wait_for(producer.start(), FAIL_FAST_S)
+        finally:
+            await producer.stop()
+
+    from aiokafka.errors import KafkaConnectionError
+
+    with pytest.raises(KafkaConnectionError):
+        asyncio.run(aiokafka_with_another_ca())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import ssl
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -15,8 +16,10 @@ from tripwire.kafka_security import KafkaSecurity
 pytestmark = pytest.mark.unit
 
 PASSWORD = "s3cr3t-Pa55"
-SCRAM = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512", "sasl_username": "alice",
-         "sasl_password": PASSWORD}
+SCRAM: dict[str, Any] = {
+    "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512", "sasl_username": "alice",
+    "sasl_password": PASSWORD,
+}
 ENV_NAMES = ("SECURITY_PROTOCOL", "SASL_MECHANISM", "SASL_USERNAME", "SASL_PASSWORD", "SSL_CAFILE", "SSL_CERTFILE",
              "SSL_KEYFILE", "SSL_KEY_PASSWORD", "SSL_CHECK_HOSTNAME")
 
@@ -221,13 +224,19 @@ def test_dev_broker_sasl_mode_needs_users_with_safe_names(tmp_path: Path) -> Non
         KafkaDevConfig(scram_users={"alice": "pw"}, run_dir=tmp_path)
     with pytest.raises(ValidationError, match="SCRAM user 'alice'"):
         KafkaDevConfig(sasl_port=19094, scram_users={"alice": "a,b"}, run_dir=tmp_path)
-    broker = KafkaDevBroker(KafkaDevConfig(port=19092, controller_port=19093, sasl_port=19094,
+    broker = KafkaDevBroker(KafkaDevConfig(port=19092, controller_port=19093, sasl_port=19094, ssl_port=19095,
                                            scram_users={"alice": "dev-Secret-9"}, run_dir=tmp_path))
     props = dict(line.split("=", 1) for line in broker._write_config().read_text().splitlines())
     assert props["listeners"] == ("PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093,"
-                                  "SASL_PLAINTEXT://127.0.0.1:19094")
+                                  "SASL_PLAINTEXT://127.0.0.1:19094,SSL://127.0.0.1:19095")
     assert props["listener.security.protocol.map"] == (
-        "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT")
+        "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL")
+    assert props["listener.name.ssl.ssl.keystore.type"] == "PEM"
+    # the broker's certificate chains to the CA clients are given, and names 127.0.0.1
+    ctx = KafkaSecurity(security_protocol="SSL", ssl_cafile=broker.ssl_cafile).ssl_context()
+    assert ctx is not None and len(ctx.get_ca_certs()) == 1
+    server_pem = Path(props["listener.name.ssl.ssl.keystore.location"]).read_text()
+    assert server_pem.startswith("-----BEGIN PRIVATE KEY-----") and server_pem.count("BEGIN CERTIFICATE") == 2
     assert props["listener.name.sasl_plaintext.sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
     assert broker.sasl_bootstrap == "127.0.0.1:19094"
     assert "dev-Secret-9" not in repr(broker.config)

@@ -54,6 +54,9 @@ class KafkaDevConfig(BaseSettings):
     sasl_port: int | None = Field(None, ge=1, le=65535)
     """Also listen for SASL_PLAINTEXT clients (SCRAM-SHA-512) on this port; the PLAINTEXT port stays for the
     controller, the broker itself and the readiness check."""
+    ssl_port: int | None = Field(None, ge=1, le=65535)
+    """Also listen for SSL (TLS) clients on this port, with a certificate of a throwaway CA whose PEM file
+    is ``<run_dir>/tls/ca.pem`` (valid for 127.0.0.1 and localhost)."""
     scram_users: dict[str, SecretStr] = Field(default_factory=dict)
     """SCRAM-SHA-512 users (name -> password) created when the storage is formatted (needs ``sasl_port``)."""
 
@@ -128,6 +131,18 @@ class KafkaDevBroker:
         if self.config.sasl_port is None:
             raise DevBrokerError("this dev broker has no SASL listener (set sasl_port and scram_users)")
         return f"127.0.0.1:{self.config.sasl_port}"
+
+    @property
+    def ssl_bootstrap(self) -> str:
+        """The SSL listener; needs ``ssl_port``."""
+        if self.config.ssl_port is None:
+            raise DevBrokerError("this dev broker has no SSL listener (set ssl_port)")
+        return f"127.0.0.1:{self.config.ssl_port}"
+
+    @property
+    def ssl_cafile(self) -> Path:
+        """The CA certificate (PEM) clients of the SSL listener trust."""
+        return self.run_dir / "tls" / "ca.pem"
 
     @property
     def libs_dir(self) -> Path:
@@ -218,6 +233,15 @@ class KafkaDevBroker:
             props["listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config"] = (
                 "org.apache.kafka.common.security.scram.ScramLoginModule required;"
             )
+        if c.ssl_port is not None:
+            from tripwire.devenv._tls import ensure_dev_tls
+
+            tls = ensure_dev_tls(self.run_dir / "tls")
+            props["listeners"] += f",SSL://127.0.0.1:{c.ssl_port}"
+            props["advertised.listeners"] += f",SSL://127.0.0.1:{c.ssl_port}"
+            props["listener.security.protocol.map"] += ",SSL:SSL"
+            props["listener.name.ssl.ssl.keystore.type"] = "PEM"
+            props["listener.name.ssl.ssl.keystore.location"] = str(tls.server)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / "server.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
@@ -262,7 +286,7 @@ class KafkaDevBroker:
         if st.running:
             self.wait_ready(timeout_s or self.config.start_timeout_s)
             return st
-        for port in (self.config.port, self.config.controller_port, self.config.sasl_port):
+        for port in (self.config.port, self.config.controller_port, self.config.sasl_port, self.config.ssl_port):
             if port is not None and not _port_free(port):
                 raise DevBrokerError(
                     f"port {port} on 127.0.0.1 is taken by another process; stop it or choose another "
