@@ -1,24 +1,37 @@
-"""Decoded operator states of one stage, kept in memory next to its table.
+"""Decoded operator states of one stage, kept in memory and written behind to its table.
 
-The faust table holds each key's state as bytes (``tables.pack``); decoding it again for every
-event (JSON parse + ``from_dict``) was a large share of a worker's per-event cost. The cache keeps
-the decoded state objects of the keys this worker owns. Every change is still written through to
-the table and its changelog by the runtime, in the transaction of the message that caused it, so
-the table holds every change an output or an event caused (a crash loses nothing the changelog
-has not got). A tick that changes a state without emitting anything is not written (as before);
-the cached object keeps that change, as the in-process ``Pipeline`` does.
+The faust table holds each key's state as bytes (``tables.pack``). Decoding it for every event
+(JSON parse + ``from_dict``) and encoding and sending it after every event were most of a
+worker's per-event cost, so the cache keeps the decoded state objects of the keys this worker
+owns and remembers which changed (dirty). The runtime takes a :meth:`StateCache.snapshot` of the
+dirty keys right before each offset commit: one table write and one changelog record per changed
+key, sent in the transaction that commits the offsets of the messages that changed it.
 
-A key is evicted when a stage fails on it (the object may be half-updated; the table holds its
-state from before the failing event) and when it expires. The whole cache is dropped when the
-consumer generation changes (a rebalance): another worker may have written the keys of a
-partition that comes back here, and the table, recovered from the changelog, is the truth.
+A stage that raises on an event may leave the key's object half-updated. The cache keeps the
+operations applied to each dirty key since its last snapshot, so :meth:`StateCache.recover`
+rebuilds the key from the table (its last snapshot) and replays them: the failing event is left
+out and nothing before it is lost.
+
+The whole cache is dropped when the consumer generation changes (a rebalance): another worker may
+have written the keys of a partition that comes back here, and the table, recovered from the
+changelog, is the truth. Its dirty keys are dropped with it: their messages were not committed,
+so they are read and applied again.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
-from tripwire.processors.tables import unpack
+from tripwire.processors.tables import pack, store_put, unpack
+
+
+@dataclass
+class _Dirty:
+    partition: int
+    tid: str | None  # the transaction the key's changelog record belongs to
+    ops: list[tuple[Any, ...]] = field(default_factory=list)  # applied since the last snapshot
+    from_scratch: bool = False  # deleted since the last snapshot: ops start from a new state
 
 
 class StateCache:
@@ -27,7 +40,8 @@ class StateCache:
     def __init__(self, stage: Any, table: Any) -> None:
         self.stage = stage
         self.table = table
-        self.states: dict[bytes, Any] = {}
+        self.states: dict[bytes, Any] = {}  # a state, or None: deleted, not yet written
+        self.dirty: dict[bytes, _Dirty] = {}
 
     def __len__(self) -> int:
         return len(self.states)
@@ -36,23 +50,73 @@ class StateCache:
         """The state of ``kb``: cached, else decoded from the table, else a new one."""
         st = self.states.get(kb)
         if st is None:
-            raw = self.table.get(kb)
+            raw = None if kb in self.states else self.table.get(kb)
             st = self.stage.loads(unpack(raw)[1]) if raw is not None else self.stage.new_state(key)
             self.states[kb] = st
         return st
 
     def peek(self, kb: bytes) -> Any | None:
         """The state of an existing key (cached, else decoded from the table), or None."""
-        st = self.states.get(kb)
-        if st is None:
-            raw = self.table.get(kb)
-            if raw is None:
-                return None
-            st = self.states[kb] = self.stage.loads(unpack(raw)[1])
+        if kb in self.states:
+            return self.states[kb]
+        raw = self.table.get(kb)
+        if raw is None:
+            return None
+        st = self.states[kb] = self.stage.loads(unpack(raw)[1])
         return st
 
-    def evict(self, kb: bytes) -> None:
+    def changed(self, kb: bytes, partition: int, tid: str | None, op: tuple[Any, ...]) -> None:
+        """Record that ``op`` (``("event", event, now)`` or ``("tick", now, resumed_at)``) changed ``kb``."""
+        d = self.dirty.get(kb)
+        if d is None:
+            d = self.dirty[kb] = _Dirty(partition, tid)
+        d.ops.append(op)
+
+    def ticked(self, kb: bytes, partition: int, tid: str | None, now: float, resumed_at: float, emitted: bool) -> None:
+        """A tick ran on ``kb``. One that emitted something must be written; one that did not is
+        written with the key's next change (and kept for :meth:`recover` if the key is dirty)."""
+        if emitted or kb in self.dirty:
+            self.changed(kb, partition, tid, ("tick", now, resumed_at))
+
+    def delete(self, kb: bytes, partition: int, tid: str | None) -> None:
+        self.states[kb] = None
+        self.dirty[kb] = _Dirty(partition, tid, from_scratch=True)
+
+    def recover(self, kb: bytes, key: str) -> None:
+        """Rebuild ``kb`` from its last snapshot plus the operations applied since (see module doc)."""
         self.states.pop(kb, None)
+        d = self.dirty.get(kb)
+        if d is None:
+            return  # the table holds the state from before the failing operation
+        if d.from_scratch:
+            self.states[kb] = None
+            if not d.ops:
+                return
+        st = self.get(kb, key)
+        for op in d.ops:
+            if op[0] == "event":
+                self.stage.process(st, op[1], op[2])
+            else:
+                self.stage.tick(st, op[1], op[2])
+
+    def snapshot(self) -> list[tuple[bytes, int, str | None, bytes | None]]:
+        """``(key, partition, tid, value or None for a delete)`` of every dirty key; writes the
+        table and forgets the dirty set (the caller sends the values to the changelog)."""
+        out = []
+        data = self.table.data
+        for kb, d in self.dirty.items():
+            st = self.states.get(kb)
+            if st is None:
+                self.states.pop(kb, None)
+                data.pop(kb, None)
+                out.append((kb, d.partition, d.tid, None))
+            else:
+                value = pack(d.partition, self.stage.dumps(st))
+                store_put(self.table, d.partition, kb, value)
+                out.append((kb, d.partition, d.tid, value))
+        self.dirty = {}
+        return out
 
     def clear(self) -> None:
         self.states.clear()
+        self.dirty = {}

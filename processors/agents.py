@@ -9,9 +9,12 @@ Three agents, one per stage, each consuming its input topic plus the ticks topic
 - ``agents``: the by-agent topic (key tenant|agent_id) -> WindowStats and alerts.
 - ``credentials``: the by-credential topic (key fingerprint) -> alerts.
 
-With ``exactly_once`` every record a message causes (outputs, forwards, DLQ records and the
-table changelog) is sent in the Kafka transaction of the message's source partition, which
-commits together with its offset; a killed worker's open transaction is aborted and replayed.
+Handling a message sends nothing: its outputs, forwards and DLQ records wait in
+``Runtime.pending`` and its state change in the stage's :class:`StateCache`, until the next offset
+commit flushes them (``_commit_hook``). With ``exactly_once`` they go in the Kafka transaction of
+the message's source partition, which commits together with its offset; a killed worker's open
+transaction is aborted and its messages are read again. A key changed by many messages between
+two commits is written once.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from tripwire.processors.latency import window_key
 from tripwire.processors.metrics import ProcessorMetrics
 from tripwire.processors.pipeline import Pipeline
 from tripwire.processors.stages import Outputs
-from tripwire.processors.tables import pack, unpack
+from tripwire.processors.tables import unpack
 from tripwire.processors.topics import RuntimeTopics
 
 log = logging.getLogger(__name__)
@@ -35,7 +38,7 @@ _DLQ_NS = uuid.UUID("0d6a3b9e-5a7e-4c43-9d8e-3f1b2c4a5d60")
 
 
 class Runtime:
-    """Holds what the agents share: app, codec, stages, tables, topics, metrics."""
+    """Holds what the agents share: app, codec, stages, tables, topics, metrics, pending records."""
 
     def __init__(
         self, app: Any, config: ProcessorConfig, topics: RuntimeTopics, tables: dict[str, Any], pipeline: Pipeline
@@ -56,16 +59,20 @@ class Runtime:
         self.caches = {
             s.name: StateCache(s, tables[s.name]) for s in (pipeline.runs, pipeline.agents, pipeline.credentials)
         }
+        self.changelogs = {name: t.changelog_topic.get_topic_name() for name, t in tables.items()}
+        # records caused by messages since the last commit, by transactional id (None without EOS)
+        self.pending: dict[str | None, list[tuple[str, bytes | None, bytes | None, int | None]]] = {}
         self._generation: int | None = None
 
-    def _cache(self, stage: Any) -> StateCache:
-        """``stage``'s state cache; a new consumer generation (a rebalance) drops every cache."""
+    def _check_generation(self) -> None:
+        """A new consumer generation (a rebalance) drops every cache and every pending record:
+        their messages were not committed, so they are read and applied again."""
         generation = self.app.consumer_generation_id
         if generation != self._generation:
             for cache in self.caches.values():
                 cache.clear()
+            self.pending = {}
             self._generation = generation
-        return self.caches[stage.name]
 
     # -- sending ---------------------------------------------------------------------------------
     def _tid(self, msg: Any) -> str | None:
@@ -74,20 +81,57 @@ class Runtime:
         group = self.app.assignor.group_for_topic(msg.topic)
         return f"{self.app.conf.id}-{group}-{msg.partition}"
 
-    async def send(self, topic: str, key: bytes | None, value: bytes, tid: str | None, partition: int | None = None):
-        if tid is None:
-            return await self.app.producer.send(topic, key, value, partition, None, None)
-        return await self.app.producer.send(topic, key, value, partition, None, None, transactional_id=tid)
+    def send(self, topic: str, key: bytes | None, value: bytes | None, tid: str | None, partition: int | None = None):
+        """Queue a record for the next commit, in the transaction ``tid`` (see :meth:`flush`)."""
+        records = self.pending.get(tid)
+        if records is None:
+            records = self.pending[tid] = []
+        records.append((topic, key, value, partition))
 
-    async def publish(self, out: Outputs, msg: Any, tid: str | None) -> None:
+    async def flush(self) -> None:
+        """Send every pending record and changed state (called right before an offset commit).
+
+        The records and the state snapshot are taken together, with no await in between, so they
+        cover the same messages: all those acked so far, maybe a few more (whose offsets the next
+        commit takes). Sent in the transactions that commit those offsets, a crash loses all of it
+        together with the offsets, and the messages are read and applied again.
+        """
+        if self.app.consumer_generation_id != self._generation:
+            self._check_generation()  # a rebalance: these messages are read again
+            return
+        batches, self.pending = self.pending, {}
+        for name, cache in self.caches.items():
+            topic = self.changelogs[name]
+            for kb, partition, tid, value in cache.snapshot():
+                records = batches.get(tid)
+                if records is None:
+                    records = batches[tid] = []
+                records.append((topic, kb, value, partition))
+        n = 0
+        for tid, records in batches.items():
+            if tid is None:
+                producer = self.app.producer
+                for topic, key, value, partition in records:
+                    await producer.send(topic, key, value, partition, None, None)
+            else:
+                txn = self.app.producer._transaction_producers.get(tid)
+                if txn is None:
+                    raise RuntimeError(f"no transactional producer for {tid}")
+                for topic, key, value, partition in records:
+                    await txn.send(topic, value, key=key, partition=partition)
+            n += len(records)
+        if n:
+            self.metrics.flushed.inc(n)
+
+    def publish(self, out: Outputs, msg: Any, tid: str | None) -> None:
         enc = self.codec.encode
         for s in out.runs:
             # same partition number as the event: runs share the events topic's partitioning by run_id
-            await self.send(self.topics.runs, s.run_id.encode(), enc(s), tid, partition=msg.partition)
+            self.send(self.topics.runs, s.run_id.encode(), enc(s), tid, partition=msg.partition)
         for w in out.metrics:
-            await self.send(self.topics.metrics, window_key(w).encode(), enc(w), tid)
+            self.send(self.topics.metrics, window_key(w).encode(), enc(w), tid)
         for a in out.alerts:
-            await self.send(self.topics.alerts, a.incident_id.encode(), enc(a), tid)
+            self.send(self.topics.alerts, a.incident_id.encode(), enc(a), tid)
         m = self.metrics
         if out.runs:
             m.outputs.labels("runs").inc(len(out.runs))
@@ -106,7 +150,7 @@ class Runtime:
                     a.incident_id,
                 )
 
-    async def dead_letter(self, msg: Any, tid: str | None, stage: str, reason: str, error_type: str) -> None:
+    def dead_letter(self, msg: Any, tid: str | None, stage: str, reason: str, error_type: str) -> None:
         from tripwire.schemas import DeadLetter
 
         dl = DeadLetter(
@@ -121,7 +165,7 @@ class Runtime:
             stage=stage,
             failed_at=_now_dt(),
         )
-        await self.send(self.topics.dlq, msg.key, self.codec.encode(dl), tid, partition=msg.partition)
+        self.send(self.topics.dlq, msg.key, self.codec.encode(dl), tid, partition=msg.partition)
         self.metrics.dead_letters.labels(stage).inc()
         log.warning(
             "dead letter stage=%s topic=%s partition=%d offset=%d error=%s reason=%s",
@@ -149,17 +193,20 @@ class Runtime:
             return None, "validate", f"not an event: a {type(ev).__name__} record", "NotAnEvent"
         return ev, "", "", ""
 
-    async def handle(self, stage: Any, msg: Any, validate: bool) -> None:
-        """One input message of ``stage``: decode, fold into the key's state, publish, forward."""
+    def handle(self, stage: Any, msg: Any, validate: bool) -> None:
+        """One input message of ``stage``: decode, fold into the key's state, queue outputs and forwards.
+
+        Synchronous: nothing is sent here (see :meth:`flush`), so a message is fully applied before
+        the stream acks it, and no commit can fall between its state change and its outputs."""
+        self._check_generation()
         tid = self._tid(msg)
         self.positions[(msg.topic, msg.partition)] = msg.offset
         ev, bad_stage, reason, err = self.decode(msg, validate)
         if ev is None:
             self.metrics.events.labels(stage.name, "dead_letter").inc()
-            await self.dead_letter(msg, tid, bad_stage, reason, err)
+            self.dead_letter(msg, tid, bad_stage, reason, err)
             return
-        table = self.tables[stage.name]
-        cache = self._cache(stage)
+        cache = self.caches[stage.name]
         key = stage.key(ev)
         kb = key.encode()
         now = time.time()
@@ -168,46 +215,46 @@ class Runtime:
             res = stage.process(state, ev, now)
         except Exception as e:  # a bug or corrupt state must not stop the worker: the event goes to the DLQ
             log.exception("stage %s failed on %s", stage.name, key)
-            cache.evict(kb)  # maybe half-updated; the table holds the state from before this event
+            self._recover(cache, kb, key)
             self.metrics.events.labels(stage.name, "failed").inc()
-            await self.dead_letter(msg, tid, "process", f"{stage.name}: {e}", type(e).__name__)
+            self.dead_letter(msg, tid, "process", f"{stage.name}: {e}", type(e).__name__)
             return
         if not res.applied:
             self.metrics.events.labels(stage.name, "duplicate").inc()
             return
-        await self.put(table, kb, pack(msg.partition, stage.dumps(state)), msg.partition)
+        cache.changed(kb, msg.partition, tid, ("event", ev, now))
         self.metrics.events.labels(stage.name, "ok").inc()
-        await self.publish(res.outputs, msg, tid)
+        self.publish(res.outputs, msg, tid)
         if res.to_agent:
-            await self.send(self.topics.by_agent, self.pipeline.agents.key(ev).encode(), msg.value, tid)
+            self.send(self.topics.by_agent, self.pipeline.agents.key(ev).encode(), msg.value, tid)
         if res.to_credential:
-            await self.send(self.topics.by_credential, ev.credential_fingerprint.encode(), msg.value, tid)
+            self.send(self.topics.by_credential, ev.credential_fingerprint.encode(), msg.value, tid)
 
     @staticmethod
-    async def put(table: Any, key: bytes, value: bytes | None, partition: int) -> None:
-        """Write a table key (None deletes it) and send its changelog record *now*.
-
-        ``table[key] = value`` would queue the changelog record in faust's producer buffer, which
-        a transaction commit does not drain: the record could land in a later transaction than
-        the offsets of the message that caused it, and a kill in between would lose the state.
-        Sending it here puts it in the same transaction as the message's other outputs.
-        """
-        if value is None:
-            table.data.pop(key, None)
-        else:
-            table.data[key] = value
-        await table.changelog_topic.send(key=key, value=value, partition=partition)
+    def _recover(cache: StateCache, kb: bytes, key: str) -> None:
+        try:
+            cache.recover(kb, key)  # the key as it was before the failing operation
+        except Exception:  # pragma: no cover - replaying operations that succeeded before
+            log.exception("could not rebuild state key=%s; it restarts from its last snapshot", key)
+            cache.dirty.pop(kb, None)
+            cache.states.pop(kb, None)
 
     def _keys_of(self, name: str, table: Any, now: float, partition: int) -> list[bytes]:
-        """The table keys owned by ``partition``. One scan of the table serves every partition's
-        tick of the same round (ticks of a round carry the same clock value)."""
+        """The keys ``partition`` owns: written ones (a scan of the table, shared by every
+        partition's tick of the same round: their ticks carry the same clock value) plus the
+        ones changed since the last commit."""
         cached = self._scans.get(name)
         if cached is None or cached[0] != now:
             groups: dict[int, list[bytes]] = {}
             for k, v in list(table.items()):
                 groups.setdefault(unpack(v)[0], []).append(k)
             cached = self._scans[name] = (now, groups)
-        return cached[1].get(partition, [])
+        keys = cached[1].get(partition, [])
+        dirty = self.caches[name].dirty
+        if dirty:
+            known = set(keys)
+            keys = keys + [kb for kb, d in dirty.items() if d.partition == partition and kb not in known]
+        return keys
 
     def backlog(self, topic: str, partition: int) -> bool:
         """True when messages of ``topic``/``partition`` are known to be waiting."""
@@ -219,8 +266,9 @@ class Runtime:
         hw = self.app.consumer.highwater(TP(topic, partition))
         return hw is not None and hw - 1 > pos
 
-    async def tick(self, stage: Any, source: str, msg: Any) -> None:
+    def tick(self, stage: Any, source: str, msg: Any) -> None:
         """A clock message on partition p: time-driven outputs for the keys partition p owns."""
+        self._check_generation()
         tid = self._tid(msg)
         try:
             now = float(msg.value)
@@ -231,7 +279,7 @@ class Runtime:
             return  # time-driven outputs wait until the partition has caught up with its input
         table = self.tables[stage.name]
         mine = self._keys_of(stage.name, table, now, msg.partition)
-        cache = self._cache(stage)
+        cache = self.caches[stage.name]
         for kb in mine:
             try:
                 state = cache.peek(kb)
@@ -241,15 +289,14 @@ class Runtime:
                 expired = stage.expired(state, now)
             except Exception:
                 log.exception("tick of stage %s failed for key %r", stage.name, kb)
-                cache.evict(kb)
+                self._recover(cache, kb, kb.decode(errors="replace"))
                 continue
             if expired:
-                cache.evict(kb)
-                await self.put(table, kb, None, msg.partition)
-            elif out:
-                await self.put(table, kb, pack(msg.partition, stage.dumps(state)), msg.partition)
+                cache.delete(kb, msg.partition, tid)
+            else:
+                cache.ticked(kb, msg.partition, tid, now, self.started_at, bool(out))
             if out:
-                await self.publish(out, msg, tid)
+                self.publish(out, msg, tid)
         self.metrics.state_keys.labels(stage.name).set(sum(len(k) for k in self._scans[stage.name][1].values()))
 
 
@@ -269,9 +316,9 @@ def register_agents(runtime: Runtime) -> None:
             async for event in stream.events():
                 msg = event.message
                 if msg.topic == t.ticks:
-                    await runtime.tick(stage, source, msg)
+                    runtime.tick(stage, source, msg)
                 else:
-                    await runtime.handle(stage, msg, validate)
+                    runtime.handle(stage, msg, validate)
 
         agent.__name__ = agent.__qualname__ = f"{stage.name}_agent"
         app.agent(app.topic(source, t.ticks, **raw), name=f"tripwire.processors.{stage.name}")(agent)

@@ -165,10 +165,10 @@ class KillSwitchPolicyAgent:
         try:
             alert = runtime.codec.decode(msg.value, True)
         except DecodeError as e:
-            await runtime.dead_letter(msg, tid, "decode", f"{e.reason}: {e}", type(e).__name__)
+            runtime.dead_letter(msg, tid, "decode", f"{e.reason}: {e}", type(e).__name__)
             return
         if not isinstance(alert, Alert):
-            await runtime.dead_letter(msg, tid, "validate", f"not an alert: a {type(alert).__name__}", "NotAnAlert")
+            runtime.dead_letter(msg, tid, "validate", f"not an alert: a {type(alert).__name__}", "NotAnAlert")
             return
         key = alert.incident_id.encode()
         try:
@@ -178,7 +178,7 @@ class KillSwitchPolicyAgent:
             commands = self.policy.process(alert)
         except Exception as e:  # never stop the worker: the alert goes to the DLQ with the reason
             log.exception("killswitch policy failed on alert %s", alert.alert_id)
-            await runtime.dead_letter(msg, tid, "process", f"killswitch policy: {e}", type(e).__name__)
+            runtime.dead_letter(msg, tid, "process", f"killswitch policy: {e}", type(e).__name__)
             return
         if commands:
             try:
@@ -187,7 +187,7 @@ class KillSwitchPolicyAgent:
                 # Not recorded as tripped, so the incident's next update trips again; the alert is kept.
                 self.policy.restore_trip(alert.incident_id, before)
                 log.error("killswitch trip not published alert_id=%s error=%s", alert.alert_id, e)
-                await runtime.dead_letter(msg, tid, "notify", f"killswitch publish: {e}", type(e).__name__)
+                runtime.dead_letter(msg, tid, "notify", f"killswitch publish: {e}", type(e).__name__)
                 return
             for command in commands:
                 log.warning(

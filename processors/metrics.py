@@ -27,6 +27,11 @@ class ProcessorMetrics:
         self.lag = Gauge(
             "tripwire_processor_lag", "messages behind the partition end", ["topic", "partition"], registry=r
         )
+        self.flushed = Counter(
+            "tripwire_processor_flushed_records",
+            "records (outputs, forwards, changelog) sent at offset commits",
+            registry=r,
+        )
         self.state_keys = Gauge("tripwire_processor_state_keys", "keys in a stage's table", ["stage"], registry=r)
         self._last_total = 0.0
         self._last_at = time.monotonic()

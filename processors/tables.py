@@ -49,3 +49,14 @@ def pack(partition: int, state: bytes) -> bytes:
 
 def unpack(value: bytes) -> tuple[int, bytes]:
     return int.from_bytes(value[:2], "big"), value[2:]
+
+
+def store_put(table: Any, partition: int, key: bytes, value: bytes) -> None:
+    """Write ``key`` into the table's local RocksDB store for ``partition``.
+
+    ``table[key] = value`` picks the partition from the stream event being processed; the runtime
+    writes its states at offset commits, outside any event, so it names the partition itself (as
+    faust's own changelog recovery does)."""
+    store = table.data
+    store._db_for_partition(partition).put(key, value)
+    store._key_index[key] = partition

@@ -27,7 +27,7 @@ class FakeRuntime:
     def _tid(self, _msg: Any) -> None:
         return None
 
-    async def dead_letter(self, _msg: Any, _tid: Any, stage: str, reason: str, _err: str) -> None:
+    def dead_letter(self, _msg: Any, _tid: Any, stage: str, reason: str, _err: str) -> None:
         self.dead.append((stage, reason))
 
 
