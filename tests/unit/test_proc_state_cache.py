@@ -54,6 +54,14 @@ def _run(seed: int = 1) -> RunScript:
     return r
 
 
+def _apply(cache: StateCache, r: RunScript, events: list[Any], partition: int = 0, tid: str | None = None) -> None:
+    """Fold ``events`` into the run's state the way the runtime does, marking the key changed."""
+    kb = r.run_id.encode()
+    for e in events:
+        assert cache.stage.process(cache.get(kb, r.run_id), e, NOW).applied
+        cache.changed(kb, partition, tid, ("event", e, NOW))
+
+
 def _folded(stage: RunStage, events: list[Any]) -> bytes:
     st = stage.new_state(events[0].run_id)
     for e in events:
@@ -66,9 +74,7 @@ def test_a_key_changed_many_times_is_written_once_per_snapshot_with_its_latest_s
     cache = StateCache(stage, table)
     r = _run()
     kb = r.run_id.encode()
-    for e in r.events:
-        assert stage.process(cache.get(kb, r.run_id), e, NOW).applied
-        cache.changed(kb, 3, "tid-3", ("event", e, NOW))
+    _apply(cache, r, r.events, 3, "tid-3")
     assert table.data.puts == 0  # nothing written before the snapshot
     snap = cache.snapshot()
     assert [(k, p, tid) for k, p, tid, _ in snap] == [(kb, 3, "tid-3")]
@@ -119,9 +125,7 @@ def test_recover_of_a_clean_key_reads_the_table() -> None:
     cache = StateCache(stage, table)
     r = _run()
     kb = r.run_id.encode()
-    for e in r.events:
-        stage.process(cache.get(kb, r.run_id), e, NOW)
-        cache.changed(kb, 0, None, ("event", e, NOW))
+    _apply(cache, r, r.events)
     cache.snapshot()
     cache.get(kb, r.run_id).det["poison"] = True
     cache.recover(kb, r.run_id)
@@ -133,9 +137,7 @@ def test_a_deleted_key_is_deleted_at_the_snapshot_and_a_new_event_starts_it_afre
     cache = StateCache(stage, table)
     r = _run()
     kb = r.run_id.encode()
-    for e in r.events:
-        stage.process(cache.get(kb, r.run_id), e, NOW)
-        cache.changed(kb, 2, None, ("event", e, NOW))
+    _apply(cache, r, r.events, 2)
     cache.snapshot()
     cache.delete(kb, 2, None)
     assert cache.peek(kb) is None  # not read back from the table before the delete is written
