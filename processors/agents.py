@@ -62,6 +62,8 @@ class Runtime:
         self.changelogs = {name: t.changelog_topic.get_topic_name() for name, t in tables.items()}
         # records caused by messages since the last commit, by transactional id (None without EOS)
         self.pending: dict[str | None, list[tuple[str, bytes | None, bytes | None, int | None]]] = {}
+        self._tids: dict[tuple[str, int], str] = {}
+        self._ok = {name: self.metrics.events.labels(name, "ok") for name in self.caches}
         self._generation: int | None = None
 
     def _check_generation(self) -> None:
@@ -72,14 +74,20 @@ class Runtime:
             for cache in self.caches.values():
                 cache.clear()
             self.pending = {}
+            self._tids = {}  # the assignment (and so the topic groups) may have changed
             self._generation = generation
 
     # -- sending ---------------------------------------------------------------------------------
     def _tid(self, msg: Any) -> str | None:
+        """The transactional id of ``msg``'s partition (faust's naming), cached per generation."""
         if not self.eos:
             return None
-        group = self.app.assignor.group_for_topic(msg.topic)
-        return f"{self.app.conf.id}-{group}-{msg.partition}"
+        tids = self._tids
+        tid = tids.get((msg.topic, msg.partition))
+        if tid is None:
+            group = self.app.assignor.group_for_topic(msg.topic)
+            tid = tids[(msg.topic, msg.partition)] = f"{self.app.conf.id}-{group}-{msg.partition}"
+        return tid
 
     def send(self, topic: str, key: bytes | None, value: bytes | None, tid: str | None, partition: int | None = None):
         """Queue a record for the next commit, in the transaction ``tid`` (see :meth:`flush`)."""
@@ -223,7 +231,7 @@ class Runtime:
             self.metrics.events.labels(stage.name, "duplicate").inc()
             return
         cache.changed(kb, msg.partition, tid, ("event", ev, now))
-        self.metrics.events.labels(stage.name, "ok").inc()
+        self._ok[stage.name].inc()
         self.publish(res.outputs, msg, tid)
         if res.to_agent:
             self.send(self.topics.by_agent, self.pipeline.agents.key(ev).encode(), msg.value, tid)
