@@ -98,10 +98,33 @@ def _commands(bootstrap: str, topic: str) -> list:
     return [decode(m.value()) for m in read_topic(KillSwitchConfig(bootstrap=bootstrap, topic=topic), timeout=10)]
 
 
+def check_trip_and_reset(served: dict, actor: str) -> dict:
+    """After the dashboard disabled refund-assistant's autonomy and reset it: the two signed commands
+    are on the real broker's kill-switch topic (keyed by scope, signed by the served key, issued by
+    ``actor``) and in the audit table. Stops the server (so its folder is free) and returns the
+    helper's audit output for the caller's own checks of the actions log."""
+    from tripwire.producers._ks_signing import CommandVerifier, load_public_key
+
+    verifier = CommandVerifier([load_public_key(served["public"])])
+    cmds = wait_until(lambda: _commands(served["bootstrap"], served["topic"]), timeout=20, message="commands")
+    assert [(c.scope, c.action.value, c.issued_by) for c in cmds] == [
+        ("agent:refund-assistant", "disable_autonomy", actor),
+        ("agent:refund-assistant", "resume", actor),
+    ]
+    for c in cmds:
+        verifier.verify(c)
+    proc = served["proc"]
+    proc.terminate()
+    proc.wait(timeout=20)
+    out = _helper("audit", served["url"])
+    assert [(a["actor"], a["scope"], a["action"], a["command_id"]) for a in out["audit"]] == [
+        (actor, c.scope, c.action.value, c.command_id) for c in cmds
+    ]
+    return out
+
+
 def test_dashboard_in_chromium(served: dict) -> None:
     from playwright.sync_api import expect, sync_playwright
-
-    from tripwire.producers._ks_signing import CommandVerifier, load_public_key
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     base = served["base"]
@@ -188,29 +211,12 @@ def test_dashboard_in_chromium(served: dict) -> None:
         shot("sql_result")
         browser.close()
 
-    # the signed commands are on the real broker's kill-switch topic, keyed by scope
-    verifier = CommandVerifier([load_public_key(served["public"])])
-    cmds = wait_until(lambda: _commands(served["bootstrap"], served["topic"]), timeout=20, message="commands")
-    assert [(c.scope, c.action.value, c.issued_by) for c in cmds] == [
-        ("agent:refund-assistant", "disable_autonomy", OPERATOR),
-        ("agent:refund-assistant", "resume", OPERATOR),
-    ]
-    for c in cmds:
-        verifier.verify(c)
-    # ... and in the audit table, with the actor (read after the server let go of the folder)
-    proc = served["proc"]
-    proc.terminate()
-    proc.wait(timeout=20)
-    out = _helper("audit", served["url"])
-    audit = out["audit"]
+    out = check_trip_and_reset(served, OPERATOR)
     # every action is audited with the dev-mode identity (the operator, admin, not authenticated)
     assert [(a["actor"], a["role"], a["authenticated"], a["action"], a["decision"]) for a in out["actions"]] == [
         (OPERATOR, "admin", False, "killswitch.trip", "allowed"),
         (OPERATOR, "admin", False, "killswitch.reset", "allowed"),
         (OPERATOR, "admin", False, "sql.query", "allowed"),
-    ]
-    assert [(a["actor"], a["scope"], a["action"], a["command_id"]) for a in audit] == [
-        (OPERATOR, c.scope, c.action.value, c.command_id) for c in cmds
     ]
     log.info("page render seconds %s", json.dumps({k: round(v, 3) for k, v in timings.items()}))
     (ARTIFACTS / "timings.json").write_text(json.dumps(timings, indent=2))

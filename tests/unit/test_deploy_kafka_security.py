@@ -164,11 +164,13 @@ def test_every_component_reads_the_shared_environment(monkeypatch: pytest.Monkey
     from tripwire.sinks.config import SinkSettings
 
     _scram_env(monkeypatch)
+    monkeypatch.setenv("TRIPWIRE_KAFKA_BOOTSTRAP", "broker-1:9093")  # CI exports its dev broker's address
+    monkeypatch.delenv("TRIPWIRE_KILLSWITCH_BOOTSTRAP", raising=False)
     expected = KafkaSecurity(**SCRAM).confluent_conf()
     for cls in (ProcessorConfig, NotifyConfig, SinkSettings, KafkaProducerSettings, KillSwitchConfig):
         assert cls().confluent_conf() == expected, cls.__name__
         assert cls().security() == KafkaSecurity(**SCRAM), cls.__name__
-    assert KillSwitchConfig().kafka_properties() == {"bootstrap.servers": "127.0.0.1:9092", **expected}
+    assert KillSwitchConfig().kafka_properties() == {"bootstrap.servers": "broker-1:9093", **expected}
     conf = KafkaTransport(KafkaProducerSettings()).librdkafka_config()
     assert {k: conf[k] for k in expected} == expected
     assert (conf["enable.idempotence"], conf["acks"]) == (True, "all")
