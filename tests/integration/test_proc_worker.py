@@ -20,6 +20,7 @@ from tests.proc_kafka import (
 )
 from tripwire.devenv.kafka import free_port
 from tripwire.processors import Pipeline, load_policy
+from tripwire.processors.stages import RunStage
 from tripwire.schemas import encode
 from tripwire.schemas.samples import sample_records
 
@@ -45,6 +46,23 @@ def reference_summaries(events, policy) -> dict[str, dict]:
     for s in p.tick(NOW + 10_000).runs:
         out[s.run_id] = comparable(s)
     return out
+
+
+def scrape(port: int) -> dict[str, float]:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line[:1] != "#"}
+
+
+def forwarded(events, policy) -> tuple[int, int]:
+    """How many of ``events`` the runs stage forwards to the agents and to the credentials stage."""
+    stage = RunStage(policy)
+    states: dict = {}
+    to_agent = to_credential = 0
+    for e in events:
+        res = stage.process(states.setdefault(e.run_id, stage.new_state(e.run_id)), e, NOW)
+        to_agent += res.to_agent
+        to_credential += res.to_credential
+    return to_agent, to_credential
 
 
 def scripted_runs(n: int, seed: int = 0) -> list[RunScript]:
@@ -100,19 +118,27 @@ def test_worker_publishes_exact_summaries_alerts_and_dead_letters(
         wait_for(dlq_r, lambda recs: len(recs) >= 3, 10, "3 dead letters", worker)
         want_alerts = {"budget_breach", "runaway_loop", "unapproved_high_risk", "trace_gaps", "unauthenticated_tool"}
         wait_for(alerts_r, lambda recs: want_alerts <= {a.kind for a in recs}, 20, "alerts", worker)
-        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+        # every forwarded event reaches the agents and credentials stages exactly once
+        to_agent, to_credential = forwarded([e for r in [*runs, bad, quiet] for e in r.events], policy)
+        agents_ok = 'tripwire_processor_events_total{result="ok",stage="agents"}'
+        credentials_ok = 'tripwire_processor_events_total{result="ok",stage="credentials"}'
+        samples = wait_until(
+            lambda: (m := scrape(metrics_port)).get(agents_ok) == to_agent
+            and m.get(credentials_ok) == to_credential
+            and m,
+            timeout=20,
+            message="the forwarded events counted by the agents and credentials stages",
+        )
     finally:
         worker.stop()
 
     # Prometheus: every valid event counted once, the three bad messages as dead letters
-    samples = {
-        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line[:1] != "#"
-    }
     assert samples['tripwire_processor_events_total{result="ok",stage="runs"}'] == 47.0
     assert samples['tripwire_processor_events_total{result="dead_letter",stage="runs"}'] == 3.0
     assert samples['tripwire_processor_dead_letters_total{stage="decode"}'] == 2.0
     assert samples['tripwire_processor_alerts_total{kind="runaway_loop",status="firing"}'] >= 1.0
     assert samples['tripwire_processor_outputs_total{topic="runs"}'] == 8.0
+    assert to_agent == 32 and to_credential == 7  # model and tool calls; one per run with a credential
 
     got = {s.run_id: comparable(s) for s in summaries}
     assert len(summaries) == 8 == len(got)  # exactly one committed summary per run
