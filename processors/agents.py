@@ -24,6 +24,7 @@ import time
 import uuid
 from typing import Any
 
+from tripwire.processors._forward import MAGIC, BatchError, pack_records, unpack_events
 from tripwire.processors._state_cache import StateCache
 from tripwire.processors.config import ProcessorConfig
 from tripwire.processors.latency import window_key
@@ -62,6 +63,8 @@ class Runtime:
         self.changelogs = {name: t.changelog_topic.get_topic_name() for name, t in tables.items()}
         # records caused by messages since the last commit, by transactional id (None without EOS)
         self.pending: dict[str | None, list[tuple[str, bytes | None, bytes | None, int | None]]] = {}
+        # events forwarded to the agents / credentials stages since the last commit, per record
+        self.forwards: dict[tuple[str | None, str, bytes], list[bytes]] = {}
         self._tids: dict[tuple[str, int], str] = {}
         self._ok = {name: self.metrics.events.labels(name, "ok") for name in self.caches}
         self._generation: int | None = None
@@ -74,6 +77,7 @@ class Runtime:
             for cache in self.caches.values():
                 cache.clear()
             self.pending = {}
+            self.forwards = {}
             self._tids = {}  # the assignment (and so the topic groups) may have changed
             self._generation = generation
 
@@ -96,6 +100,13 @@ class Runtime:
             records = self.pending[tid] = []
         records.append((topic, key, value, partition))
 
+    def forward(self, topic: str, key: bytes, value: bytes, tid: str | None) -> None:
+        """Queue an event for another stage; those for one key go in one record at the commit."""
+        values = self.forwards.get((tid, topic, key))
+        if values is None:
+            values = self.forwards[(tid, topic, key)] = []
+        values.append(value)
+
     async def flush(self) -> None:
         """Send every pending record and changed state (called right before an offset commit).
 
@@ -108,6 +119,12 @@ class Runtime:
             self._check_generation()  # a rebalance: these messages are read again
             return
         batches, self.pending = self.pending, {}
+        forwards, self.forwards = self.forwards, {}
+        for (tid, topic, key), values in forwards.items():
+            records = batches.get(tid)
+            if records is None:
+                records = batches[tid] = []
+            records.extend((topic, key, value, None) for value in pack_records(values))
         for name, cache in self.caches.items():
             topic = self.changelogs[name]
             for kb, partition, tid, value in cache.snapshot():
@@ -158,16 +175,28 @@ class Runtime:
                     a.incident_id,
                 )
 
-    def dead_letter(self, msg: Any, tid: str | None, stage: str, reason: str, error_type: str) -> None:
+    def dead_letter(
+        self,
+        msg: Any,
+        tid: str | None,
+        stage: str,
+        reason: str,
+        error_type: str,
+        value: bytes | None = None,
+        index: int | None = None,
+    ) -> None:
+        """Queue a DeadLetter for ``msg`` (or, ``index`` given, for that event of a forwarded batch,
+        whose bytes are ``value``)."""
         from tripwire.schemas import DeadLetter
 
+        where = f"{msg.topic}|{msg.partition}|{msg.offset}" + ("" if index is None else f"|{index}")
         dl = DeadLetter(
-            dlq_id=str(uuid.uuid5(_DLQ_NS, f"{msg.topic}|{msg.partition}|{msg.offset}")),
+            dlq_id=str(uuid.uuid5(_DLQ_NS, where)),
             source_topic=msg.topic,
             partition=msg.partition,
             offset=msg.offset,
             key=msg.key,
-            value=msg.value,
+            value=msg.value if index is None else value,
             reason=reason[:2000],
             error_type=error_type,
             stage=stage,
@@ -186,14 +215,14 @@ class Runtime:
         )
 
     # -- input -------------------------------------------------------------------------------------
-    def decode(self, msg: Any, validate: bool) -> tuple[Any | None, str, str, str]:
+    def decode(self, value: bytes | None, validate: bool) -> tuple[Any | None, str, str, str]:
         """(event, stage, reason, error_type); event is None when the message is a dead letter."""
         from tripwire.schemas import DecodeError, EventBase
 
-        if msg.value is None:
+        if value is None:
             return None, "decode", "empty value (tombstone) on the events topic", "EmptyValue"
         try:
-            ev = self.codec.decode(msg.value, validate)
+            ev = self.codec.decode(value, validate)
         except DecodeError as e:
             stage = "validate" if e.reason == "invalid" else "decode"
             return None, stage, str(e), type(e).__name__
@@ -205,14 +234,31 @@ class Runtime:
         """One input message of ``stage``: decode, fold into the key's state, queue outputs and forwards.
 
         Synchronous: nothing is sent here (see :meth:`flush`), so a message is fully applied before
-        the stream acks it, and no commit can fall between its state change and its outputs."""
+        the stream acks it, and no commit can fall between its state change and its outputs. A
+        message of the agents / credentials stage holds the events forwarded to one key."""
         self._check_generation()
         tid = self._tid(msg)
         self.positions[(msg.topic, msg.partition)] = msg.offset
-        ev, bad_stage, reason, err = self.decode(msg, validate)
+        if stage is self.pipeline.runs:
+            self._handle_event(stage, msg, tid, msg.value, validate, None)
+            return
+        try:
+            values = unpack_events(msg.value) if msg.value is not None else [None]
+        except BatchError as e:
+            self.metrics.events.labels(stage.name, "dead_letter").inc()
+            self.dead_letter(msg, tid, "decode", str(e), type(e).__name__)
+            return
+        batched = msg.value is not None and msg.value.startswith(MAGIC)
+        for i, value in enumerate(values):
+            self._handle_event(stage, msg, tid, value, validate, i if batched else None)
+
+    def _handle_event(
+        self, stage: Any, msg: Any, tid: str | None, value: bytes | None, validate: bool, index: int | None
+    ) -> None:
+        ev, bad_stage, reason, err = self.decode(value, validate)
         if ev is None:
             self.metrics.events.labels(stage.name, "dead_letter").inc()
-            self.dead_letter(msg, tid, bad_stage, reason, err)
+            self.dead_letter(msg, tid, bad_stage, reason, err, value, index)
             return
         cache = self.caches[stage.name]
         key = stage.key(ev)
@@ -225,7 +271,7 @@ class Runtime:
             log.exception("stage %s failed on %s", stage.name, key)
             self._recover(cache, kb, key)
             self.metrics.events.labels(stage.name, "failed").inc()
-            self.dead_letter(msg, tid, "process", f"{stage.name}: {e}", type(e).__name__)
+            self.dead_letter(msg, tid, "process", f"{stage.name}: {e}", type(e).__name__, value, index)
             return
         if not res.applied:
             self.metrics.events.labels(stage.name, "duplicate").inc()
@@ -234,9 +280,9 @@ class Runtime:
         self._ok[stage.name].inc()
         self.publish(res.outputs, msg, tid)
         if res.to_agent:
-            self.send(self.topics.by_agent, self.pipeline.agents.key(ev).encode(), msg.value, tid)
+            self.forward(self.topics.by_agent, self.pipeline.agents.key(ev).encode(), value, tid)
         if res.to_credential:
-            self.send(self.topics.by_credential, ev.credential_fingerprint.encode(), msg.value, tid)
+            self.forward(self.topics.by_credential, ev.credential_fingerprint.encode(), value, tid)
 
     @staticmethod
     def _recover(cache: StateCache, kb: bytes, key: str) -> None:
