@@ -93,7 +93,9 @@ class Runtime:
             tid = tids[(msg.topic, msg.partition)] = f"{self.app.conf.id}-{group}-{msg.partition}"
         return tid
 
-    def send(self, topic: str, key: bytes | None, value: bytes | None, tid: str | None, partition: int | None = None):
+    def send(
+        self, topic: str, key: bytes | None, value: bytes | None, tid: str | None, partition: int | None = None
+    ) -> None:
         """Queue a record for the next commit, in the transaction ``tid`` (see :meth:`flush`)."""
         records = self.pending.get(tid)
         if records is None:
@@ -121,17 +123,11 @@ class Runtime:
         batches, self.pending = self.pending, {}
         forwards, self.forwards = self.forwards, {}
         for (tid, topic, key), values in forwards.items():
-            records = batches.get(tid)
-            if records is None:
-                records = batches[tid] = []
-            records.extend((topic, key, value, None) for value in pack_records(values))
+            batches.setdefault(tid, []).extend((topic, key, value, None) for value in pack_records(values))
         for name, cache in self.caches.items():
             topic = self.changelogs[name]
             for kb, partition, tid, value in cache.snapshot():
-                records = batches.get(tid)
-                if records is None:
-                    records = batches[tid] = []
-                records.append((topic, kb, value, partition))
+                batches.setdefault(tid, []).append((topic, kb, value, partition))
         n = 0
         for tid, records in batches.items():
             if tid is None:
