@@ -10,10 +10,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from tripwire.core.errors import TripwireError
 from tripwire.dashboard import data, queries
 from tripwire.dashboard.actions import Action, Actor
 from tripwire.dashboard.data import RANGES, Filters
-from tripwire.errors import TripwireError
 
 log = logging.getLogger(__name__)
 

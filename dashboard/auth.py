@@ -98,7 +98,7 @@ def resolve_mode(
     try:
         import authlib  # noqa: F401
     except ImportError as e:
-        from tripwire.errors import MissingExtraError
+        from tripwire.core.errors import MissingExtraError
 
         raise MissingExtraError("Authlib (needed for sign-in)", "dashboard") from e
     return mode

@@ -31,9 +31,9 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Serve the dashboard (Overview, Runs, Alerts, Kill switch, Cost, SQL)."""
+        from tripwire.core.errors import TripwireError
         from tripwire.dashboard.config import DashboardSettings
         from tripwire.dashboard.server import serve
-        from tripwire.errors import TripwireError
 
         if auth not in (None, "oidc", "dev"):
             typer.echo(f"error: --auth must be oidc or dev, not {auth!r}", err=True)

@@ -7,8 +7,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from tripwire.errors import ConfigError
-from tripwire.kafka_security import KafkaSecurity
+from tripwire.core.errors import ConfigError
+from tripwire.core.kafka_security import KafkaSecurity
 from tripwire.processors.errors import ProcessorError
 
 DEFAULT_GROUP = "tripwire-notify"

@@ -7,8 +7,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tripwire.errors import ConfigError
-from tripwire.kafka_security import AuthWatch, KafkaSecurity
+from tripwire.core.errors import ConfigError
+from tripwire.core.kafka_security import AuthWatch, KafkaSecurity
 from tripwire.processors.errors import ProcessorError
 
 log = logging.getLogger(__name__)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tripwire.errors import MissingExtraError
-from tripwire.processors.config import ProcessorConfig
+from tripwire.core.errors import MissingExtraError
+from tripwire.processors.config import ProcessorConfig, faust_credentials
 
 
 def create_app(config: ProcessorConfig) -> Any:
@@ -36,5 +36,5 @@ def create_app(config: ProcessorConfig) -> Any:
         autodiscover=False,
         stream_wait_empty=False,
         producer_linger=config.producer_linger_s,
-        broker_credentials=config.faust_credentials(),  # TLS/SASL (None: PLAINTEXT)
+        broker_credentials=faust_credentials(config),  # TLS/SASL (None: PLAINTEXT)
     )

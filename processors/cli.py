@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         import subprocess
         import sys
 
-        from tripwire.kafka_security import KafkaSecurity
+        from tripwire.core.kafka_security import KafkaSecurity
         from tripwire.processors.config import ProcessorConfig
         from tripwire.processors.worker import run_worker
 

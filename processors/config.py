@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from tripwire.errors import ConfigError
-from tripwire.kafka_security import KafkaSecurity
+from tripwire.core.errors import ConfigError
+from tripwire.core.kafka_security import KafkaSecurity
 
 DEFAULT_PARTITIONS = 6
 
@@ -61,3 +61,23 @@ class ProcessorConfig(KafkaSecurity):
             return self.app_id
         base = "tripwire-processors"
         return f"{self.topic_prefix.rstrip('.')}.{base}" if self.topic_prefix else base
+
+
+def faust_credentials(security: KafkaSecurity) -> Any:
+    """``broker_credentials`` of a faust App (faust hands them to aiokafka); None for PLAINTEXT.
+
+    The converter lives with the processors (the only faust users) so the shared kernel
+    (``tripwire.core.kafka_security``) imports no framework."""
+    if security.security_protocol == "PLAINTEXT":
+        return None
+    import faust
+
+    if security.uses_sasl:
+        assert security.sasl_password is not None
+        return faust.SASLCredentials(
+            username=security.sasl_username,
+            password=security.sasl_password.get_secret_value(),
+            mechanism=security.sasl_mechanism,
+            ssl_context=security.ssl_context(),  # None for SASL_PLAINTEXT; a context makes it SASL_SSL
+        )
+    return faust.SSLCredentials(security.ssl_context())

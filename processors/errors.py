@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tripwire.errors import ConfigError, TripwireError
+from tripwire.core.errors import ConfigError, TripwireError
 
 
 class ProcessorError(TripwireError):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tripwire.kafka_security import AuthWatch
+from tripwire.core.kafka_security import AuthWatch
 from tripwire.processors._notify_channels import (
     DEDUP_HEADER,
     SIGNATURE_HEADER,

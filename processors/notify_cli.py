@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         """Consume alerts and kill-switch commands; deliver them to the routes; commit after delivery."""
         import signal
 
-        from tripwire.errors import ConfigError
+        from tripwire.core.errors import ConfigError
         from tripwire.processors.notify import Notifier, NotifyConfig, load_routes
 
         given = {"bootstrap": bootstrap, "topic_prefix": topic_prefix, "group_id": group, "max_attempts": max_attempts}

@@ -11,7 +11,7 @@ letting every event be dead-lettered downstream.
 
 from __future__ import annotations
 
-from tripwire.errors import ConfigError
+from tripwire.core.errors import ConfigError
 from tripwire.schemas.config import SchemaConfig, check_registry, make_codec
 
 CONFLUENT_MAGIC = b"\x00"

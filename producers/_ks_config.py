@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from tripwire.kafka_security import KafkaSecurity, SaslMechanism, SecurityProtocol, security_env
+from tripwire.core.kafka_security import KafkaSecurity, SaslMechanism, SecurityProtocol, security_env
 from tripwire.schemas.topics import KILLSWITCH
 
 DEFAULT_STALENESS_S = 15.0

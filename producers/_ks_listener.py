@@ -24,9 +24,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from tripwire.core.ratelimit import RateLimitedLog
 from tripwire.producers._ks_config import KillSwitchConfig
 from tripwire.producers._ks_state import KillSwitchState, Rejection
-from tripwire.producers._ratelimit import RateLimitedLog
 from tripwire.schemas import DecodeError, KillSwitchCommand, decode
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tripwire.errors import TripwireError
+from tripwire.core.errors import TripwireError
 
 
 class ScopeError(TripwireError, ValueError):

@@ -25,7 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from tripwire.errors import TripwireError
+from tripwire.core.errors import TripwireError
 from tripwire.schemas import KillSwitchCommand
 
 SIGNING_DOMAIN = b"tripwire.killswitch.v1\n"

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from random import getrandbits
 from typing import Any
 
+from tripwire.core.ratelimit import RateLimitedLog
 from tripwire.producers._encode import EventEncoder
-from tripwire.producers._ratelimit import RateLimitedLog
 from tripwire.producers.config import TracerConfig
 from tripwire.producers.cost import CostCalculator
 from tripwire.producers.delivery import Delivery

@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
 @sdk_app.command("check-config")
 def check_config(path: Path = typer.Argument(..., help="agent YAML file")) -> None:
     """Validate an agent YAML file and print the effective SDK config (secrets masked)."""
-    from tripwire.errors import ConfigError
+    from tripwire.core.errors import ConfigError
     from tripwire.producers.config import load_config
 
     try:

@@ -22,7 +22,7 @@ The loader accepts the agent YAML from the seed as-is::
 settings (``tenant``, ``environment``, ``kafka``, ``delivery``, ``redaction``, ``price_overrides``,
 ``enabled``) are further top-level keys. Values in the file win over the environment; the environment
 fills in whatever the file leaves out. Any invalid value fails at startup with a
-:class:`tripwire.errors.ConfigError` that names the field.
+:class:`tripwire.core.errors.ConfigError` that names the field.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tripwire.errors import ConfigError
-from tripwire.kafka_security import KafkaSecurity
+from tripwire.core.errors import ConfigError
+from tripwire.core.kafka_security import KafkaSecurity
 from tripwire.schemas.config import SchemaConfig
 
 DEFAULT_TOPIC = "tripwire.events.v1"
@@ -140,7 +140,7 @@ class RedactionSpec(BaseModel):
 
 class KafkaProducerSettings(KafkaSecurity):
     """Kafka settings of the SDK's producer (env prefix ``TRIPWIRE_KAFKA_``); TLS and SASL are the shared
-    :class:`~tripwire.kafka_security.KafkaSecurity` fields."""
+    :class:`~tripwire.core.kafka_security.KafkaSecurity` fields."""
 
     model_config = SettingsConfigDict(env_prefix="TRIPWIRE_KAFKA_", frozen=True, extra="forbid")
 

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tripwire.errors import ConfigError
+from tripwire.core.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tripwire.producers._ratelimit import RateLimitedLog
+from tripwire.core.ratelimit import RateLimitedLog
 from tripwire.producers.config import DeliverySettings
 from tripwire.producers.spool import Spool
 from tripwire.producers.transport import DeliveryFailure, Transport

@@ -1,4 +1,4 @@
-"""Errors the agent SDK raises on purpose, all under :class:`tripwire.errors.TripwireError`.
+"""Errors the agent SDK raises on purpose, all under :class:`tripwire.core.errors.TripwireError`.
 
 Everything raised at the agent's call site is one of these; nothing is ever raised into the
 agent from the background delivery thread.
@@ -6,7 +6,7 @@ agent from the background delivery thread.
 
 from __future__ import annotations
 
-from tripwire.errors import TripwireError
+from tripwire.core.errors import TripwireError
 
 
 class ProducerError(TripwireError):

@@ -41,13 +41,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from tripwire.errors import ConfigError
+from tripwire.core.errors import ConfigError
+from tripwire.core.ratelimit import RateLimitedLog
 from tripwire.producers._ks_config import KillSwitchConfig
 from tripwire.producers._ks_listener import KillSwitchListener
 from tripwire.producers._ks_scopes import CallIdentity, matching_scopes
 from tripwire.producers._ks_signing import CommandVerifier, load_public_key, parse_public_key
 from tripwire.producers._ks_state import CLEAR, ActiveSwitch, KillSwitchState, Rejection, Throttle, Throttles
-from tripwire.producers._ratelimit import RateLimitedLog
 from tripwire.producers.errors import ToolBlocked
 from tripwire.producers.guard import ALLOW as GUARD_ALLOW
 from tripwire.producers.guard import GuardDecision, ToolRequest

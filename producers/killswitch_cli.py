@@ -63,7 +63,7 @@ def _signer(config: Any) -> Any:
 
 def _verifier(config: Any) -> Any:
     """The public key from the config; else the one derived from the private key (same machine)."""
-    from tripwire.errors import ConfigError
+    from tripwire.core.errors import ConfigError
     from tripwire.producers._ks_signing import CommandVerifier, KillSwitchKeyError
     from tripwire.producers.killswitch import build_verifier
 

@@ -22,10 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tripwire.core.ratelimit import RateLimitedLog
 from tripwire.producers._encode import EventEncoder
 from tripwire.producers._framing import events_framing
 from tripwire.producers._noop import NOOP_RUN, NoopRun
-from tripwire.producers._ratelimit import RateLimitedLog
 from tripwire.producers._runtime import Runtime, as_risk, non_empty
 from tripwire.producers.budget import BudgetLimits
 from tripwire.producers.config import TracerConfig, load_config

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tripwire.errors import ConfigError
-from tripwire.producers._ratelimit import RateLimitedLog
+from tripwire.core.errors import ConfigError
+from tripwire.core.ratelimit import RateLimitedLog
 from tripwire.producers.config import KafkaProducerSettings
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tripwire.errors import ConfigError
+from tripwire.core.errors import ConfigError
 
 
 class SchemaConfig(BaseSettings):

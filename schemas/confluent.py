@@ -23,7 +23,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext, Se
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from tripwire.errors import MissingExtraError
+from tripwire.core.errors import MissingExtraError
 from tripwire.schemas.catalog import SchemaCatalog, default_catalog
 from tripwire.schemas.codec import DEFAULT_MODELS, AvroCodec, _classify_body, model_avro_name
 from tripwire.schemas.conformance import records_in

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tripwire.errors import TripwireError
+from tripwire.core.errors import TripwireError
 
 
 class SchemaError(TripwireError):

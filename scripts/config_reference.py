@@ -431,7 +431,7 @@ def _nested(cls: type, tp: Any) -> tuple[tuple[str, str, str, str], ...]:
 
 def _shared_security(cls: Any, name: str, field: Any) -> bool:
     """A TLS/SASL field a component inherits unchanged from ``KafkaSecurity`` (documented once, there)."""
-    from tripwire.kafka_security import KafkaSecurity
+    from tripwire.core.kafka_security import KafkaSecurity
 
     return cls is not KafkaSecurity and issubclass(cls, KafkaSecurity) and \
         KafkaSecurity.model_fields.get(name) is field
@@ -518,7 +518,7 @@ def _cell(text: str) -> str:
 def render(classes: list[SettingsClass] | None = None) -> str:
     classes = classes if classes is not None else settings_classes()
     index = "\n".join(f"| [`{c.prefix}`](#{_anchor(c)}) | `{c.cls.__name__}` | `{c.module}` |" for c in classes)
-    from tripwire.kafka_security import KafkaSecurity
+    from tripwire.core.kafka_security import KafkaSecurity
 
     secure = [c for c in classes if issubclass(c.cls, KafkaSecurity) and c.cls is not KafkaSecurity]
     plain = [c for c in classes if any(s.name == "bootstrap" for s in c.settings) and c not in secure

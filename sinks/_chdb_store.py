@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tripwire.errors import MissingExtraError
+from tripwire.core.errors import MissingExtraError
 from tripwire.sinks._native import column_types, native_block, parse_native
 from tripwire.sinks._params import text_params
 from tripwire.sinks.exceptions import RowDataError, StoreError

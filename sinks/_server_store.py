@@ -11,7 +11,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from tripwire.errors import MissingExtraError
+from tripwire.core.errors import MissingExtraError
 from tripwire.sinks._params import normalize_params
 from tripwire.sinks.exceptions import RowDataError, StoreError
 from tripwire.sinks.store import QueryLimits, QueryResult, Store, StoreURL, check_identifier, store_error

@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
         """Consume the tripwire topics into ClickHouse (commits only after ClickHouse accepted)."""
         import signal
 
-        from tripwire.kafka_security import KafkaAuthError
+        from tripwire.core.kafka_security import KafkaAuthError
         from tripwire.sinks.config import SinkSettings
         from tripwire.sinks.kafka_sink import KafkaSink
         from tripwire.sinks.migrations import migrate

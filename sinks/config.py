@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tripwire.kafka_security import KafkaSecurity
+from tripwire.core.kafka_security import KafkaSecurity
 
 DEFAULT_URL = "chdb:///.tripwire/chdb?database=tripwire"
 DEFAULT_PROMPT_TTL_DAYS = 30

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tripwire.errors import TripwireError
+from tripwire.core.errors import TripwireError
 
 
 class SinkError(TripwireError):

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from tripwire.kafka_security import AuthWatch
+from tripwire.core.kafka_security import AuthWatch
 from tripwire.schemas import Topics, topic_names
 from tripwire.schemas.config import SchemaConfig
 from tripwire.sinks.batching import BatchingSink, Message

@@ -6,7 +6,7 @@ The top-level folders of the repository are the subpackages of this namespace:
 ``tripwire.dashboard`` (Streamlit).
 """
 
-from tripwire.errors import TripwireError
+from tripwire.core.errors import TripwireError
 
 __version__ = "0.1.0"
 __all__ = ["TripwireError", "__version__"]

@@ -60,7 +60,7 @@ def _describe(
 
     from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
-    from tripwire.kafka_security import AuthWatch
+    from tripwire.core.kafka_security import AuthWatch
     from tripwire.processors.admin import list_topics
 
     watch = AuthWatch(config, config.bootstrap)  # refused credentials: a clear error, not a timeout
@@ -104,7 +104,7 @@ def create(
     """Create every topic the pipeline uses (idempotent); fail if one exists with another partition count."""
     from confluent_kafka import KafkaException
 
-    from tripwire.errors import TripwireError
+    from tripwire.core.errors import TripwireError
     from tripwire.processors.topics import RuntimeTopics, ensure_runtime_topics
     from tripwire.producers._ks_listener import ensure_topic
 
@@ -135,7 +135,7 @@ def describe(
     """Partition count and cleanup policy of every pipeline topic; exit 1 if one is missing."""
     from confluent_kafka import KafkaException
 
-    from tripwire.errors import TripwireError
+    from tripwire.core.errors import TripwireError
     from tripwire.processors.topics import RuntimeTopics
 
     try:

@@ -15,8 +15,8 @@ import pytest
 
 from tests.helpers import uid
 from tests.store_helpers import chdb_store, table_count  # noqa: F401 - fixture
+from tripwire.core.errors import ConfigError
 from tripwire.devenv.kafka import free_port
-from tripwire.errors import ConfigError
 from tripwire.producers import Tracer, TracerConfig
 from tripwire.schemas import DecodeError, ModelCall, RunFinished, RunStarted, ToolCall, decode, topic_names
 from tripwire.schemas.config import SchemaConfig, make_codec

@@ -25,8 +25,8 @@ from typer.testing import CliRunner
 
 from tests.helpers import uid
 from tests.store_helpers import chdb_store, table_count  # noqa: F401 - fixture
+from tripwire.core.kafka_security import KafkaAuthError, KafkaSecurity
 from tripwire.devenv.kafka import KafkaDevBroker, KafkaDevConfig, free_port
-from tripwire.kafka_security import KafkaAuthError, KafkaSecurity
 from tripwire.processors.admin import ensure_topics
 from tripwire.processors.config import ProcessorConfig
 from tripwire.processors.topics import ensure_runtime_topics

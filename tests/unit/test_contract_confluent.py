@@ -14,7 +14,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from pydantic import ValidationError
 
 from tests.helpers import uid
-from tripwire.errors import ConfigError
+from tripwire.core.errors import ConfigError
 from tripwire.schemas import (
     AvroCodec,
     ConfluentCodec,

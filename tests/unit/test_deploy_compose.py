@@ -27,7 +27,7 @@ import typer
 import yaml
 
 from tests.deploy_reference import load_reference
-from tripwire.errors import ConfigError
+from tripwire.core.errors import ConfigError
 
 pytestmark = pytest.mark.unit
 

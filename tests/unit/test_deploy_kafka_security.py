@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tripwire.errors import ConfigError
-from tripwire.kafka_security import KafkaSecurity
+from tripwire.core.errors import ConfigError
+from tripwire.core.kafka_security import KafkaSecurity
+from tripwire.processors.config import faust_credentials
 
 pytestmark = pytest.mark.unit
 
@@ -58,7 +59,7 @@ def test_plaintext_is_the_default_and_adds_nothing() -> None:
     s = KafkaSecurity()
     assert s.confluent_conf() == {"security.protocol": "PLAINTEXT"}
     assert s.aiokafka_kwargs() == {"security_protocol": "PLAINTEXT"}
-    assert s.faust_credentials() is None
+    assert faust_credentials(s) is None
     assert s.ssl_context() is None
 
 
@@ -68,7 +69,7 @@ def test_sasl_scram_converters() -> None:
                                   "sasl.username": "alice", "sasl.password": PASSWORD}
     assert s.aiokafka_kwargs() == {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
                                    "sasl_plain_username": "alice", "sasl_plain_password": PASSWORD}
-    creds = s.faust_credentials()
+    creds = faust_credentials(s)
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
     assert credentials_to_aiokafka_auth(creds) == {
@@ -78,7 +79,7 @@ def test_sasl_scram_converters() -> None:
 
 def test_password_in_no_repr_str_or_dump() -> None:
     s = KafkaSecurity(**SCRAM, ssl_key_password=None)
-    for text in (repr(s), str(s), s.model_dump_json(), repr(s.faust_credentials())):
+    for text in (repr(s), str(s), s.model_dump_json(), repr(faust_credentials(s))):
         assert PASSWORD not in text
     from tripwire.processors.config import ProcessorConfig
 
@@ -126,7 +127,7 @@ def test_ssl_converters_with_mutual_tls(tmp_path: Path) -> None:
     assert isinstance(ctx, ssl.SSLContext) and ctx.check_hostname and ctx.verify_mode == ssl.CERT_REQUIRED
     assert kwargs == {"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-256",
                       "sasl_plain_username": "bob", "sasl_plain_password": "pw"}
-    creds = s.faust_credentials()
+    creds = faust_credentials(s)
     assert (creds.protocol.value, creds.mechanism.value, creds.username) == ("SASL_SSL", "SCRAM-SHA-256", "bob")
     assert isinstance(creds.ssl_context, ssl.SSLContext)
 
@@ -138,7 +139,7 @@ def test_ssl_without_hostname_check(tmp_path: Path) -> None:
                                   "ssl.endpoint.identification.algorithm": "none"}
     ctx = s.ssl_context()
     assert ctx is not None and not ctx.check_hostname and ctx.verify_mode == ssl.CERT_REQUIRED
-    creds = s.faust_credentials()
+    creds = faust_credentials(s)
     assert creds.protocol.value == "SSL" and creds.context is not None
 
 

@@ -164,7 +164,7 @@ def test_disabled_guard_allows_everything_and_needs_no_key() -> None:
 def test_config_reads_its_env_falls_back_to_the_kafka_bootstrap_and_needs_a_public_key(monkeypatch, tmp_path) -> None:
     from pydantic import ValidationError
 
-    from tripwire.errors import ConfigError
+    from tripwire.core.errors import ConfigError
     from tripwire.producers._ks_signing import generate_keypair
     from tripwire.producers.killswitch import build_verifier
 

@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from tests.notify_helpers import make_alert, make_command
-from tripwire.errors import ConfigError
+from tripwire.core.errors import ConfigError
 from tripwire.processors._notify_routes import TokenBucket
 from tripwire.processors.notify import (
     NotifyConfig,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tripwire.errors import ConfigError
+from tripwire.core.errors import ConfigError
 from tripwire.producers import Tracer
 from tripwire.producers.config import TracerConfig, build_config, load_config
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit._sdk_fixtures import make_tracer
-from tripwire.errors import ConfigError
+from tripwire.core.errors import ConfigError
 from tripwire.producers.cost import CostCalculator, PriceOverrides, TokenUsage
 from tripwire.schemas import ModelCall
 

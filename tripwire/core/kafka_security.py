@@ -6,7 +6,8 @@ One block of settings, read once from ``TRIPWIRE_KAFKA_SECURITY_PROTOCOL``, ``TR
 - :meth:`KafkaSecurity.confluent_conf` -> librdkafka properties (the SDK producer, the kill-switch
   listener and CLI, the sink, the notifier, topic administration);
 - :meth:`KafkaSecurity.aiokafka_kwargs` -> keyword arguments of aiokafka's clients;
-- :meth:`KafkaSecurity.faust_credentials` -> ``broker_credentials`` of a faust App (the processors).
+- ``tripwire.processors.faust_credentials(security)`` -> ``broker_credentials`` of a faust App (the
+  processors own that converter: this kernel module imports no framework).
 
 The component settings classes (``ProcessorConfig``, ``SinkSettings``, ``NotifyConfig``,
 ``KafkaProducerSettings``, ``KillSwitchConfig``) derive from :class:`KafkaSecurity`, so each of them
@@ -25,7 +26,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tripwire.errors import ConfigError
+from tripwire.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -173,22 +174,6 @@ class KafkaSecurity(BaseSettings):
         if self.uses_tls:
             kwargs["ssl_context"] = self.ssl_context()
         return kwargs
-
-    def faust_credentials(self) -> Any:
-        """``broker_credentials`` of a faust App (faust hands them to aiokafka); None for PLAINTEXT."""
-        if self.security_protocol == "PLAINTEXT":
-            return None
-        import faust
-
-        if self.uses_sasl:
-            assert self.sasl_password is not None
-            return faust.SASLCredentials(
-                username=self.sasl_username,
-                password=self.sasl_password.get_secret_value(),
-                mechanism=self.sasl_mechanism,
-                ssl_context=self.ssl_context(),  # None for SASL_PLAINTEXT; a context makes it SASL_SSL
-            )
-        return faust.SSLCredentials(self.ssl_context())
 
 
 class KafkaAuthError(ConfigError):
