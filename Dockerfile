@@ -19,6 +19,7 @@ COPY schemas ./schemas
 COPY producers ./producers
 COPY processors ./processors
 COPY sinks ./sinks
+COPY notify ./notify
 COPY dashboard ./dashboard
 RUN pip install ".[all]" && tripwire --help > /dev/null
 

@@ -57,7 +57,7 @@ _COMMAND_MODULES = (
     "tripwire.producers.cli",
     "tripwire.producers.killswitch_cli",
     "tripwire.processors.cli",
-    "tripwire.processors.notify_cli",
+    "tripwire.notify.cli",
     "tripwire.sinks.cli",
     "tripwire.dashboard.cli",
     "tripwire.demo_cli",

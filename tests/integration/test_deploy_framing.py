@@ -115,7 +115,7 @@ def test_notifier_reads_confluent_alerts_and_single_object_killswitch_commands(
     registry: dict[str, Any], monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str
 ) -> None:
     from tests.notify_helpers import make_alert, make_command
-    from tripwire.processors.notify import Notifier, NotifyConfig, routes_from_dict
+    from tripwire.notify import Notifier, NotifyConfig, routes_from_dict
     from tripwire.schemas import encode
     from tripwire.schemas.config import MixedFramingCodec
 

@@ -157,7 +157,7 @@ def _scram_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_every_component_reads_the_shared_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tripwire.processors._notify_config import NotifyConfig
+    from tripwire.notify.config import NotifyConfig
     from tripwire.processors.config import ProcessorConfig
     from tripwire.producers._ks_config import KillSwitchConfig
     from tripwire.producers.config import KafkaProducerSettings

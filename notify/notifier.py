@@ -25,62 +25,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tripwire.core.kafka_security import AuthWatch
-from tripwire.processors._notify_channels import (
-    DEDUP_HEADER,
-    SIGNATURE_HEADER,
-    SIGNATURE_SCHEME,
-    TIMESTAMP_HEADER,
-    HttpRequest,
-    Notification,
+from tripwire.notify.channels import (
     from_alert,
     from_command,
-    pagerduty_event,
-    signature,
-    slack_message,
-    verify_signature,
-    webhook_document,
 )
-from tripwire.processors._notify_config import NotifyConfig, NotifyError, RoutesError
-from tripwire.processors._notify_delivery import (
+from tripwire.notify.config import NotifyConfig, RoutesError
+from tripwire.notify.delivery import (
     DeliveryResult,
     RetryPolicy,
     deliver,
     redact_http_logs,
-    retry_after_s,
 )
-from tripwire.processors._notify_routes import Match, RateLimit, Route, load_routes, routes_from_dict
-from tripwire.processors._notify_state import Batch, Grouper, OffsetTracker, Ref
+from tripwire.notify.routes import Route
+from tripwire.notify.state import Batch, Grouper, OffsetTracker, Ref
 from tripwire.schemas import Alert, DeadLetter, KillSwitchCommand, Topics, topic_names
-
-__all__ = [
-    "DEDUP_HEADER",
-    "SIGNATURE_HEADER",
-    "SIGNATURE_SCHEME",
-    "TIMESTAMP_HEADER",
-    "DeliveryResult",
-    "HttpRequest",
-    "Match",
-    "Notification",
-    "Notifier",
-    "NotifyConfig",
-    "NotifyError",
-    "NotifyStats",
-    "RateLimit",
-    "RetryPolicy",
-    "Route",
-    "RoutesError",
-    "deliver",
-    "from_alert",
-    "from_command",
-    "load_routes",
-    "pagerduty_event",
-    "retry_after_s",
-    "routes_from_dict",
-    "signature",
-    "slack_message",
-    "verify_signature",
-    "webhook_document",
-]
 
 log = logging.getLogger(__name__)
 _ERROR_LOG_EVERY_S = 30.0
