@@ -35,7 +35,9 @@ from functools import partial
 from typing import Any
 
 from tripwire.schemas import DecodeError, Topics, decode
-from tripwire.sinks._avro_fast import AvroBranch, AvroPlans, avro_string, parse_header, zigzag, zigzag_offset
+from tripwire.schemas.wire import avro_string, zigzag, zigzag_offset
+from tripwire.schemas.wire import parse_single_object as parse_header
+from tripwire.sinks._avro_fast import AvroBranch, AvroPlans
 from tripwire.sinks._batches import (
     AvroBuffer,
     Message,
