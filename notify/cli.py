@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -23,7 +24,12 @@ def register(app: typer.Typer) -> None:
         from tripwire.core.errors import ConfigError
         from tripwire.notify import Notifier, NotifyConfig, load_routes
 
-        given = {"bootstrap": bootstrap, "topic_prefix": topic_prefix, "group_id": group, "max_attempts": max_attempts}
+        given: dict[str, Any] = {
+            "bootstrap": bootstrap,
+            "topic_prefix": topic_prefix,
+            "group_id": group,
+            "max_attempts": max_attempts,
+        }
         try:
             config = NotifyConfig(routes_path=routes, **{k: v for k, v in given.items() if v is not None})
             loaded = load_routes(routes, config)

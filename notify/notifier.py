@@ -17,7 +17,6 @@ import queue
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,11 +37,11 @@ from tripwire.notify.delivery import (
 )
 from tripwire.notify.routes import Route
 from tripwire.notify.state import Batch, Grouper, OffsetTracker, Ref
-from tripwire.schemas import Alert, DeadLetter, KillSwitchCommand, Topics, topic_names
+from tripwire.schemas import Alert, DeadLetter, KillSwitchCommand, Topics, dead_letter, topic_names
+from tripwire.schemas.records import DeadLetterStage
 
 log = logging.getLogger(__name__)
 _ERROR_LOG_EVERY_S = 30.0
-_DLQ_NS = uuid.UUID("1f0c6a52-8a53-4d0e-9f43-5a1c4e0b7d11")
 
 
 @dataclass
@@ -287,25 +286,40 @@ class Notifier:
                 self.stats.failed += 1
                 reason = f"route {batch.route.name!r} ({batch.route.channel}): {result.reason}"
                 for ref in batch.refs:
-                    self._dead_letter(ref, "notify", reason, result.error_type or "DeliveryFailed", counted=True)
+                    self._dead_letter(
+                        ref,
+                        "notify",
+                        reason,
+                        result.error_type or "DeliveryFailed",
+                        part=batch.route.name,
+                        counted=True,
+                    )
 
     # -- dead letters ------------------------------------------------------------------------------
-    def _dead_letter(self, ref: Ref, stage: str, reason: str, error_type: str, *, counted: bool = False) -> None:
-        """Produce a DeadLetter for ``ref``; that outcome is done once the broker acknowledged it.
-        ``counted``: the outcome is already awaited (a route's delivery that failed)."""
+    def _dead_letter(
+        self,
+        ref: Ref,
+        stage: DeadLetterStage,
+        reason: str,
+        error_type: str,
+        *,
+        part: str | None = None,
+        counted: bool = False,
+    ) -> None:
+        """Produce a DeadLetter for ``ref`` (``part``: the route whose delivery failed); that outcome is
+        done once the broker acknowledged it. ``counted``: the outcome is already awaited."""
         if not counted:
             self._tracker.add(ref)
-        dl = DeadLetter(
-            dlq_id=str(uuid.uuid5(_DLQ_NS, f"{ref.topic}|{ref.partition}|{ref.offset}|{stage}|{reason}")),
-            source_topic=ref.topic,
-            partition=ref.partition,
-            offset=ref.offset,
-            key=ref.key,
-            value=ref.value,
-            reason=reason[:2000],
-            error_type=error_type,
+        dl = dead_letter(
+            ref.topic,
+            ref.partition,
+            ref.offset,
+            ref.key,
+            ref.value,
             stage=stage,
-            failed_at=datetime.now(UTC),
+            reason=reason,
+            error_type=error_type,
+            part=part,
         )
         log.warning(
             "dead letter stage=%s topic=%s partition=%d offset=%d error=%s reason=%s",
