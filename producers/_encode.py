@@ -148,7 +148,7 @@ class EventEncoder:
         (the Confluent wire format's magic byte and schema id: see :mod:`tripwire.producers._framing`)."""
         current = default_catalog().current(EVENTS_SCHEMA_NAME)
         named: dict[str, Any] = {}
-        parsed = fastavro.parse_schema(current.schema, named_schemas=named)
+        parsed: list[dict[str, Any]] = fastavro.parse_schema(current.schema, named_schemas=named)  # type: ignore[assignment]
         index = {branch["name"]: i for i, branch in enumerate(parsed)}
         self._writers: dict[type[EventBase], Callable[..., bytes]] = {}
         self._spliced: dict[type[EventBase], Callable[..., bytes]] = {}
