@@ -11,7 +11,7 @@ from tripwire.processors.config import ProcessorConfig
 from tripwire.processors.detect_agent import AgentDetectors
 from tripwire.processors.detect_credential import CredentialDetector
 from tripwire.processors.detect_run import RunDetectors
-from tripwire.processors.errors import PolicyError, ProcessorError, StateError
+from tripwire.processors.errors import FaustRuntimeError, PolicyError, ProcessorError, StateError
 from tripwire.processors.incidents import Incident, IncidentBook, Occurrence
 from tripwire.processors.latency import ClosedWindow, LatencyWindows, window_key
 from tripwire.processors.pipeline import Pipeline
@@ -26,6 +26,7 @@ __all__ = [
     "ClosedWindow",
     "CredentialDetector",
     "CredentialStage",
+    "FaustRuntimeError",
     "Incident",
     "IncidentBook",
     "LatencySketch",

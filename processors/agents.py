@@ -11,10 +11,10 @@ Three agents, one per stage, each consuming its input topic plus the ticks topic
 
 Handling a message sends nothing: its outputs, forwards and DLQ records wait in
 ``Runtime.pending`` and its state change in the stage's :class:`StateCache`, until the next offset
-commit flushes them (``_commit_hook``). With ``exactly_once`` they go in the Kafka transaction of
-the message's source partition, which commits together with its offset; a killed worker's open
-transaction is aborted and its messages are read again. A key changed by many messages between
-two commits is written once.
+commit flushes them (the commit hook, ``_faust_fixes.flush_before_commit``). With
+``exactly_once`` they go in the Kafka transaction of the message's source partition, which
+commits together with its offset; a killed worker's open transaction is aborted and its messages
+are read again. A key changed by many messages between two commits is written once.
 """
 
 from __future__ import annotations

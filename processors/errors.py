@@ -15,3 +15,9 @@ class PolicyError(ProcessorError, ConfigError):
 
 class StateError(ProcessorError):
     """Stored operator state could not be decoded (corrupt or from an incompatible version)."""
+
+
+class FaustRuntimeError(ProcessorError, ConfigError):
+    """The installed faust-streaming / aiokafka is not the one the processors' patches were written
+    for (another version, or a patched or privately used symbol missing or changed); the message
+    names the symbol and the supported versions."""
