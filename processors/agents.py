@@ -132,14 +132,14 @@ class Runtime:
         for tid, records in batches.items():
             if tid is None:
                 producer = self.app.producer
-                for topic, key, value, partition in records:
-                    await producer.send(topic, key, value, partition, None, None)
+                for r_topic, r_key, r_value, r_partition in records:
+                    await producer.send(r_topic, r_key, r_value, r_partition, None, None)
             else:
                 txn = self.app.producer._transaction_producers.get(tid)
                 if txn is None:
                     raise RuntimeError(f"no transactional producer for {tid}")
-                for topic, key, value, partition in records:
-                    await txn.send(topic, value, key=key, partition=partition)
+                for r_topic, r_key, r_value, r_partition in records:
+                    await txn.send(r_topic, r_value, key=r_key, partition=r_partition)
             n += len(records)
         if n:
             self.metrics.flushed.inc(n)
@@ -252,7 +252,7 @@ class Runtime:
         self, stage: Any, msg: Any, tid: str | None, value: bytes | None, validate: bool, index: int | None
     ) -> None:
         ev, bad_stage, reason, err = self.decode(value, validate)
-        if ev is None:
+        if ev is None or value is None:  # (decode dead-letters an empty value)
             self.metrics.events.labels(stage.name, "dead_letter").inc()
             self.dead_letter(msg, tid, bad_stage, reason, err, value, index)
             return
