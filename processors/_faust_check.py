@@ -1,7 +1,8 @@
 """The start-up self-check of the faust runtime the processors patch and reach into.
 
-The processors replace faust methods (``_faust_fixes``) and use private members of faust and
-aiokafka (``agents.Runtime.flush``, ``tables.store_put``, the fixes themselves). A release that
+The processors replace faust methods (``_faust_fixes``), override one (``worker.run_worker``) and
+use private members of faust and aiokafka (``agents.Runtime``, ``tables.store_put``, the fixes
+themselves). A release that
 renames one of them would make a patch silently do nothing, or fail deep inside a rebalance.
 :func:`check_runtime` runs when the worker's app is built, before any patch is applied: the
 installed versions must be the pinned ones (:data:`SUPPORTED`, the same as ``pyproject.toml``)
@@ -30,12 +31,13 @@ SUPPORTED: dict[str, str] = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
 class Member(NamedTuple):
     """``owner`` (``module:Class``) has ``attribute``: a method with exactly these parameter names,
     or (``params`` None) a data attribute (class-level, annotated, or set as ``self.x`` in
-    ``__init__``)."""
+    ``__init__``), equal to ``value`` when one is given."""
 
     owner: str
     attribute: str
     params: tuple[str, ...] | None
     used_by: str  # where the processors rely on it
+    value: object = None
 
 
 _FAUST_CONSUMER = "faust.transport.consumer"
@@ -60,6 +62,13 @@ MEMBERS: tuple[Member, ...] = (
     Member("aiokafka:AIOKafkaConsumer", "end_offsets", ("self", "partitions"), "fix 1"),
     Member(f"{_FAUST_CONSUMER}:TransactionManager", "_tps_to_transactional_ids", ("self", "tps"), "fixes 2, 3"),
     Member(f"{_FAUST_CONSUMER}:TransactionManager", "_stop_transactions", ("self", "tids"), "fix 2"),
+    Member(
+        f"{_FAUST_CONSUMER}:TransactionManager",
+        "transactional_id_format",
+        None,
+        "agents.Runtime._tid names transactions the same way",
+        "{group_id}-{tpg.group}-{tpg.partition}",
+    ),
     Member(f"{_FAUST_AIOKAFKA}:Producer", "_transaction_producers", None, "fixes 2, 3, 7; agents.Runtime.flush"),
     Member(f"{_FAUST_AIOKAFKA}:Producer", "_trn_locks", None, "fixes 3, 7"),
     Member("aiokafka:AIOKafkaProducer", "_txn_manager", None, "fix 3"),
@@ -77,6 +86,8 @@ MEMBERS: tuple[Member, ...] = (
     Member(f"{_FAUST_CONSUMER}:Consumer", "crash", ("self", "reason"), "fix 5"),
     Member("faust.stores.rocksdb:Store", "_db_for_partition", ("self", "partition"), "tables.store_put"),
     Member("faust.stores.rocksdb:Store", "_key_index", None, "tables.store_put"),
+    Member("faust.worker:Worker", "on_setup_root_logger", ("self", "logger", "level"), "worker.run_worker: overridden"),
+    Member("faust.worker:Worker", "spinner", None, "worker.run_worker (set to None)"),
 )
 
 
@@ -116,7 +127,11 @@ def check_member(m: Member, resolve: Callable[[str], Any] | None = None) -> str 
     except (ImportError, AttributeError) as e:
         return f"{symbol}: {m.owner} cannot be imported ({e})"
     if m.params is None:
-        return None if _has_data_attribute(cls, m.attribute) else f"{symbol}: no such attribute"
+        if not _has_data_attribute(cls, m.attribute):
+            return f"{symbol}: no such attribute"
+        if m.value is not None and getattr(cls, m.attribute, None) != m.value:
+            return f"{symbol}: {getattr(cls, m.attribute, None)!r}, expected {m.value!r}"
+        return None
     fn = inspect.getattr_static(cls, m.attribute, None)
     if fn is None:
         return f"{symbol}: no such method"

@@ -26,6 +26,7 @@ class _Owner:
     """A stand-in for a faust class, as a future release might shape it."""
 
     _flag: bool = False
+    id_format = "{group_id}-{partition}"
 
     def __init__(self) -> None:
         self._made_in_init = 1
@@ -64,6 +65,7 @@ def test_matching_fake_owner_passes() -> None:
         fc.Member("fake:Owner", "on_rebalance", ("self", "assigned", "revoked", "newly_assigned"), "t"),
         fc.Member("fake:Owner", "_flag", None, "t"),
         fc.Member("fake:Owner", "_made_in_init", None, "t"),
+        fc.Member("fake:Owner", "id_format", None, "t", "{group_id}-{partition}"),
     )
     fc.check_runtime(rows, resolve=_fake)
 
@@ -81,6 +83,10 @@ def test_matching_fake_owner_passes() -> None:
             "expected ('self', 'offsets', 'start_new_txn')",
         ),
         (fc.Member("fake:Owner", "_trn_locks", None, "t"), "fake:Owner._trn_locks: no such attribute"),
+        (
+            fc.Member("fake:Owner", "id_format", None, "t", "{group_id}-{tpg.group}-{tpg.partition}"),
+            "fake:Owner.id_format: '{group_id}-{partition}', expected '{group_id}-{tpg.group}-{tpg.partition}'",
+        ),
         (
             fc.Member("gone:Owner", "on_rebalance", ("self",), "t"),
             "gone:Owner.on_rebalance: gone:Owner cannot be imported (No module named 'gone')",
