@@ -11,10 +11,10 @@ Three agents, one per stage, each consuming its input topic plus the ticks topic
 
 Handling a message sends nothing: its outputs, forwards and DLQ records wait in
 ``Runtime.pending`` and its state change in the stage's :class:`StateCache`, until the next offset
-commit flushes them (``_commit_hook``). With ``exactly_once`` they go in the Kafka transaction of
-the message's source partition, which commits together with its offset; a killed worker's open
-transaction is aborted and its messages are read again. A key changed by many messages between
-two commits is written once.
+commit flushes them (the commit hook, ``_faust_fixes.flush_before_commit``). With
+``exactly_once`` they go in the Kafka transaction of the message's source partition, which
+commits together with its offset; a killed worker's open transaction is aborted and its messages
+are read again. A key changed by many messages between two commits is written once.
 """
 
 from __future__ import annotations
@@ -131,14 +131,14 @@ class Runtime:
         for tid, records in batches.items():
             if tid is None:
                 producer = self.app.producer
-                for topic, key, value, partition in records:
-                    await producer.send(topic, key, value, partition, None, None)
+                for r_topic, r_key, r_value, r_partition in records:
+                    await producer.send(r_topic, r_key, r_value, r_partition, None, None)
             else:
                 txn = self.app.producer._transaction_producers.get(tid)
                 if txn is None:
                     raise RuntimeError(f"no transactional producer for {tid}")
-                for topic, key, value, partition in records:
-                    await txn.send(topic, value, key=key, partition=partition)
+                for r_topic, r_key, r_value, r_partition in records:
+                    await txn.send(r_topic, r_value, key=r_key, partition=r_partition)
             n += len(records)
         if n:
             self.metrics.flushed.inc(n)
@@ -250,7 +250,7 @@ class Runtime:
         self, stage: Any, msg: Any, tid: str | None, value: bytes | None, validate: bool, index: int | None
     ) -> None:
         ev, bad_stage, reason, err = self.decode(value, validate)
-        if ev is None:
+        if ev is None or value is None:  # (decode dead-letters an empty value)
             self.metrics.events.labels(stage.name, "dead_letter").inc()
             self.dead_letter(msg, tid, bad_stage, reason, err, value, index)
             return
