@@ -15,6 +15,16 @@ commit flushes them (the commit hook, ``_faust_fixes.flush_before_commit``). Wit
 ``exactly_once`` they go in the Kafka transaction of the message's source partition, which
 commits together with its offset; a killed worker's open transaction is aborted and its messages
 are read again. A key changed by many messages between two commits is written once.
+
+A poison event is isolated, never fatal: before anything an event causes is queued, the runtime
+checks that every record it would produce fits the producer's request limit (its outputs, its
+forwards, and the key's state as the changelog record it becomes). One that does not is rolled
+back (the key's state is rebuilt as it was before the event, see ``StateCache.recover``) and the
+*input* goes to the DLQ with the reason, so a commit can never fail on it and later events of the
+partition go on. A key's state is thereby bounded by half the request limit (its outputs carry
+what it holds): once it would outgrow that, further events of that key are dead-lettered. A record
+that still fails to send at the commit with a non-retriable error (not caused by one event: a
+time-driven output) is logged and skipped.
 """
 
 from __future__ import annotations
@@ -35,6 +45,12 @@ from tripwire.processors.topics import RuntimeTopics
 from tripwire.schemas.records import DeadLetterStage
 
 log = logging.getLogger(__name__)
+
+RECORD_OVERHEAD = 128  # bytes of a Kafka record besides key and value, rounded up (aiokafka estimates ~90)
+
+
+class OutputTooLarge(Exception):
+    """An event would produce a record larger than the producer's request limit."""
 
 
 class Runtime:
@@ -67,6 +83,13 @@ class Runtime:
         self._tids: dict[tuple[str, int], str] = {}
         self._ok = {name: self.metrics.events.labels(name, "ok") for name in self.caches}
         self._generation: int | None = None
+        # the producer's request limit (aiokafka refuses larger records before sending them)
+        self.max_record = int(getattr(getattr(app, "conf", None), "producer_max_request_size", 1_000_000))
+        # a key's state (its changelog record) is kept under half the limit: its outputs carry the key
+        # and what the state aggregates (a RunSummary its run_id twice), so they fit too
+        self.max_state = self.max_record // 2
+        # key -> (size of its state record when last measured, upper bound of its growth since)
+        self._sizes: dict[tuple[str, bytes], tuple[int, int]] = {}
 
     def _check_generation(self) -> None:
         """A new consumer generation (a rebalance) drops every cache and every pending record:
@@ -78,6 +101,7 @@ class Runtime:
             self.pending = {}
             self.forwards = {}
             self._tids = {}  # the assignment (and so the topic groups) may have changed
+            self._sizes = {}
             self._generation = generation
 
     # -- sending ---------------------------------------------------------------------------------
@@ -132,26 +156,69 @@ class Runtime:
             if tid is None:
                 producer = self.app.producer
                 for r_topic, r_key, r_value, r_partition in records:
-                    await producer.send(r_topic, r_key, r_value, r_partition, None, None)
+                    try:
+                        await producer.send(r_topic, r_key, r_value, r_partition, None, None)
+                    except Exception as e:
+                        self._unsendable(e, r_topic, r_key, r_value)
             else:
                 txn = self.app.producer._transaction_producers.get(tid)
                 if txn is None:
                     raise RuntimeError(f"no transactional producer for {tid}")
                 for r_topic, r_key, r_value, r_partition in records:
-                    await txn.send(r_topic, r_value, key=r_key, partition=r_partition)
+                    try:
+                        await txn.send(r_topic, r_value, key=r_key, partition=r_partition)
+                    except Exception as e:
+                        self._unsendable(e, r_topic, r_key, r_value)
             n += len(records)
         if n:
             self.metrics.flushed.inc(n)
 
-    def publish(self, out: Outputs, msg: Any, tid: str | None) -> None:
+    def _unsendable(self, e: Exception, topic: str, key: bytes | None, value: bytes | None) -> None:
+        """A record the producer refuses for good is skipped (logged); anything else stops the flush."""
+        if getattr(e, "retriable", True) or not hasattr(e, "errno"):  # not a non-retriable KafkaError
+            raise e
+        self.metrics.dead_letters.labels("flush").inc()
+        log.error(
+            "skipping a record the producer refuses topic=%s key_bytes=%d value_bytes=%d error=%s: %s",
+            topic,
+            len(key or b""),
+            len(value or b""),
+            type(e).__name__,
+            e,
+        )
+
+    def fits(self, key: bytes | None, value: bytes | None) -> bool:
+        """Whether a record of ``key`` and ``value`` is within the producer's request limit."""
+        return len(key or b"") + len(value or b"") + RECORD_OVERHEAD <= self.max_record
+
+    def encode_outputs(self, out: Outputs, msg: Any) -> list[tuple[str, bytes, bytes, int | None]]:
+        """The records of ``out``: (topic, key, value, partition)."""
         enc = self.codec.encode
+        records: list[tuple[str, bytes, bytes, int | None]] = []
         for s in out.runs:
             # same partition number as the event: runs share the events topic's partitioning by run_id
-            self.send(self.topics.runs, s.run_id.encode(), enc(s), tid, partition=msg.partition)
+            records.append((self.topics.runs, s.run_id.encode(), enc(s), msg.partition))
         for w in out.metrics:
-            self.send(self.topics.metrics, window_key(w).encode(), enc(w), tid)
+            records.append((self.topics.metrics, window_key(w).encode(), enc(w), None))
         for a in out.alerts:
-            self.send(self.topics.alerts, a.incident_id.encode(), enc(a), tid)
+            records.append((self.topics.alerts, a.incident_id.encode(), enc(a), None))
+        return records
+
+    def publish(
+        self, out: Outputs, msg: Any, tid: str | None, records: list[tuple[str, bytes, bytes, int | None]] | None = None
+    ) -> None:
+        """Queue the records of ``out`` (``records``: already encoded by :meth:`encode_outputs`).
+        Without ``records`` (time-driven outputs), one over the request limit is logged and dropped."""
+        if records is None:
+            records = []
+            for r in self.encode_outputs(out, msg):
+                if self.fits(r[1], r[2]):
+                    records.append(r)
+                else:
+                    self.metrics.dead_letters.labels("flush").inc()
+                    log.error("dropping a time-driven output over the request limit topic=%s bytes=%d", r[0], len(r[2]))
+        for r_topic, r_key, r_value, r_partition in records:
+            self.send(r_topic, r_key, r_value, tid, partition=r_partition)
         m = self.metrics
         if out.runs:
             m.outputs.labels("runs").inc(len(out.runs))
@@ -184,6 +251,8 @@ class Runtime:
         whose bytes are ``value``)."""
         from tripwire.schemas import dead_letter
 
+        # the record's key only when small: the dead letter holds it anyway, and its partition is explicit
+        kafka_key = msg.key if msg.key is None or len(msg.key) <= 1024 else None
         dl = dead_letter(
             msg.topic,
             msg.partition,
@@ -194,8 +263,9 @@ class Runtime:
             reason=reason,
             error_type=error_type,
             part=index,
+            max_bytes=self.max_record - RECORD_OVERHEAD - len(kafka_key or b""),
         )
-        self.send(self.topics.dlq, msg.key, self.codec.encode(dl), tid, partition=msg.partition)
+        self.send(self.topics.dlq, kafka_key, self.codec.encode(dl), tid, partition=msg.partition)
         self.metrics.dead_letters.labels(stage).inc()
         log.warning(
             "dead letter stage=%s topic=%s partition=%d offset=%d error=%s reason=%s",
@@ -270,13 +340,59 @@ class Runtime:
         if not res.applied:
             self.metrics.events.labels(stage.name, "duplicate").inc()
             return
+        try:
+            records = self.encode_outputs(res.outputs, msg)
+            fwd_agent = self.pipeline.agents.key(ev).encode() if res.to_agent else None
+            fwd_cred = ev.credential_fingerprint.encode() if res.to_credential else None
+            self._check_sizes(stage, kb, state, value, records, (fwd_agent, fwd_cred))
+        except Exception as e:  # an output that cannot be produced: the event goes, its effect is undone
+            self._recover(cache, kb, key)
+            self.metrics.events.labels(stage.name, "failed").inc()
+            self.dead_letter(msg, tid, "process", f"{stage.name}: {e}", type(e).__name__, value, index)
+            return
         cache.changed(kb, msg.partition, tid, ("event", ev, now))
         self._ok[stage.name].inc()
-        self.publish(res.outputs, msg, tid)
-        if res.to_agent:
-            self.forward(self.topics.by_agent, self.pipeline.agents.key(ev).encode(), value, tid)
-        if res.to_credential:
-            self.forward(self.topics.by_credential, ev.credential_fingerprint.encode(), value, tid)
+        self.publish(res.outputs, msg, tid, records)
+        if fwd_agent is not None:
+            self.forward(self.topics.by_agent, fwd_agent, value, tid)
+        if fwd_cred is not None:
+            self.forward(self.topics.by_credential, fwd_cred, value, tid)
+
+    def _check_sizes(
+        self,
+        stage: Any,
+        kb: bytes,
+        state: Any,
+        value: bytes,
+        records: list[tuple[str, bytes, bytes, int | None]],
+        forward_keys: tuple[bytes | None, ...],
+    ) -> None:
+        """Raise :class:`OutputTooLarge` if a record this event causes would exceed the request limit.
+
+        The state's changelog record is measured exactly (a serialization) only when it may be near
+        the limit: its growth since the last measure is bounded by twice the bytes of the events
+        applied (a state keeps at most what its events carry, in JSON), so an ordinary key is
+        measured once in a long while and a hostile one (a huge id, too many events) every time."""
+        for r_topic, r_key, r_value, _ in records:
+            if not self.fits(r_key, r_value):
+                raise OutputTooLarge(
+                    f"its {r_topic} output would be {len(r_key) + len(r_value)} bytes, over the producer's "
+                    f"request limit of {self.max_record}"
+                )
+        for fkey in forward_keys:
+            if fkey is not None and not self.fits(fkey, value + b"12345678"):  # a batch of this event alone
+                raise OutputTooLarge(f"forwarding it would be a record of {len(fkey) + len(value)} bytes")
+        sk = (stage.name, kb)
+        measured, growth = self._sizes.get(sk, (0, 0))
+        growth += 2 * (len(value) + len(kb)) + 64
+        if measured + growth > self.max_state // 2:
+            measured, growth = len(kb) + len(stage.dumps(state)) + 2, 0
+            if measured + RECORD_OVERHEAD > self.max_state:
+                raise OutputTooLarge(
+                    f"the state of its key would be {measured} bytes, over half the producer's request "
+                    f"limit of {self.max_record} (a key's outputs carry what its state holds)"
+                )
+        self._sizes[sk] = (measured, growth)
 
     @staticmethod
     def _recover(cache: StateCache, kb: bytes, key: str) -> None:
@@ -341,6 +457,7 @@ class Runtime:
                 continue
             if expired:
                 cache.delete(kb, msg.partition, tid)
+                self._sizes.pop((stage.name, kb), None)
             else:
                 cache.ticked(kb, msg.partition, tid, now, self.started_at, bool(out))
             if out:

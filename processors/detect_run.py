@@ -140,6 +140,7 @@ class RunDetectors:
             credential_fingerprint = run.credentials[0] if run.credentials else None
 
         if summary.missing_seqs:
+            missing = max(summary.missing_seq_count, len(summary.missing_seqs))  # 0 from an older writer
             out.append(
                 _occ(
                     run,
@@ -149,9 +150,9 @@ class RunDetectors:
                     p.severity,
                     scope=f"run:{run.run_id}",
                     evidence=False,
-                    observed=float(len(summary.missing_seqs)),
+                    observed=float(missing),
                     threshold=0.0,
-                    summary=f"run {run.run_id} of {run.agent_id} closed with {len(summary.missing_seqs)} missing "
+                    summary=f"run {run.run_id} of {run.agent_id} closed with {missing} missing "
                     f"events (seq {_ranges(summary.missing_seqs)})",
                 )
             )

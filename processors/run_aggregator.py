@@ -6,7 +6,10 @@ or with duplicates (same event_id), give the same summary.
 
 Closing:
 - on RunFinished, as soon as every seq 0..last_seq has been seen; if some are missing, after
-  ``reorder_grace_s`` of wall-clock time (they are then reported in ``missing_seqs``);
+  ``reorder_grace_s`` of wall-clock time (they are then reported: ``missing_seq_count`` of them,
+  ``missing_seqs`` lists the first :data:`MAX_MISSING_LISTED`, ``seq_gaps`` counts the ranges).
+  Missing seqs are computed from the seqs seen (never by walking 0..last_seq), so a ``last_seq``
+  of 2**62 costs what a run of its events costs and the summary stays small.
 - after ``inactivity_timeout_s`` without any event, with outcome ``timed_out``.
 An event that arrives after the close (a late one, never a duplicate) reopens nothing: it is
 folded in and the summary is emitted again with ``version + 1``; sinks keep the highest version.
@@ -121,11 +124,37 @@ class RunState:
             return self.last_seq
         return max(self.seqs) if self.seqs else None
 
-    def missing_seqs(self) -> list[int]:
+    def missing_ranges(self) -> list[tuple[int, int]]:
+        """The missing seqs as inclusive ranges ``(first, last)``, in order: gaps between the seqs
+        seen in 0..expected_last_seq (as many ranges as seqs seen, at most, whatever last_seq is)."""
         last = self.expected_last_seq()
         if last is None:
             return []
-        return [s for s in range(last + 1) if s not in self.seqs]
+        out: list[tuple[int, int]] = []
+        nxt = 0  # the lowest seq not yet accounted for
+        for s in sorted(x for x in self.seqs if 0 <= x <= last):
+            if s > nxt:
+                out.append((nxt, s - 1))
+            nxt = s + 1
+        if nxt <= last:
+            out.append((nxt, last))
+        return out
+
+    def complete(self) -> bool:
+        """Every seq 0..expected_last_seq seen (cheap: a count, no list)."""
+        last = self.expected_last_seq()
+        return last is None or sum(1 for x in self.seqs if 0 <= x <= last) == last + 1
+
+    def missing_seqs(self, limit: int | None = None) -> list[int]:
+        """The missing seqs in order, the first ``limit`` of them (all when None: mind the size)."""
+        out: list[int] = []
+        for lo, hi in self.missing_ranges():
+            if limit is not None:
+                hi = min(hi, lo + (limit - len(out)) - 1)
+            out.extend(range(lo, hi + 1))
+            if limit is not None and len(out) >= limit:
+                break
+        return out
 
     def budget_pct(self, name: str, used: float) -> float | None:
         cap = self.budgets.get(name)
@@ -144,8 +173,8 @@ class RunState:
         }
 
 
-def _seq_gap_count(missing: list[int]) -> int:
-    return sum(1 for i, s in enumerate(missing) if i == 0 or missing[i - 1] != s - 1)
+MAX_MISSING_LISTED = 1000
+"""A RunSummary lists at most this many missing seqs (``missing_seq_count`` has them all)."""
 
 
 class RunAggregator:
@@ -206,7 +235,7 @@ class RunAggregator:
         if state.closed:  # a late event: fold it in and publish a revision
             return True, [self._emit(state, now)]
         if state.outcome is not None:
-            if not state.missing_seqs():
+            if state.complete():
                 return True, [self._close(state, now)]
             if state.close_deadline is None:
                 state.close_deadline = now + self.policy.reorder_grace_s
@@ -297,7 +326,7 @@ class RunAggregator:
         )
         started = state.started_at
         duration = (ended - started) / 1000.0 if ended is not None and started is not None else None
-        missing = state.missing_seqs()
+        gaps = state.missing_ranges()
         usage = state.budget_usage()
         by_kind = dict(zip(KINDS, state.cost_by_kind, strict=True))
         return RunSummary.model_construct(
@@ -339,8 +368,9 @@ class RunAggregator:
             budget_prompt_tokens_pct=state.budget_pct("max_prompt_tokens", usage["prompt_tokens"][0]),
             budget_completion_tokens_pct=state.budget_pct("max_completion_tokens", usage["completion_tokens"][0]),
             events_seen=len(state.event_ids),
-            missing_seqs=missing,
-            seq_gaps=_seq_gap_count(missing),
+            missing_seqs=state.missing_seqs(MAX_MISSING_LISTED) if gaps else [],
+            seq_gaps=len(gaps),
+            missing_seq_count=sum(hi - lo + 1 for lo, hi in gaps),
             version=state.summary_version,
             emitted_at=utc(now),
         )

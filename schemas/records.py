@@ -76,6 +76,7 @@ class RunSummary(_Record):
     events_seen: Count = 0
     missing_seqs: list[Count] = Field(default_factory=list)
     seq_gaps: Count = 0
+    missing_seq_count: Count = 0
     version: Count
     emitted_at: UtcDatetime
 

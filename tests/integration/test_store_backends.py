@@ -69,7 +69,7 @@ def test_migrations_create_every_table_once_and_record_themselves(store) -> None
     recorded = s.query("SELECT version, name, checksum FROM schema_migrations FINAL ORDER BY version").rows
     assert recorded == [(m.version, m.name, m.checksum) for m in load_migrations()]
     assert migrate(s) == []
-    assert table_count(s, "schema_migrations") == len(load_migrations()) == 5
+    assert table_count(s, "schema_migrations") == len(load_migrations()) == 6
 
 
 def test_changed_applied_migration_is_refused(store) -> None:  # noqa: F811

@@ -45,3 +45,17 @@ def test_the_record_keeps_the_original_bytes_and_cuts_the_reason() -> None:
 def test_a_stage_outside_the_vocabulary_is_refused() -> None:
     with pytest.raises(ValueError, match="stage must be one of decode, validate, process, sink, notify"):
         dead_letter("t", 0, 1, None, None, stage="parse", reason="r", error_type="E")  # type: ignore[arg-type]
+
+
+def test_max_bytes_leaves_out_the_key_then_the_value_and_says_so() -> None:
+    key, value = b"k" * 600, b"v" * 700
+    kw = {"stage": "process", "reason": "too big", "error_type": "OutputTooLarge"}
+    whole = dead_letter("t", 0, 1, key, value, max_bytes=256 + 4 * 7 + 1 + 14 + 1300, **kw)  # exactly fits
+    assert (whole.key, whole.value, whole.reason) == (key, value, "too big")
+    no_key = dead_letter("t", 0, 1, key, value, max_bytes=256 + 4 * 7 + 1 + 14 + 1299, **kw)
+    assert (no_key.key, no_key.value) == (None, value)
+    assert no_key.reason == "too big [key of 600 bytes omitted]"
+    neither = dead_letter("t", 0, 1, key, value, max_bytes=299 + 699, **kw)  # 699: no room for the value
+    assert (neither.key, neither.value) == (None, None)
+    assert neither.reason == "too big [key of 600 bytes omitted] [value of 700 bytes omitted]"
+    assert len(encode(neither)) < 299 + 699

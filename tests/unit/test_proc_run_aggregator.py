@@ -159,3 +159,34 @@ def test_closed_state_expires_after_retention() -> None:
     state, _ = run_all(scripted().events, agg)
     assert not agg.expired(state, NOW + POLICY.closed_retention_s - 1)
     assert agg.expired(state, NOW + POLICY.closed_retention_s)
+
+
+# -- bounded missing seqs (issue 20) -------------------------------------------------------------
+
+
+def test_missing_seqs_are_ranges_of_the_seen_seqs_never_a_walk_to_last_seq() -> None:
+    st = RunState(run_id="r", seqs={0, 1, 4, 5, 9}, last_seq=12)
+    assert st.missing_ranges() == [(2, 3), (6, 8), (10, 12)]
+    assert st.missing_seqs() == [2, 3, 6, 7, 8, 10, 11, 12]
+    assert st.missing_seqs(limit=4) == [2, 3, 6, 7]
+    assert not st.complete()
+    assert RunState(run_id="r", seqs={0, 1, 2, 7}, last_seq=2).complete()  # a seq past last_seq is no gap
+    assert RunState(run_id="r", seqs={2}, last_seq=None).missing_ranges() == [(0, 1)]  # up to the highest seen
+    huge = RunState(run_id="r", seqs={0, 1, 2**62}, last_seq=2**62)  # instant: no list of 2**62 seqs
+    assert huge.missing_ranges() == [(2, 2**62 - 1)] and len(huge.missing_seqs(limit=1000)) == 1000
+
+
+def test_a_summary_lists_the_first_1000_missing_seqs_and_counts_them_all() -> None:
+    r = RunScript(3)
+    r.start()
+    r.model(0.01)
+    r.seq = 500_000
+    fin = r.finish()
+    agg = RunAggregator(POLICY)
+    st = RunState(run_id=r.run_id)
+    for e in r.events:
+        agg.process(st, e, NOW)
+    (s,) = agg.tick(st, NOW + POLICY.reorder_grace_s)
+    assert fin.last_seq == 500_000
+    assert (s.missing_seq_count, s.seq_gaps) == (500_000 - 2, 1)  # seqs 0, 1 and 500,000 seen
+    assert s.missing_seqs == list(range(2, 1002))
