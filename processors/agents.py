@@ -42,6 +42,7 @@ from tripwire.processors.pipeline import Pipeline
 from tripwire.processors.stages import Outputs
 from tripwire.processors.tables import unpack
 from tripwire.processors.topics import RuntimeTopics
+from tripwire.schemas import check_event, default_limits
 from tripwire.schemas.records import DeadLetterStage
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class Runtime:
         self._ok = {name: self.metrics.events.labels(name, "ok") for name in self.caches}
         self._generation: int | None = None
         # the producer's request limit (aiokafka refuses larger records before sending them)
+        self.limits = default_limits()
         self.max_record = int(getattr(getattr(app, "conf", None), "producer_max_request_size", 1_000_000))
         # a key's state (its changelog record) is kept under half the limit: its outputs carry the key
         # and what the state aggregates (a RunSummary its run_id twice), so they fit too
@@ -320,6 +322,10 @@ class Runtime:
         self, stage: Any, msg: Any, tid: str | None, value: bytes | None, validate: bool, index: int | None
     ) -> None:
         ev, bad_stage, reason, err = self.decode(value, validate)
+        if ev is not None and validate:  # the events topic: the limits every consumer of it applies
+            over = check_event(ev, getattr(msg, "timestamp", None) or time.time(), self.limits)
+            if over is not None:
+                ev, bad_stage, reason, err = None, "validate", over, "LimitExceeded"
         if ev is None or value is None:  # (decode dead-letters an empty value)
             self.metrics.events.labels(stage.name, "dead_letter").inc()
             self.dead_letter(msg, tid, bad_stage, reason, err, value, index)

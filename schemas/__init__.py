@@ -16,6 +16,7 @@ from tripwire.schemas.events import (
     RunStarted,
     ToolCall,
 )
+from tripwire.schemas.limits import EventLimits, check_event, default_limits
 from tripwire.schemas.records import Alert, DeadLetter, KillSwitchCommand, RunSummary, WindowStats
 from tripwire.schemas.topics import Topics, topic_names
 
@@ -33,6 +34,7 @@ __all__ = [
     "EncodeError",
     "Event",
     "EventBase",
+    "EventLimits",
     "KillSwitchAction",
     "KillSwitchCommand",
     "ModelCall",
@@ -50,10 +52,12 @@ __all__ = [
     "ToolCall",
     "Topics",
     "WindowStats",
+    "check_event",
     "dead_letter",
     "dead_letter_id",
     "decode",
     "default_catalog",
+    "default_limits",
     "encode",
     "from_record",
     "make_codec",

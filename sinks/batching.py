@@ -22,6 +22,15 @@ Guarantees
   row ClickHouse cannot encode is isolated by splitting its batch and dead-lettered alone.
 - ``validate=False`` (trusted producers): events-topic values are decoded by ClickHouse itself
   (``_avro_fast``); a batch ClickHouse rejects falls back to the Python path.
+- Event limits (``tripwire.schemas.limits``, the processors' ``check_event`` with the same
+  ``TRIPWIRE_LIMITS_*``): validating, an event over a limit is a ``validate`` dead letter (reason
+  and bytes) and stays out of the raw tables, as the processors leave it out of the summaries.
+  Trusted mode applies neither the model constraints nor the limits, on either path (so what is
+  stored does not depend on the path): it stores what decodes, and the raw tables may then hold
+  events the processors dead-lettered. Run it only behind producers you trust.
+- One dead letter per failure: the processors' DLQ records of events-topic messages the sink
+  dead-letters itself (``decode`` always, ``validate`` when validating; same message, same id) are
+  not stored a second time.
 """
 
 from __future__ import annotations
@@ -34,7 +43,16 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from tripwire.schemas import DecodeError, Topics, decode
+from tripwire.schemas import (
+    DeadLetter,
+    DecodeError,
+    EventBase,
+    EventLimits,
+    Topics,
+    check_event,
+    decode,
+    default_limits,
+)
 from tripwire.schemas.records import DeadLetterStage
 from tripwire.schemas.wire import avro_string, zigzag, zigzag_offset
 from tripwire.schemas.wire import parse_single_object as parse_header
@@ -89,6 +107,7 @@ class BatchingSink:
         validate: bool = True,
         decoder: Callable[[bytes], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        limits: EventLimits | None = None,
     ) -> None:
         if batch_rows < 1 or batch_bytes < 1 or batch_seconds <= 0:
             raise ValueError("batch_rows, batch_bytes and batch_seconds must be positive")
@@ -104,6 +123,14 @@ class BatchingSink:
         self._decode = decoder or (decode if validate else partial(decode, validate=False))
         self._plans = AvroPlans() if not validate and decoder is None and store.supports_avro_insert else None
         self._clock = clock
+        self.limits = limits or default_limits()  # the processors' limits (TRIPWIRE_LIMITS_*)
+        # Dead letters of the processors (dlq topic) for failures this sink records itself, from the
+        # same message with the same id: the sink reads the events topic and dead-letters every
+        # message that does not decode, and (validating) every event that breaks the contract or a
+        # limit. Stored once, by the sink (one owner per topic and stage).
+        self._validating = validate  # trusted mode applies neither the model constraints nor the limits
+        own = ("decode", "validate") if validate else ("decode",)
+        self._own_dead = {t: frozenset(own) for t, role in self.roles.items() if role == "events"}
         self.stats = SinkStats()
         self._buffers: dict[str, RowBuffer] = {}
         self._avro: dict[tuple[bytes, int], AvroBuffer] = {}
@@ -195,6 +222,15 @@ class BatchingSink:
             return self._dead(msg, e.reason, type(e).__name__, "decode")
         except Exception as e:  # a decoder bug must not stop the sink
             return self._dead(msg, f"{type(e).__name__}: {e}", type(e).__name__, "decode")
+        if role == "events" and self._validating and isinstance(record, EventBase):
+            received = msg.timestamp_ms / 1000 if msg.timestamp_ms else time.time()
+            reason = check_event(record, received, self.limits)
+            if reason is not None:  # the processors reject it too: it stays out of raw tables and summaries
+                return self._dead(msg, reason, "LimitExceeded", "validate")
+        owned = isinstance(record, DeadLetter) and record.stage in self._own_dead.get(record.source_topic, ())
+        if owned and role == "dlq":
+            self.stats.deduplicated += 1  # the sink dead-lettered that message itself (one owner)
+            return None
         try:
             return map_record(role, record)
         except RowMappingError as e:

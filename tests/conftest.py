@@ -14,6 +14,10 @@ import pytest
 
 from tests.helpers import uid
 
+# The fixtures' events carry fixed dates (2026-01..11); the event-time window (schemas/limits.py) is
+# measured from their receipt, now. Tests of the window set their own limits (tests/unit/test_contract_limits.py).
+os.environ.setdefault("TRIPWIRE_LIMITS_MAX_AGE_DAYS", "36500")
+
 DEV_BROKER_HINT = (
     "no Kafka broker: start the dev broker with `python -m tripwire.devenv kafka start` "
     "and export TRIPWIRE_KAFKA_BOOTSTRAP=127.0.0.1:9092"

@@ -39,6 +39,7 @@ from tripwire.schemas import (
     RunSummary,
     Topics,
     WindowStats,
+    check_event,
     dead_letter,
     decode,
     encode,
@@ -242,6 +243,10 @@ class EmbeddedRuntime:
                 stage = "decode"
                 event = decode(value)
                 self.stats.events += 1
+                over = check_event(event, time.time())  # the limits the sink applied to the same event
+                if over is not None:
+                    self._dead_letter(key, value, over, "LimitExceeded", "validate")
+                    continue
                 stage = "process"
                 self._route(self.pipeline.process(event))
             except DecodeError as e:

@@ -286,3 +286,48 @@ def test_unreachable_marks_refuse_the_message_without_taking_it() -> None:
     sink.add(m)  # offered again
     assert sink.flush() == {(T.events, 0): 1}
     assert store.count("model_calls") == 1
+
+
+# -- issue 20: the shared event limits, and one dead letter per failure ----------------------------
+
+
+def test_an_event_over_a_limit_is_a_validate_dead_letter_and_no_row_when_validating() -> None:
+    from tripwire.schemas import EventLimits
+
+    store = MemoryStore()
+    sink = BatchingSink(store, T, limits=EventLimits(max_age_days=36500))
+    at = int(h.T0.timestamp() * 1000)
+    sink.add(Message(T.events, 0, 0, b"r", encode(h.model_call("r", 1, cost=1e308)), at))
+    sink.add(Message(T.events, 0, 1, b"r", encode(h.model_call("r", 2, cost=0.25)), at))
+    sink.flush()
+    assert [r["cost_usd"] for r in store.tables["model_calls"]] == [0.25]
+    (dl,) = store.tables["dead_letters"]
+    assert (dl["offset"], dl["stage"], dl["error_type"]) == (0, "validate", "LimitExceeded")
+    assert dl["reason"] == "cost_usd 1e+308 is over the per-call limit of 1000.0"
+    # trusted mode applies no limit (on either path): the row is stored, no dead letter
+    trusted_store = MemoryStore()
+    trusted = BatchingSink(trusted_store, T, validate=False, limits=EventLimits(max_age_days=36500))
+    trusted.add(Message(T.events, 0, 0, b"r", encode(h.model_call("r", 1, cost=1e308)), at))
+    trusted.flush()
+    assert [r["cost_usd"] for r in trusted_store.tables["model_calls"]] == [1e308]
+    assert "dead_letters" not in trusted_store.tables
+
+
+def test_the_processors_dead_letter_of_a_message_the_sink_dead_letters_itself_is_stored_once() -> None:
+    from tripwire.schemas import dead_letter
+
+    store = MemoryStore()
+    sink = BatchingSink(store, T)
+    garbage = b"\xc3\x01garbage"
+    sink.add(Message(T.events, 0, 0, b"k", garbage))  # the sink's own decode dead letter
+    same = dead_letter(T.events, 0, 0, b"k", garbage, stage="decode", reason="bad", error_type="DecodeError")
+    other = dead_letter(T.events, 0, 5, b"k", b"x", stage="process", reason="state", error_type="StateError")
+    ks = dead_letter(T.killswitch, 0, 0, b"k", garbage, stage="decode", reason="bad", error_type="DecodeError")
+    for i, dl in enumerate((same, other, ks)):
+        sink.add(Message(T.dlq, 0, i, b"k", encode(dl)))
+    sink.flush()
+    rows = store.tables["dead_letters"]
+    assert sorted((r["source_topic"], r["offset"], r["stage"], r["src_topic"]) for r in rows) == sorted(
+        [(T.events, 0, "decode", T.events), (T.events, 5, "process", T.dlq), (T.killswitch, 0, "decode", T.dlq)]
+    )
+    assert len({r["dlq_id"] for r in rows}) == 3 and sink.stats.deduplicated == 1
