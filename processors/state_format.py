@@ -18,6 +18,10 @@ History
 - v1 (no ``"v"``): the format up to this change.
 - v2: ``"v"`` added; the run state's ``version`` (the revision of its last RunSummary) is renamed
   ``summary_version``, so that "version" means only the format.
+- v3: the latency windows (agents stage, ``data.lw``) keep their recently closed windows under
+  ``"c"`` (window key -> aggregate), with ``"ch"`` (``[closed_upto, wall time]`` of each advance)
+  and ``"final"`` (windows ending at or before it take no revision), so a late call revises its
+  window instead of being dropped; a v2 state starts with none and its closed windows final.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any
 
 from tripwire.processors.errors import StateError, StateVersionError
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 _KEY = "v"
 
 
@@ -45,11 +49,19 @@ def _unchanged(d: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
+def _agents_v2_to_v3(d: dict[str, Any]) -> dict[str, Any]:
+    data = d.get("data")
+    if isinstance(data, dict) and isinstance(data.get("lw"), dict) and "c" not in data["lw"]:
+        lw = data["lw"]  # the windows it closed are final (their aggregates are gone)
+        d = {**d, "data": {**data, "lw": {**lw, "c": {}, "ch": [], "final": lw.get("closed_upto")}}}
+    return d
+
+
 # stage name -> {from version: migration to the next version}
 MIGRATIONS: dict[str, dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {
-    "runs": {1: _runs_v1_to_v2},
-    "agents": {1: _unchanged},
-    "credentials": {1: _unchanged},
+    "runs": {1: _runs_v1_to_v2, 2: _unchanged},
+    "agents": {1: _unchanged, 2: _agents_v2_to_v3},
+    "credentials": {1: _unchanged, 2: _unchanged},
 }
 
 

@@ -27,7 +27,13 @@ def finished_with_last_seq(run: RunScript, last_seq: int) -> RunScript:
     return run
 
 
-def test_poison_events_are_isolated_and_later_events_processed(kafka_bootstrap: str, tmp_path: Path) -> None:
+def test_poison_events_are_isolated_and_later_events_processed(
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the event limits (schemas/limits.py) would reject these events first; this is the defence behind
+    # them: whatever passes validation, an output that cannot be produced costs one event, never the worker
+    monkeypatch.setenv("TRIPWIRE_LIMITS_MAX_ID_CHARS", "1000000")
+    monkeypatch.setenv("TRIPWIRE_LIMITS_MAX_SEQ", str(2**62))
     config, topics = setup(kafka_bootstrap, uid("tp"), tmp_path, partitions=1, inactivity_timeout_s=60)
     policy = load_policy(config.policy_path)
     before, after = scripted_runs(2, seed=1), scripted_runs(3, seed=2)

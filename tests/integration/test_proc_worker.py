@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import uid, wait_until
-from tests.proc_factory import RunScript
+from tests.helpers import WaitTimeout, uid, wait_until
+from tests.proc_factory import T0, RunScript
 from tests.proc_kafka import (
     CommittedReader,
     WorkerProcess,
@@ -20,6 +21,7 @@ from tests.proc_kafka import (
 )
 from tripwire.devenv.kafka import free_port
 from tripwire.processors import Pipeline, load_policy
+from tripwire.processors.sketch import LatencySketch
 from tripwire.processors.stages import RunStage
 from tripwire.schemas import encode
 from tripwire.schemas.samples import sample_records
@@ -48,6 +50,31 @@ def reference_summaries(events, policy) -> dict[str, dict]:
     return out
 
 
+def window_figures(stats) -> tuple[int, int, float, int]:  # type: ignore[no-untyped-def]
+    """count, errors, cost and the sketch's count of one WindowStats."""
+    return stats.count, stats.errors, round(stats.cost_usd, 9), LatencySketch.from_bytes(stats.sketch).count
+
+
+def reference_windows(events, window_s: int) -> dict[tuple, tuple[int, int, float, int]]:  # type: ignore[no-untyped-def]
+    """The same figures recomputed from the raw events (no operator code): per (agent, version, kind,
+    name, model, window start)."""
+    acc: dict[tuple, list] = {}
+    for e in events:
+        kind = type(e).__name__
+        if kind not in ("ModelCall", "ToolCall"):
+            continue
+        name = (e.response_model or e.request_model) if kind == "ModelCall" else e.tool_name
+        end = int(e.ts_end.timestamp() * 1_000_000)
+        start = end // (window_s * 1_000_000) * window_s
+        key = (e.tenant, e.agent_id, e.agent_version, "model" if kind == "ModelCall" else "tool", name,
+               name if kind == "ModelCall" else "", start)  # fmt: skip
+        a = acc.setdefault(key, [0, 0, 0])
+        a[0] += 1
+        a[1] += str(getattr(e.status, "value", e.status)) in ("error", "timeout")
+        a[2] += round((e.cost_usd or 0.0) * 1e9) if kind == "ModelCall" else 0
+    return {k: (n, err, round(nanos / 1e9, 9), n) for k, (n, err, nanos) in acc.items()}
+
+
 def scrape(port: int) -> dict[str, float]:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line[:1] != "#"}
@@ -65,10 +92,12 @@ def forwarded(events, policy) -> tuple[int, int]:
     return to_agent, to_credential
 
 
-def scripted_runs(n: int, seed: int = 0) -> list[RunScript]:
+def scripted_runs(n: int, seed: int = 0, spread_s: float = 0.0) -> list[RunScript]:
+    """``n`` runs of 6 events; run i starts ``i * spread_s`` seconds after T0."""
     runs = []
     for i in range(n):
-        r = RunScript(seed * 1000 + i, agent_id=f"agent-{i % 3}", credential=f"fp-{i % 3}")
+        start = T0 + timedelta(seconds=i * spread_s)
+        r = RunScript(seed * 1000 + i, agent_id=f"agent-{i % 3}", credential=f"fp-{i % 3}", start=start)
         r.start(max_cost_usd=0.25, max_tool_calls=3)
         r.model(0.05 + i * 0.001, input_tokens=100 + i, output=20 + i)
         r.tool("lookup_order", args=f'{{"o": {i}}}')
@@ -177,15 +206,19 @@ def test_worker_publishes_exact_summaries_alerts_and_dead_letters(
     assert all(d.reason for d in dead)
 
 
-def test_sigkill_mid_stream_gives_the_same_summaries(kafka_bootstrap: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("order", ["interleaved", "in-time"])
+def test_sigkill_mid_stream_gives_the_same_summaries(kafka_bootstrap: str, tmp_path: Path, order: str) -> None:
     # inactivity timeout well above the restart time: this test is about recovery, not timeouts
     config, topics = setup(kafka_bootstrap, uid("tp"), tmp_path, partitions=4, inactivity_timeout_s=60)
     policy = load_policy(config.policy_path)
-    runs = scripted_runs(150, seed=7)
-    # interleave the runs so that most are open (state only in the tables) when the worker dies
-    events = []
-    for i in range(max(len(r.events) for r in runs)):
-        events.extend(r.events[i] for r in runs if i < len(r.events))
+    if order == "interleaved":  # most runs open (state only in the tables) when the worker dies; one window
+        runs = scripted_runs(150, seed=7)
+        events = []
+        for i in range(max(len(r.events) for r in runs)):
+            events.extend(r.events[i] for r in runs if i < len(r.events))
+    else:  # as a fleet emits them: in event time, over ~3 minutes, so windows close around the kill
+        runs = scripted_runs(150, seed=7, spread_s=1.3)
+        events = sorted((e for r in runs for e in r.events), key=lambda e: e.ts_end)
     total = len(events)
     first, rest = events[: total // 2], events[total // 2 :]
     produce_events(kafka_bootstrap, topics.events, first)
@@ -212,8 +245,40 @@ def test_sigkill_mid_stream_gives_the_same_summaries(kafka_bootstrap: str, tmp_p
             message="all events committed",
         )
         summaries = runs_r.poll()
+        # windows: one call per agent an hour later (after everything was committed) closes every earlier
+        # window of that agent; each must equal a recomputation from the raw events
+        closers = []
+        for i in range(3):
+            c = RunScript(9000 + i, agent_id=f"agent-{i}", credential=None, start=T0 + timedelta(hours=1))
+            c.model(0.0)
+            closers.append(c.events[0])
+        produce_events(kafka_bootstrap, topics.events, closers)
+        want_windows = reference_windows(events, int(policy.latency_windows.window_s))
+        metrics_r = CommittedReader(kafka_bootstrap, topics.metrics)
+        try:
+            wait_for(
+                metrics_r,
+                lambda recs: {window_figures(w) for w in recs} >= set(want_windows.values()),
+                60,
+                "every window complete",
+                worker,
+            )
+        except WaitTimeout:
+            pass  # the comparison below says which windows are missing or wrong
+        windows = metrics_r.poll()
     finally:
         worker.stop()
+    latest: dict[tuple, object] = {}  # a late call re-emits its window: the latest emission counts (as in the sink)
+    for w in windows:
+        key = (w.tenant, w.agent_id, w.agent_version, w.kind, w.name, w.model, int(w.window_start.timestamp()))
+        if key not in latest or w.emitted_at >= latest[key].emitted_at:  # type: ignore[attr-defined]
+            latest[key] = w
+    got_windows = {k: window_figures(w) for k, w in latest.items()}
+    # 3 agents x 3 call names (gpt-4o, claude, lookup_order), in one minute or in four
+    assert len(want_windows) == (9 if order == "interleaved" else 36)
+    window_diffs = {k: (got_windows.get(k), v) for k, v in want_windows.items() if got_windows.get(k) != v}
+    assert window_diffs == {}
+    assert set(got_windows) == set(want_windows)
     got = {}
     for s in summaries:
         assert s.run_id not in got, f"run {s.run_id} summarized twice"

@@ -91,7 +91,7 @@ def test_sketches_merge_to_the_sketch_of_the_union() -> None:
 
 
 def test_late_event_is_dropped_and_counted() -> None:
-    lw = LatencyWindows(POLICY)
+    lw = LatencyWindows(POLICY.model_copy(update={"revise_for_s": 0.0}))  # no revisions: dropped
     st = lw.new_state()
     r = RunScript(5)
     lw.process(st, r.tool(dur_ms=10), NOW)
@@ -124,3 +124,27 @@ def test_state_is_json_round_trippable() -> None:
         st = json.loads(json.dumps(st))
     (c,) = lw.tick(st, NOW + 1000)
     assert c.stats.count == 3 and c.stats.sum_ms == 60.0
+
+
+def test_a_late_call_revises_its_closed_window_within_revise_for_s() -> None:
+    lw = LatencyWindows(POLICY)  # window 60 s, lateness 30 s, revisions for 600 s
+    st = lw.new_state()
+    r = RunScript(5)
+    lw.process(st, r.tool(dur_ms=10), NOW)  # window T0
+    r.at = T0 + timedelta(minutes=5)
+    (closed,) = lw.process(st, r.tool(dur_ms=10), NOW)
+    assert closed.stats.count == 1
+    r.at = T0 + timedelta(seconds=30)
+    (rev,) = lw.process(st, r.tool(dur_ms=20, status="error"), NOW + 1)  # late: window T0 again, complete
+    assert (rev.stats.window_start, rev.stats.count, rev.stats.errors) == (closed.stats.window_start, 2, 1)
+    assert LatencySketch.from_bytes(rev.stats.sketch).count == 2 and rev.stats.emitted_at > closed.stats.emitted_at
+    r.at = T0 + timedelta(minutes=1)  # window T0+1 min had no call when it closed: emitted now, with one
+    (new,) = lw.process(st, r.tool(dur_ms=10), NOW + 2)
+    assert (new.stats.window_start, new.stats.count) == (closed.stats.window_start + timedelta(minutes=1), 1)
+    assert st["late_dropped"] == 0
+    # 600 s after those windows closed (at NOW), the next close makes them final: a late call is dropped
+    r.at = T0 + timedelta(minutes=10)
+    lw.process(st, r.tool(dur_ms=10), NOW + 600)
+    r.at = T0 + timedelta(seconds=40)
+    assert lw.process(st, r.tool(dur_ms=10), NOW + 601) == [] and st["late_dropped"] == 1
+    assert all(a["start"] >= (T0 + timedelta(minutes=5)).timestamp() for a in st["c"].values())

@@ -33,7 +33,7 @@ def test_every_stage_state_carries_the_format_version() -> None:
     for stage in (p.runs, p.agents, p.credentials):
         assert p.states[stage.name]  # the scenario leaves state in every stage
         for st in p.states[stage.name].values():
-            assert json.loads(stage.dumps(st))["v"] == STATE_VERSION == 2
+            assert json.loads(stage.dumps(st))["v"] == STATE_VERSION == 3
 
 
 def test_a_v1_snapshot_loads_into_the_current_state() -> None:
@@ -43,7 +43,19 @@ def test_a_v1_snapshot_loads_into_the_current_state() -> None:
     assert sorted(r["version"] for r in v1_runs.values()) == [1, 1, 1]  # the field renamed in v2
     old = Pipeline.from_bytes(data)
     assert {k: st.run.summary_version for k, st in old.states["runs"].items()} == {k: 1 for k in v1_runs}
-    assert old.to_bytes() == _current().to_bytes()  # the same state the current code builds
+    # the same state the current code builds, but for the latency windows' revision fields (v3): the
+    # windows a v1/v2 worker closed are final (their aggregates are gone), the current code's revisable
+    now = json.loads(_current().to_bytes())
+    migrated = json.loads(old.to_bytes())
+    for snap in (now, migrated):
+        for k, v in snap["agents"].items():
+            state = json.loads(v)
+            for field in ("c", "ch", "final"):
+                state["data"]["lw"].pop(field)
+            snap["agents"][k] = state
+    assert migrated == now
+    lws = [json.loads(v)["data"]["lw"] for v in json.loads(old.to_bytes())["agents"].values()]
+    assert all(lw["c"] == {} and lw["ch"] == [] and lw["final"] == lw["closed_upto"] for lw in lws)
 
 
 def test_a_v1_changelog_record_loads_and_keeps_counting() -> None:
@@ -68,12 +80,12 @@ def test_a_v1_changelog_record_loads_and_keeps_counting() -> None:
 def test_a_newer_version_is_a_typed_error() -> None:
     p = _current()
     st = next(iter(p.states["agents"].values()))
-    newer = json.loads(p.agents.dumps(st)) | {"v": 3}
+    newer = json.loads(p.agents.dumps(st)) | {"v": 4}
     with pytest.raises(StateVersionError) as info:
         p.agents.loads(json.dumps(newer).encode())
     assert isinstance(info.value, StateError)
     assert str(info.value) == (
-        "agents state in format v3, newer than this worker reads (v1..v2): "
+        "agents state in format v4, newer than this worker reads (v1..v3): "
         "a newer tripwire wrote it; upgrade this worker"
     )
 
@@ -117,4 +129,4 @@ def test_the_runtime_sends_an_event_on_newer_state_to_the_dlq() -> None:
     dl = runtime.codec.decode(value)
     assert topic == runtime.topics.dlq and isinstance(dl, DeadLetter)
     assert (dl.stage, dl.error_type, dl.offset) == ("process", "StateVersionError", 41)
-    assert dl.reason.startswith("runs: runs state in format v3, newer than this worker reads (v1..v2)")
+    assert dl.reason.startswith("runs: runs state in format v4, newer than this worker reads (v1..v3)")
