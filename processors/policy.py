@@ -35,7 +35,7 @@ class WindowsPolicy(_Frozen):
     window_s: int = Field(gt=0)
     allowed_lateness_s: float = Field(ge=0)
     relative_accuracy: float = Field(gt=0, lt=1)
-    revise_for_s: float = Field(default=600.0, ge=0)
+    revise_for_s: float = Field(default=300.0, ge=0)
     """How long a closed window is kept: a late call for it within this (wall-clock) time is folded in
     and the window emitted again (same key, later ``emitted_at``: the sink keeps the latest)."""
 
