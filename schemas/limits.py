@@ -136,6 +136,7 @@ def check_event(event: Any, received_at: float, limits: EventLimits | None = Non
     the Kafka record timestamp), or None when it is within every limit."""
     lim = limits or default_limits()
     get = event.__dict__.get
+    ids = []
     for name in _IDS:
         v = get(name)
         if v is None:
@@ -143,8 +144,10 @@ def check_event(event: Any, received_at: float, limits: EventLimits | None = Non
         v = getattr(v, "value", v)  # an enum
         if len(v) > lim.max_id_chars:
             return f"{name} is {len(v)} characters, over the limit of {lim.max_id_chars}"
-        if _CONTROL.search(v):
-            return f"{name} contains a control character"
+        ids.append(v)
+    if _CONTROL.search("".join(ids)):  # one scan of them all; which one, only when there is one
+        bad = next(n for n in _IDS if isinstance(get(n), str) and _CONTROL.search(get(n)))
+        return f"{bad} contains a control character"
     for name in _TEXTS:
         v = get(name)
         if v is not None and len(v) > lim.max_text_chars:
