@@ -68,8 +68,7 @@ def _baseline_round_trips(servers: str, n: int) -> list[float]:
 def _manual_trips(servers: str, keys: Path, agent: object, topic: str, n: int) -> list[float]:
     from confluent_kafka import Producer
 
-    from tripwire.producers._ks_commands import new_command
-    from tripwire.producers._ks_signing import CommandSigner
+    from tripwire.killswitch import CommandSigner, new_command
     from tripwire.schemas import encode
 
     signer = CommandSigner.from_file(keys)
@@ -109,10 +108,7 @@ def _guard_check_cost(calls: int = 200_000) -> list[Result]:
     common case), against the SDK's allow-all guard (a bare method call) in the same process."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from tripwire.producers._ks_commands import new_command
-    from tripwire.producers._ks_config import KillSwitchConfig
-    from tripwire.producers._ks_signing import CommandSigner, CommandVerifier
-    from tripwire.producers._ks_state import KillSwitchState
+    from tripwire.killswitch import CommandSigner, CommandVerifier, KillSwitchConfig, KillSwitchState, new_command
     from tripwire.producers.guard import AllowAllGuard, ToolRequest
     from tripwire.producers.killswitch import KillSwitchGuard
     from tripwire.schemas.enums import Risk
@@ -159,10 +155,8 @@ def _figures(name: str, samples: list[float], base: list[float], extra: dict) ->
 def run(trips: int = TRIPS, keep: Path | None = None) -> list[Result]:
     from tests.helpers import uid
     from tests.ks_procs import AgentProcess, PolicyWorker
+    from tripwire.killswitch import KillSwitchConfig, ensure_topic, generate_keypair
     from tripwire.processors.policy import load_policy
-    from tripwire.producers._ks_config import KillSwitchConfig
-    from tripwire.producers._ks_listener import ensure_topic
-    from tripwire.producers._ks_signing import generate_keypair
     from tripwire.schemas import topic_names
 
     servers = bootstrap()

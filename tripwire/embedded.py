@@ -29,11 +29,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tripwire.killswitch import CommandSigner, KillSwitchState
 from tripwire.processors.killswitch_policy import KillSwitchPolicy
 from tripwire.processors.pipeline import Pipeline
 from tripwire.processors.policy import Policy
-from tripwire.producers._ks_signing import CommandSigner
-from tripwire.producers._ks_state import KillSwitchState
 from tripwire.schemas import (
     DeadLetter,
     DecodeError,

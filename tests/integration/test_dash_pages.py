@@ -254,7 +254,7 @@ def test_alerts_feed_and_acknowledge(seeded: tuple[Store, Seeded]) -> None:
 
 @pytest.fixture
 def signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from tripwire.producers._ks_signing import generate_keypair
+    from tripwire.killswitch import generate_keypair
 
     private, public, _ = generate_keypair(tmp_path / "keys")
     monkeypatch.setenv("TRIPWIRE_KILLSWITCH_PRIVATE_KEY_PATH", str(private))
@@ -264,7 +264,7 @@ def signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_killswitch_disable_autonomy_in_three_clicks_then_reset(
     seeded: tuple[Store, Seeded], signing_key: Path
 ) -> None:
-    from tripwire.producers._ks_signing import CommandVerifier, load_public_key
+    from tripwire.killswitch import CommandVerifier, load_public_key
 
     store, s = seeded
     delivered: list = []

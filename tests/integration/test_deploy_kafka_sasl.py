@@ -86,8 +86,7 @@ def test_the_right_credentials_work_for_every_client(broker: KafkaDevBroker, chd
     assert _partitions(broker.bootstrap, names) == dict.fromkeys(names, 2)
 
     # the kill switch's clients (listener, CLI, dashboard, policy worker share kafka_properties()) over SCRAM
-    from tripwire.producers._ks_config import KillSwitchConfig
-    from tripwire.producers._ks_listener import ensure_topic, read_topic
+    from tripwire.killswitch import KillSwitchConfig, ensure_topic, read_topic
 
     ks = KillSwitchConfig(bootstrap=broker.sasl_bootstrap, topic=f"{prefix}.killswitch", partitions=1, **GOOD)
     assert ensure_topic(ks, timeout=20)

@@ -7,10 +7,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tripwire.producers._ks_commands import new_command
-from tripwire.producers._ks_scopes import CallIdentity
-from tripwire.producers._ks_signing import CommandSigner, CommandVerifier
-from tripwire.producers._ks_state import CLEAR, KillSwitchState, Rejection, Throttle, Throttles
+from tripwire.killswitch import (
+    CLEAR,
+    CallIdentity,
+    CommandSigner,
+    CommandVerifier,
+    KillSwitchState,
+    Rejection,
+    Throttle,
+    Throttles,
+    new_command,
+)
 from tripwire.schemas.enums import KillSwitchAction, Risk
 
 pytestmark = pytest.mark.unit

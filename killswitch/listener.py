@@ -25,8 +25,8 @@ from collections.abc import Callable
 from typing import Any
 
 from tripwire.core.ratelimit import RateLimitedLog
-from tripwire.producers._ks_config import KillSwitchConfig
-from tripwire.producers._ks_state import KillSwitchState, Rejection
+from tripwire.killswitch.config import KillSwitchConfig
+from tripwire.killswitch.state import KillSwitchState, Rejection
 from tripwire.schemas import DecodeError, KillSwitchCommand, decode
 
 log = logging.getLogger(__name__)

@@ -28,8 +28,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
-from tripwire.producers._ks_scopes import CallIdentity, ScopeError, matching_scopes, parse_scope
-from tripwire.producers._ks_signing import CommandVerifier, SignatureError
+from tripwire.killswitch.scopes import CallIdentity, ScopeError, matching_scopes, parse_scope
+from tripwire.killswitch.signing import CommandVerifier, SignatureError
 from tripwire.schemas import KillSwitchCommand
 from tripwire.schemas.enums import KillSwitchAction, Risk
 
