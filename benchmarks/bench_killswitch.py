@@ -66,27 +66,24 @@ def _baseline_round_trips(servers: str, n: int) -> list[float]:
 
 
 def _manual_trips(servers: str, keys: Path, agent: object, topic: str, n: int) -> list[float]:
-    from confluent_kafka import Producer
+    """What ``tripwire killswitch trip`` does (the kill switch's CommandPublisher: sign, produce, wait for the
+    ack), timed from the publish call to the agent's block."""
+    from tripwire.killswitch import CommandPublisher, CommandSigner, KillSwitchConfig, new_command
 
-    from tripwire.killswitch import CommandSigner, new_command
-    from tripwire.schemas import encode
-
-    signer = CommandSigner.from_file(keys)
-    producer = Producer({"bootstrap.servers": servers, "acks": "all", "enable.idempotence": True, "linger.ms": 0})
+    publisher = CommandPublisher(KillSwitchConfig(bootstrap=servers, topic=topic), CommandSigner.from_file(keys),
+                                 timeout_s=10, client_id="bench-killswitch")
+    publisher.ensure_topic()  # run() created it; this only marks it checked, so no trip pays the admin call
     samples = []
     for i in range(n):
         tool = f"bench.manual{i}"
         assert agent.ask({"op": "watch", "tool": tool, "timeout": 30}) == {"watching": True}  # type: ignore[attr-defined]
         t0 = time.time()
-        command = signer.sign(new_command(scope=f"agent:bench-agent/tool:{tool}", action="freeze_tool",
-                                          reason="benchmark", issued_by="user:bench"))
-        producer.produce(topic, key=command.scope.encode(), value=encode(command))
-        producer.poll(0)
+        publisher.publish(new_command(scope=f"agent:bench-agent/tool:{tool}", action="freeze_tool",
+                                      reason="benchmark", issued_by="user:bench"))
         answer = agent.read(35)  # type: ignore[attr-defined]
         if "blocked_at" not in answer or answer.get("error") != "ToolFrozen":
             raise RuntimeError(f"trip {i} did not block the agent: {answer}")
         samples.append(answer["blocked_at"] - t0)
-    producer.flush(10)
     return samples
 
 

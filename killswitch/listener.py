@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from tripwire.core.kafka_security import AuthWatch
 from tripwire.core.ratelimit import RateLimitedLog
 from tripwire.killswitch.config import KillSwitchConfig
 from tripwire.killswitch.state import KillSwitchState, Rejection
@@ -36,6 +37,7 @@ CONSUME_TIMEOUT_S = 0.05
 METADATA_REFRESH_S = 30.0
 CLOSE_TIMEOUT_S = 5.0
 HEARTBEAT_TIMEOUT_S = 5.0
+AUTH_CHECK_S = 0.25
 
 
 class KillSwitchListener:
@@ -318,11 +320,17 @@ class KillSwitchListener:
 
 
 def ensure_topic(config: KillSwitchConfig, timeout: float = 15.0) -> bool:
-    """Create the compacted kill-switch topic if it does not exist; True if this call created it."""
+    """Create the compacted kill-switch topic if it does not exist; True if this call created it.
+
+    A refused login or TLS handshake raises :class:`~tripwire.core.kafka_security.KafkaAuthError` within about
+    a second instead of waiting out ``timeout``; no answer at all raises ``TimeoutError``."""
+    from concurrent.futures import TimeoutError as FutureTimeout
+
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient(config.kafka_properties())
+    watch = AuthWatch(config, config.bootstrap)
+    admin = AdminClient({**config.kafka_properties(), "error_cb": watch})
     topic = NewTopic(
         config.topic,
         num_partitions=config.partitions,
@@ -330,13 +338,21 @@ def ensure_topic(config: KillSwitchConfig, timeout: float = 15.0) -> bool:
         config={"cleanup.policy": "compact", "min.compaction.lag.ms": "60000", "segment.ms": "3600000"},
     )
     future = admin.create_topics([topic], operation_timeout=timeout, request_timeout=timeout)[config.topic]
-    try:
-        future.result(timeout=timeout)
-    except KafkaException as e:
-        if e.args and isinstance(e.args[0], KafkaError) and e.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
-            return False
-        raise
-    return True
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            future.result(timeout=max(0.01, min(AUTH_CHECK_S, deadline - time.monotonic())))
+            return True
+        except FutureTimeout:
+            admin.poll(0)  # serve the error callback: librdkafka reports a refused login only there
+            watch.check()
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"the broker at {config.bootstrap} did not answer within {timeout:g}s") from None
+        except KafkaException as e:
+            if e.args and isinstance(e.args[0], KafkaError) and e.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                return False
+            watch.check()
+            raise
 
 
 def read_topic(config: KillSwitchConfig, timeout: float = 15.0) -> list[Any]:

@@ -164,5 +164,6 @@ def test_a_broker_gone_after_the_first_publish_fails_at_the_timeout_and_the_fail
                 assert time.monotonic() < deadline, "no publish after the broker came back"
         ids = [decode(m.value()).command_id for m in read_topic(config, timeout=30)]  # type: ignore[union-attr]
         assert ids[0] == first.command_id and lost.command_id not in ids and set(ids[1:]) == {third.command_id}
+        assert publisher.close(timeout=5) == 0
     finally:
         broker.stop()
