@@ -331,6 +331,34 @@ def test_killswitch_refuses_without_key_or_role(seeded: tuple[Store, Seeded], mo
         data.set_command_sink(None)
 
 
+def test_killswitch_trip_and_reset_reach_the_real_broker_signed(
+    seeded: tuple[Store, Seeded], signing_key: Path, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No in-process sink: the dashboard's actions publish through the kill switch's CommandPublisher to Kafka."""
+    from tripwire.killswitch import CommandVerifier, KillSwitchConfig, load_public_key, read_topic
+    from tripwire.schemas import decode
+
+    store, _ = seeded
+    topic = uid("t_ks_dash")
+    monkeypatch.setenv("TRIPWIRE_KILLSWITCH_BOOTSTRAP", kafka_bootstrap)
+    monkeypatch.setenv("TRIPWIRE_KILLSWITCH_TOPIC", topic)
+    data.set_command_sink(None)
+    actor = actions.Actor(OPERATOR)
+    tripped = actions.disable_agent_autonomy(actor, agent_id="kafka-path-agent", reason="via kafka", ttl="30m")
+    reset = actions.reset_switch(actor, scope="agent:kafka-path-agent", reason="all clear")
+    records = read_topic(KillSwitchConfig(bootstrap=kafka_bootstrap, topic=topic))
+    assert [(m.key(), decode(m.value())) for m in records] == [
+        (b"agent:kafka-path-agent", tripped), (b"agent:kafka-path-agent", reset)]
+    verifier = CommandVerifier([load_public_key(signing_key)])
+    for c in (tripped, reset):
+        verifier.verify(c)
+    assert [(c.action.value, c.issued_by) for c in (tripped, reset)] == [
+        ("disable_autonomy", OPERATOR), ("resume", OPERATOR)]
+    audit = store.query(
+        "SELECT action, actor FROM killswitch_audit WHERE scope = 'agent:kafka-path-agent' ORDER BY issued_at").rows
+    assert audit == [("disable_autonomy", OPERATOR), ("resume", OPERATOR)]
+
+
 # -- Cost --------------------------------------------------------------------------------------------
 
 
