@@ -1,4 +1,4 @@
-"""Settings of the kill switch, shared by the SDK guard, the on-call CLI and the policy worker."""
+"""Settings of the kill switch, shared by the SDK guard, the on-call CLI, the dashboard and the policy worker."""
 
 from __future__ import annotations
 

@@ -274,11 +274,8 @@ __all__ = [
     "AutonomyDisabled",
     "GuardVerdict",
     "KillSwitchBlocked",
-    "KillSwitchConfig",
     "KillSwitchGuard",
     "KillSwitchStale",
-    "KillSwitchState",
     "ToolFrozen",
     "ToolThrottled",
-    "build_verifier",
 ]

@@ -162,8 +162,7 @@ def test_config_reads_its_env_falls_back_to_the_kafka_bootstrap_and_needs_a_publ
     from pydantic import ValidationError
 
     from tripwire.core.errors import ConfigError
-    from tripwire.killswitch import generate_keypair
-    from tripwire.producers.killswitch import build_verifier
+    from tripwire.killswitch import build_verifier, generate_keypair
 
     monkeypatch.setenv("TRIPWIRE_KAFKA_BOOTSTRAP", "kafka-a:9092")
     assert KillSwitchConfig().bootstrap == "kafka-a:9092"
