@@ -330,7 +330,8 @@ def ensure_topic(config: KillSwitchConfig, timeout: float = 15.0) -> bool:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     watch = AuthWatch(config, config.bootstrap)
-    admin = AdminClient({**config.kafka_properties(), "error_cb": watch})
+    conf: dict[str, Any] = {**config.kafka_properties(), "error_cb": watch}
+    admin = AdminClient(conf)
     topic = NewTopic(
         config.topic,
         num_partitions=config.partitions,
