@@ -16,6 +16,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY tripwire ./tripwire
 COPY schemas ./schemas
+COPY killswitch ./killswitch
 COPY producers ./producers
 COPY processors ./processors
 COPY sinks ./sinks

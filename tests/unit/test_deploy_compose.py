@@ -497,3 +497,12 @@ def test_interpolation_requires_the_secrets() -> None:
         load_compose({})
     assert load_compose({**env_example(), "TRIPWIRE_PARTITIONS": "24"})["services"]["process"]["environment"][
         "TRIPWIRE_PROCESSORS_PARTITIONS"] == "24"
+
+
+def test_the_image_copies_every_folder_the_package_maps() -> None:
+    import tomllib
+
+    mapping = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    copied = {ln.split()[1] for ln in (ROOT / "Dockerfile").read_text().splitlines() if ln.startswith("COPY ")}
+    assert "killswitch" in mapping.values()
+    assert sorted(set(mapping.values()) - copied) == []
