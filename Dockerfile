@@ -20,6 +20,7 @@ COPY killswitch ./killswitch
 COPY producers ./producers
 COPY processors ./processors
 COPY sinks ./sinks
+COPY notify ./notify
 COPY dashboard ./dashboard
 RUN pip install ".[all]" && tripwire --help > /dev/null
 

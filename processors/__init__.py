@@ -11,7 +11,7 @@ from tripwire.processors.config import ProcessorConfig
 from tripwire.processors.detect_agent import AgentDetectors
 from tripwire.processors.detect_credential import CredentialDetector
 from tripwire.processors.detect_run import RunDetectors
-from tripwire.processors.errors import PolicyError, ProcessorError, StateError
+from tripwire.processors.errors import FaustRuntimeError, PolicyError, ProcessorError, StateError, StateVersionError
 from tripwire.processors.incidents import Incident, IncidentBook, Occurrence
 from tripwire.processors.latency import ClosedWindow, LatencyWindows, window_key
 from tripwire.processors.pipeline import Pipeline
@@ -19,13 +19,16 @@ from tripwire.processors.policy import Policy, default_policy, load_policy, poli
 from tripwire.processors.run_aggregator import RunAggregator, RunState
 from tripwire.processors.sketch import LatencySketch
 from tripwire.processors.stages import AgentStage, CredentialStage, Outputs, RunStage, StageResult
+from tripwire.processors.state_format import STATE_VERSION
 
 __all__ = [
+    "STATE_VERSION",
     "AgentDetectors",
     "AgentStage",
     "ClosedWindow",
     "CredentialDetector",
     "CredentialStage",
+    "FaustRuntimeError",
     "Incident",
     "IncidentBook",
     "LatencySketch",
@@ -43,6 +46,7 @@ __all__ = [
     "RunState",
     "StageResult",
     "StateError",
+    "StateVersionError",
     "TopicError",
     "default_policy",
     "ensure_topics",

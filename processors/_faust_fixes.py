@@ -1,54 +1,82 @@
-"""Four fixes to faust-streaming 0.15.3's rebalancing, applied once per process.
+"""Every patch the processors make to faust-streaming 0.15.3 / aiokafka 0.14.0, in one ordered list.
+
+:func:`apply` (called by ``create_app``) first runs the start-up self-check
+(:func:`tripwire.processors._faust_check.check_runtime`: the pinned versions, and every symbol
+patched here or used privately anywhere in the processors, with its parameter names), then applies
+:data:`FIXES` in their order, once per process. Each fix is a named function that takes the
+method it replaces and returns the replacement; its docstring says which bug it fixes and which
+test fails without it (``tests/unit/test_proc_faust_fixes.py`` has one test per fix).
+
+Order matters for ``TransactionManager.on_rebalance``, which three fixes wrap: each wraps the
+result of the ones before it, so the last applied runs first. At a rebalance the call goes
+``rebalance_under_flush_lock`` -> ``stop_stale_producers`` -> ``close_open_transactions`` ->
+faust's own ``on_rebalance``.
 
 Fixes 1-3 only matter when partitions move between live workers of one group (scale-out, or a
-worker killed while another keeps running); ``tests/integration/test_deploy_topology.py`` kills
-one of two workers and fails without them. Fix 4 matters at every start after a crash;
-``tests/integration/test_proc_worker.py`` (SIGKILL mid-stream) lost events without it.
-
-1. Recovery highwaters. Under ``exactly_once`` faust reads a changelog's end from
-   ``consumer.last_stable_offset(tp)``, which aiokafka only knows after a fetch of that partition:
-   a partition just moved here reports ``None``, taken as -1 ("empty"). Recovery then skips the
-   changelog (state silently stale) or, when a standby copy exists, stops the worker with
-   ``ConsistencyError: persisted offset ... is higher than the last offset (highwater) (n > -1)``.
-   The fix asks the broker: ``end_offsets`` with the consumer's ``read_committed`` isolation is the
-   last stable offset.
-2. Stale transactional producers. On a rebalance faust starts producers for the transactional ids
-   of the assigned partitions but stops only those of ``revoked`` partitions, which its eager
-   rebalance reports as empty. A producer whose partitions went to another worker (which fenced it)
-   stays in faust's table; when the partitions come back, faust reuses the fenced producer and the
-   worker dies with ``ProducerFenced``. The fix stops every producer whose id is not assigned
-   any more before faust starts the assigned ones.
-3. Open transactions of kept partitions. faust neither commits nor aborts the transaction of a
-   partition a worker keeps through a rebalance (it logs ``IN_TRANSACTION -> IN_TRANSACTION``),
-   and its recovery then waits for that changelog's last stable offset, which the open
-   transaction holds back while processing is paused: the worker stops committing those
-   partitions. The fix commits them at the rebalance (see :func:`_close_open_transaction`);
-   ``benchmarks/bench_scaleout.py`` counts runs that stall.
-4. Events dropped when streams resume. At the end of a rebalance faust resumes the stream
-   partitions, *then* seeks them to the committed offsets, *then* resumes flow control, which
-   clears every stream's queue. Events fetched in between reach a queue, move the consumer's read
-   offset past them, and are cleared: the refetch after the seek drops them as already read, and
-   later events are acked and committed past them (lost). The fix defers resuming the stream
-   partitions until faust has sought and resumed flow (see :func:`_resume_streams_last`).
+worker killed while another keeps running): ``tests/integration/test_deploy_topology.py`` kills
+one of two workers and fails without them. Fix 4 matters at every start after a crash:
+``tests/integration/test_proc_worker.py`` (SIGKILL mid-stream) lost events without it. Fixes 5-7
+are the commit hook: a worker's pending records (``Runtime.flush``) are sent right before faust
+commits offsets, under one lock, so records and offsets land in the same transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import import_module
 from typing import Any
 
 log = logging.getLogger(__name__)
 _applied = False
+_originals: dict[tuple[str, str], Any] = {}  # (owner, attribute) -> faust's own, before any fix
+
+
+# -- 1. recovery highwaters ------------------------------------------------------------------------
+def recovery_highwaters(original: Any) -> Any:
+    """Fix 1 (``AIOKafkaConsumerThread._highwaters``): ask the broker for a changelog's end.
+
+    Under ``exactly_once`` faust reads the end from ``consumer.last_stable_offset(tp)``, which
+    aiokafka only knows after a fetch of that partition: a partition just moved here reports
+    ``None``, taken as -1 ("empty"). Recovery then skips the changelog (state silently stale) or,
+    with a standby copy, stops the worker with ``ConsistencyError: persisted offset ... is higher
+    than the last offset (highwater) (n > -1)``. ``end_offsets`` with the consumer's
+    ``read_committed`` isolation is the last stable offset.
+    Test: ``test_recovery_highwaters_asks_the_broker``."""
+
+    async def _highwaters(self: Any, partitions: list[Any]) -> Any:
+        return await self._ensure_consumer().end_offsets(partitions)
+
+    return _highwaters
+
+
+# -- 2, 3. transactional producers at a rebalance --------------------------------------------------
+def close_open_transactions(original: Any) -> Any:
+    """Fix 3 (``TransactionManager.on_rebalance``): commit the open transactions of kept partitions.
+
+    faust neither commits nor aborts the transaction of a partition a worker keeps through a
+    rebalance (it logs ``IN_TRANSACTION -> IN_TRANSACTION``), and its recovery then waits for that
+    changelog's last stable offset, which the open transaction holds back while processing is
+    paused: the worker stops committing those partitions (``benchmarks/bench_scaleout.py`` counted
+    runs that stall). Test: ``test_close_open_transactions_commits_kept_partitions``."""
+
+    async def on_rebalance(self: Any, assigned: set[Any], revoked: set[Any], newly_assigned: set[Any]) -> None:
+        producers = self.producer._transaction_producers
+        for tid in sorted(t for t in self._tps_to_transactional_ids(assigned) if t in producers):
+            await _close_open_transaction(self.producer, tid)
+        await original(self, assigned, revoked, newly_assigned)
+
+    return on_rebalance
 
 
 async def _close_open_transaction(producer: Any, tid: str) -> None:
     """Commit what a kept partition's producer has sent since its last commit.
 
     Its state changes are already in the local table, so they must reach the changelog: aborting
-    would lose them, and leaving the transaction open holds the changelog's last stable offset,
-    which the rebalance's recovery waits for while processing is paused (the worker stalls).
-    The input offsets stay uncommitted; faust re-reads those events, which the stages drop as
-    already applied (event_id)."""
+    would lose them. The input offsets stay uncommitted; faust re-reads those events, which the
+    stages drop as already applied (event_id)."""
     async with producer._trn_locks[tid]:
         txn = producer._transaction_producers.get(tid)
         if txn is None or txn._txn_manager is None or not txn._txn_manager.is_in_transaction():
@@ -58,53 +86,185 @@ async def _close_open_transaction(producer: Any, tid: str) -> None:
         log.info("committed the open transaction of a kept partition id=%s", tid)
 
 
-def _resume_streams_last(method: Any) -> Any:
-    """Wrap a faust ``Recovery`` method that resumes the stream partitions, so that it resumes
-    them last: after the seek to committed offsets and the flow-control resume (which clears the
-    stream queues). On an error (another rebalance) they stay paused, as faust's next round wants."""
+def stop_stale_producers(original: Any) -> Any:
+    """Fix 2 (``TransactionManager.on_rebalance``): stop the producers of partitions gone elsewhere.
+
+    faust starts producers for the transactional ids of the assigned partitions but stops only
+    those of ``revoked`` partitions, which its eager rebalance reports as empty. A producer whose
+    partitions went to another worker (which fenced it) stays in faust's table; when the
+    partitions come back faust reuses it and the worker dies with ``ProducerFenced``.
+    Test: ``test_stop_stale_producers_stops_unassigned_ids``."""
+
+    async def on_rebalance(self: Any, assigned: set[Any], revoked: set[Any], newly_assigned: set[Any]) -> None:
+        keep = self._tps_to_transactional_ids(assigned)
+        stale = sorted(tid for tid in list(self.producer._transaction_producers) if tid not in keep)
+        if stale:
+            log.info("stopping transactional producers of partitions no longer assigned ids=%s", stale)
+            await self._stop_transactions(stale)
+        await original(self, assigned, revoked, newly_assigned)
+
+    return on_rebalance
+
+
+# -- 4. resume the stream partitions last ----------------------------------------------------------
+def resume_streams_last(original: Any) -> Any:
+    """Fix 4 (``Recovery._resume_streams`` and ``Recovery.on_recovery_completed``).
+
+    At the end of a rebalance faust resumes the stream partitions, *then* seeks them to the
+    committed offsets, *then* resumes flow control, which clears every stream's queue. Events
+    fetched in between reach a queue, move the read offset past them, and are cleared: the refetch
+    after the seek skips them as already read, and later events are committed past them (lost).
+    The wrapper defers resuming the stream partitions until faust has sought and resumed flow. On
+    an error (another rebalance) they stay paused, as faust's next round wants.
+    Test: ``test_resume_streams_last_resumes_after_seek_and_flow``."""
 
     async def wrapper(self: Any, generation_id: int = 0) -> None:
         consumer = self.app.consumer
         deferred: list[Any] = []
         consumer.resume_partitions = deferred.extend  # shadows the method for this call only
         try:
-            await method(self, generation_id)
+            await original(self, generation_id)
         finally:
             del consumer.resume_partitions
         if deferred:
             consumer.resume_partitions(set(deferred))
 
-    wrapper.__name__ = method.__name__
+    wrapper.__name__ = original.__name__
     return wrapper
 
 
+# -- 5-7. the commit hook ----------------------------------------------------------------------------
+class _Flusher:
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+        self.lock = asyncio.Lock()
+
+
+def install_flusher(app: Any, runtime: Any) -> None:
+    """Flush ``runtime``'s pending records before every offset commit of ``app`` (fixes 5-6)."""
+    app._tripwire_flusher = _Flusher(runtime)
+
+
+def flush_before_commit(original: Any) -> Any:
+    """Fix 5 (``Consumer._commit_offsets``): send the runtime's pending records first, under the lock.
+
+    The runtime queues everything a message causes (``Runtime.flush``); without this they would
+    never be sent, or be sent outside the transaction of their offsets. A flush that fails (the
+    broker refused a send, a fenced producer) stops the worker, as faust does for its own send
+    errors: its uncommitted messages are read again by the next owner of their partitions.
+    Test: ``test_flush_before_commit_sends_pending_first`` (and ``..._crashes_on_failure``)."""
+
+    async def _commit_offsets(self: Any, offsets: Any, start_new_transaction: bool = True) -> bool:
+        flusher = getattr(self.app, "_tripwire_flusher", None)
+        if flusher is None:
+            return await original(self, offsets, start_new_transaction)  # type: ignore[no-any-return]
+        async with flusher.lock:
+            try:
+                await flusher.runtime.flush()
+            except Exception as e:
+                log.exception("sending the pending records failed; the worker stops, its uncommitted input is replayed")
+                await self.crash(e)
+                return False
+            return await original(self, offsets, start_new_transaction)  # type: ignore[no-any-return]
+
+    return _commit_offsets
+
+
+def rebalance_under_flush_lock(original: Any) -> Any:
+    """Fix 6 (``TransactionManager.on_rebalance``): no rebalance handling in the middle of a flush.
+
+    faust stops and starts transactional producers at a rebalance; a flush sending through one of
+    them at the same time would fail or write into a producer about to be fenced.
+    Test: ``test_rebalance_under_flush_lock_waits_for_flush``."""
+
+    async def on_rebalance(self: Any, assigned: Any, revoked: Any, newly_assigned: Any) -> None:
+        flusher = getattr(self.app, "_tripwire_flusher", None)
+        if flusher is None:
+            return await original(self, assigned, revoked, newly_assigned)  # type: ignore[no-any-return]
+        async with flusher.lock:
+            return await original(self, assigned, revoked, newly_assigned)  # type: ignore[no-any-return]
+
+    return on_rebalance
+
+
+def concurrent_transaction_commits(original: Any) -> Any:
+    """Fix 7 (aiokafka driver ``Producer.commit_transactions``): commit the partitions' transactions
+    concurrently. faust commits them one after the other, each a few round trips to the
+    transaction coordinator, so an output waited for every partition's commit in turn.
+    Test: ``test_concurrent_transaction_commits_overlap``."""
+
+    async def commit_transactions(
+        self: Any, tid_to_offset_map: Any, group_id: str, start_new_transaction: bool = True
+    ) -> None:
+        async def commit(tid: str, offsets: Any) -> None:
+            async with self._trn_locks[tid]:
+                txn = self._transaction_producers.get(tid)
+                if txn is None:
+                    log.warning("commit for an unknown transaction id=%s", tid)
+                    return
+                await txn.send_offsets_to_transaction(offsets, group_id)
+                await txn.commit_transaction()
+                if start_new_transaction:
+                    await txn.begin_transaction()
+
+        await asyncio.gather(*(commit(tid, offsets) for tid, offsets in tid_to_offset_map.items()))
+
+    return commit_transactions
+
+
+# -- the ordered list --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Fix:
+    """One patch: ``owner.attribute = build(owner.attribute)``; ``owner`` is ``module:Class``."""
+
+    owner: str
+    attribute: str
+    build: Callable[[Any], Any]
+
+    @property
+    def name(self) -> str:
+        return self.build.__name__
+
+
+_CONSUMER_THREAD = "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread"
+_TXN_MANAGER = "faust.transport.consumer:TransactionManager"
+_RECOVERY = "faust.tables.recovery:Recovery"
+
+FIXES: tuple[Fix, ...] = (
+    Fix(_CONSUMER_THREAD, "_highwaters", recovery_highwaters),
+    Fix(_TXN_MANAGER, "on_rebalance", close_open_transactions),
+    Fix(_TXN_MANAGER, "on_rebalance", stop_stale_producers),  # runs before close_open_transactions
+    Fix(_RECOVERY, "_resume_streams", resume_streams_last),
+    Fix(_RECOVERY, "on_recovery_completed", resume_streams_last),
+    Fix("faust.transport.consumer:Consumer", "_commit_offsets", flush_before_commit),
+    Fix(_TXN_MANAGER, "on_rebalance", rebalance_under_flush_lock),  # outermost: runs first
+    Fix("faust.transport.drivers.aiokafka:Producer", "commit_transactions", concurrent_transaction_commits),
+)
+
+
+def resolve(owner: str) -> Any:
+    """The class named ``module:Class``."""
+    module, _, name = owner.partition(":")
+    return getattr(import_module(module), name)
+
+
+def original(owner: str, attribute: str) -> Any:
+    """faust's own ``owner.attribute``, as it was before :func:`apply` (for tests)."""
+    return _originals.get((owner, attribute)) or getattr(resolve(owner), attribute)
+
+
 def apply() -> None:
-    """Patch faust's aiokafka driver and transaction manager (idempotent)."""
+    """Check the faust runtime, then apply :data:`FIXES` in order (once per process)."""
     global _applied
     if _applied:
         return
-    from faust.tables.recovery import Recovery
-    from faust.transport.consumer import TransactionManager
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+    from tripwire.processors._faust_check import check_runtime
 
-    async def _highwaters(self: Any, partitions: list[Any]) -> Any:
-        return await self._ensure_consumer().end_offsets(partitions)
-
-    original_on_rebalance = TransactionManager.on_rebalance
-
-    async def on_rebalance(self: Any, assigned: set[Any], revoked: set[Any], newly_assigned: set[Any]) -> None:
-        keep = self._tps_to_transactional_ids(assigned)
-        producers = self.producer._transaction_producers
-        stale = sorted(tid for tid in list(producers) if tid not in keep)
-        if stale:
-            log.info("stopping transactional producers of partitions no longer assigned ids=%s", stale)
-            await self._stop_transactions(stale)
-        for tid in sorted(t for t in keep if t in producers):
-            await _close_open_transaction(self.producer, tid)
-        await original_on_rebalance(self, assigned, revoked, newly_assigned)
-
-    AIOKafkaConsumerThread._highwaters = _highwaters  # type: ignore[method-assign]
-    TransactionManager.on_rebalance = on_rebalance  # type: ignore[method-assign]
-    Recovery._resume_streams = _resume_streams_last(Recovery._resume_streams)  # type: ignore[method-assign]
-    Recovery.on_recovery_completed = _resume_streams_last(Recovery.on_recovery_completed)  # type: ignore[method-assign]
+    check_runtime()  # raises FaustRuntimeError naming the symbol and the supported versions
+    for fix in FIXES:
+        cls = resolve(fix.owner)
+        current = getattr(cls, fix.attribute)
+        _originals.setdefault((fix.owner, fix.attribute), current)
+        setattr(cls, fix.attribute, fix.build(current))
     _applied = True
+    log.debug("faust fixes applied fixes=%s", ",".join(f.name for f in FIXES))

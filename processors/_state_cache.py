@@ -102,7 +102,7 @@ class StateCache:
     def snapshot(self) -> list[tuple[bytes, int, str | None, bytes | None]]:
         """``(key, partition, tid, value or None for a delete)`` of every dirty key; writes the
         table and forgets the dirty set (the caller sends the values to the changelog)."""
-        out = []
+        out: list[tuple[bytes, int, str | None, bytes | None]] = []
         data = self.table.data
         for kb, d in self.dirty.items():
             st = self.states.get(kb)

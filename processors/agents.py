@@ -11,17 +11,16 @@ Three agents, one per stage, each consuming its input topic plus the ticks topic
 
 Handling a message sends nothing: its outputs, forwards and DLQ records wait in
 ``Runtime.pending`` and its state change in the stage's :class:`StateCache`, until the next offset
-commit flushes them (``_commit_hook``). With ``exactly_once`` they go in the Kafka transaction of
-the message's source partition, which commits together with its offset; a killed worker's open
-transaction is aborted and its messages are read again. A key changed by many messages between
-two commits is written once.
+commit flushes them (the commit hook, ``_faust_fixes.flush_before_commit``). With
+``exactly_once`` they go in the Kafka transaction of the message's source partition, which
+commits together with its offset; a killed worker's open transaction is aborted and its messages
+are read again. A key changed by many messages between two commits is written once.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
 from typing import Any
 
 from tripwire.processors._forward import MAGIC, BatchError, pack_records, unpack_events
@@ -33,9 +32,9 @@ from tripwire.processors.pipeline import Pipeline
 from tripwire.processors.stages import Outputs
 from tripwire.processors.tables import unpack
 from tripwire.processors.topics import RuntimeTopics
+from tripwire.schemas.records import DeadLetterStage
 
 log = logging.getLogger(__name__)
-_DLQ_NS = uuid.UUID("0d6a3b9e-5a7e-4c43-9d8e-3f1b2c4a5d60")
 
 
 class Runtime:
@@ -132,14 +131,14 @@ class Runtime:
         for tid, records in batches.items():
             if tid is None:
                 producer = self.app.producer
-                for topic, key, value, partition in records:
-                    await producer.send(topic, key, value, partition, None, None)
+                for r_topic, r_key, r_value, r_partition in records:
+                    await producer.send(r_topic, r_key, r_value, r_partition, None, None)
             else:
                 txn = self.app.producer._transaction_producers.get(tid)
                 if txn is None:
                     raise RuntimeError(f"no transactional producer for {tid}")
-                for topic, key, value, partition in records:
-                    await txn.send(topic, value, key=key, partition=partition)
+                for r_topic, r_key, r_value, r_partition in records:
+                    await txn.send(r_topic, r_value, key=r_key, partition=r_partition)
             n += len(records)
         if n:
             self.metrics.flushed.inc(n)
@@ -175,7 +174,7 @@ class Runtime:
         self,
         msg: Any,
         tid: str | None,
-        stage: str,
+        stage: DeadLetterStage,
         reason: str,
         error_type: str,
         value: bytes | None = None,
@@ -183,20 +182,18 @@ class Runtime:
     ) -> None:
         """Queue a DeadLetter for ``msg`` (or, ``index`` given, for that event of a forwarded batch,
         whose bytes are ``value``)."""
-        from tripwire.schemas import DeadLetter
+        from tripwire.schemas import dead_letter
 
-        where = f"{msg.topic}|{msg.partition}|{msg.offset}" + ("" if index is None else f"|{index}")
-        dl = DeadLetter(
-            dlq_id=str(uuid.uuid5(_DLQ_NS, where)),
-            source_topic=msg.topic,
-            partition=msg.partition,
-            offset=msg.offset,
-            key=msg.key,
-            value=msg.value if index is None else value,
-            reason=reason[:2000],
-            error_type=error_type,
+        dl = dead_letter(
+            msg.topic,
+            msg.partition,
+            msg.offset,
+            msg.key,
+            msg.value if index is None else value,
             stage=stage,
-            failed_at=_now_dt(),
+            reason=reason,
+            error_type=error_type,
+            part=index,
         )
         self.send(self.topics.dlq, msg.key, self.codec.encode(dl), tid, partition=msg.partition)
         self.metrics.dead_letters.labels(stage).inc()
@@ -211,8 +208,9 @@ class Runtime:
         )
 
     # -- input -------------------------------------------------------------------------------------
-    def decode(self, value: bytes | None, validate: bool) -> tuple[Any | None, str, str, str]:
-        """(event, stage, reason, error_type); event is None when the message is a dead letter."""
+    def decode(self, value: bytes | None, validate: bool) -> tuple[Any | None, DeadLetterStage, str, str]:
+        """(event, stage, reason, error_type); event is None when the message is a dead letter (only
+        then do the other three say anything)."""
         from tripwire.schemas import DecodeError, EventBase
 
         if value is None:
@@ -220,11 +218,11 @@ class Runtime:
         try:
             ev = self.codec.decode(value, validate)
         except DecodeError as e:
-            stage = "validate" if e.reason == "invalid" else "decode"
+            stage: DeadLetterStage = "validate" if e.reason == "invalid" else "decode"
             return None, stage, str(e), type(e).__name__
         if not isinstance(ev, EventBase):
             return None, "validate", f"not an event: a {type(ev).__name__} record", "NotAnEvent"
-        return ev, "", "", ""
+        return ev, "process", "", ""
 
     def handle(self, stage: Any, msg: Any, validate: bool) -> None:
         """One input message of ``stage``: decode, fold into the key's state, queue outputs and forwards.
@@ -252,7 +250,7 @@ class Runtime:
         self, stage: Any, msg: Any, tid: str | None, value: bytes | None, validate: bool, index: int | None
     ) -> None:
         ev, bad_stage, reason, err = self.decode(value, validate)
-        if ev is None:
+        if ev is None or value is None:  # (decode dead-letters an empty value)
             self.metrics.events.labels(stage.name, "dead_letter").inc()
             self.dead_letter(msg, tid, bad_stage, reason, err, value, index)
             return
@@ -348,12 +346,6 @@ class Runtime:
             if out:
                 self.publish(out, msg, tid)
         self.metrics.state_keys.labels(stage.name).set(sum(len(k) for k in self._scans[stage.name][1].values()))
-
-
-def _now_dt() -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)
 
 
 def register_agents(runtime: Runtime) -> None:

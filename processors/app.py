@@ -16,7 +16,9 @@ def create_app(config: ProcessorConfig) -> Any:
         raise MissingExtraError("faust-streaming", "pipeline") from e
     from tripwire.processors._faust_fixes import apply as apply_faust_fixes
 
-    apply_faust_fixes()  # exactly-once rebalancing between live workers (see _faust_fixes)
+    # checks the pinned faust/aiokafka (FaustRuntimeError otherwise), then patches them: exactly-once
+    # rebalancing between live workers and the commit hook (see _faust_fixes)
+    apply_faust_fixes()
     brokers = ";".join(f"kafka://{b.strip()}" for b in config.bootstrap.split(",") if b.strip())
     return faust.App(
         config.group_id,

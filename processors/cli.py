@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -31,7 +32,7 @@ def register(app: typer.Typer) -> None:
         from tripwire.processors.config import ProcessorConfig
         from tripwire.processors.worker import run_worker
 
-        given = {
+        given: dict[str, Any] = {
             "bootstrap": bootstrap,
             "topic_prefix": topic_prefix,
             "app_id": app_id,

@@ -15,11 +15,14 @@ folded in and the summary is emitted again with ``version + 1``; sinks keep the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tripwire.processors._pricing import KINDS, NANOS_PER_USD, price_weights, split_cost, to_nanos
 from tripwire.processors._time import micros, utc, utc_micros
 from tripwire.processors.policy import RunsPolicy
+
+if TYPE_CHECKING:
+    from tripwire.schemas.records import RunOutcome
 
 ERROR_STATUSES = frozenset({"error", "timeout"})
 BLOCKED_STATUSES = frozenset({"blocked", "denied"})
@@ -69,7 +72,7 @@ class RunState:
     credentials: list[str] = field(default_factory=list)
     event_ids: set[str] = field(default_factory=set)
     seqs: set[int] = field(default_factory=set)
-    version: int = 0
+    summary_version: int = 0  # the revision of the last RunSummary (``version`` in state format v1)
     closed: bool = False
     closed_at: float | None = None
     close_deadline: float | None = None
@@ -279,7 +282,7 @@ class RunAggregator:
         return self._emit(state, now)
 
     def _emit(self, state: RunState, now: float) -> Any:
-        state.version += 1
+        state.summary_version += 1
         return self.summary(state, now)
 
     @staticmethod
@@ -309,7 +312,7 @@ class RunAggregator:
             started_at=utc_micros(started) if started is not None else None,
             ended_at=utc_micros(ended) if ended is not None else None,
             duration_ms=duration,
-            outcome=state.outcome or "running",
+            outcome=cast("RunOutcome", state.outcome or "running"),  # a RunFinished outcome or ours
             cost_usd=state.cost_nanos / NANOS_PER_USD,
             cost_by_model={k: v / NANOS_PER_USD for k, v in sorted(state.cost_by_model.items())},
             cost_input_usd=by_kind["input"] / NANOS_PER_USD,
@@ -338,6 +341,6 @@ class RunAggregator:
             events_seen=len(state.event_ids),
             missing_seqs=missing,
             seq_gaps=_seq_gap_count(missing),
-            version=state.version,
+            version=state.summary_version,
             emitted_at=utc(now),
         )

@@ -7,12 +7,11 @@
 Every stage has the same shape, so a runtime only needs a keyed store of bytes:
 ``key(event)``, ``new_state(key)``, ``process(state, event, now)``, ``tick(state, now, resumed_at)``,
 ``expired(state, now)``, ``dumps(state) -> bytes`` and ``loads(bytes)``. States are plain data
-(JSON); nothing here imports faust, Kafka or ClickHouse.
+(JSON, versioned: see :mod:`state_format`); nothing here imports faust, Kafka or ClickHouse.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +23,7 @@ from tripwire.processors.incidents import IncidentBook, Occurrence
 from tripwire.processors.latency import LatencyWindows
 from tripwire.processors.policy import Policy
 from tripwire.processors.run_aggregator import RunAggregator, RunState
+from tripwire.processors.state_format import decode, encode
 
 _FORWARD_KINDS = frozenset({"ModelCall", "ToolCall"})
 
@@ -54,17 +54,6 @@ class StageResult:
     applied: bool = True
     to_agent: bool = False  # the event should go on to the AgentStage
     to_credential: bool = False  # ... and to the CredentialStage
-
-
-def _dumps(d: dict[str, Any]) -> bytes:
-    return json.dumps(d, separators=(",", ":")).encode()
-
-
-def _loads(data: bytes) -> dict[str, Any]:
-    try:
-        return json.loads(data)  # type: ignore[no-any-return]
-    except (ValueError, TypeError) as e:
-        raise StateError(f"undecodable operator state: {e}") from e
 
 
 def _alerts(book: IncidentBook, occs: list[Occurrence], now: float) -> list[Any]:
@@ -127,10 +116,10 @@ class RunStage:
         return self.aggregator.expired(state.run, now) and not state.inc
 
     def dumps(self, state: RunStageState) -> bytes:
-        return _dumps({"run": state.run.to_dict(), "det": state.det, "inc": state.inc.to_dict()})
+        return encode({"run": state.run.to_dict(), "det": state.det, "inc": state.inc.to_dict()})
 
     def loads(self, data: bytes) -> RunStageState:
-        d = _loads(data)
+        d = decode(self.name, data)
         try:
             return RunStageState(
                 RunState.from_dict(d["run"]), d["det"], IncidentBook.from_dict(self.policy.incidents, d["inc"])
@@ -186,10 +175,10 @@ class AgentStage:
         return False  # per-agent baselines are long-lived; the number of agents is bounded
 
     def dumps(self, state: KeyedState) -> bytes:
-        return _dumps({"data": state.data, "inc": state.inc.to_dict()})
+        return encode({"data": state.data, "inc": state.inc.to_dict()})
 
     def loads(self, data: bytes) -> KeyedState:
-        d = _loads(data)
+        d = decode(self.name, data)
         try:
             return KeyedState(d["data"], IncidentBook.from_dict(self.policy.incidents, d["inc"]))
         except (KeyError, TypeError) as e:

@@ -16,7 +16,7 @@ STAGE_TABLES = ("runs", "agents", "credentials")
 def create_tables(app: Any, config: ProcessorConfig) -> dict[str, Any]:
     import faust
 
-    schema = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    schema: Any = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     tables = {}
     for name in STAGE_TABLES:
         table_name = f"state-{name}"

@@ -30,9 +30,9 @@ def build(config: ProcessorConfig) -> Any:
     tables = create_tables(app, config)
     runtime = Runtime(app, config, topics, tables, Pipeline(load_policy(config.policy_path)))
     register_agents(runtime)
-    from tripwire.processors._commit_hook import install as install_commit_hook
+    from tripwire.processors._faust_fixes import install_flusher
 
-    install_commit_hook(app, runtime)  # pending records are sent right before each offset commit
+    install_flusher(app, runtime)  # pending records are sent right before each offset commit
     from tripwire.processors.killswitch_agent import register_killswitch_agent
 
     register_killswitch_agent(runtime)  # alerts -> signed kill-switch commands (off without a signing key)

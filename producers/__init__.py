@@ -1,5 +1,6 @@
 """tripwire.producers: the agent SDK (tracing API, cost, redaction, budgets, loss-free delivery)."""
 
+from tripwire.producers._runtime import use_clock
 from tripwire.producers.budget import BudgetLimits, RunBudget
 from tripwire.producers.config import (
     DeliverySettings,
@@ -72,4 +73,5 @@ __all__ = [
     "Transport",
     "build_config",
     "load_config",
+    "use_clock",
 ]

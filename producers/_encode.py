@@ -20,44 +20,16 @@ import fastavro
 from fastavro import schemaless_writer
 
 from tripwire.schemas import EventBase, default_catalog
-from tripwire.schemas.codec import MAGIC
 from tripwire.schemas.events import EVENT_TYPES
 from tripwire.schemas.events import EVENTS_SCHEMA as EVENTS_SCHEMA_NAME
+from tripwire.schemas.wire import SINGLE_OBJECT_MAGIC as MAGIC
+from tripwire.schemas.wire import VARINT_TABLE as _VARINT
+from tripwire.schemas.wire import varint as _varint
+from tripwire.schemas.wire import zigzag
 
-_TABLE_BITS = 14
 _pack_double = struct.Struct("<d").pack
 
 
-def _varint_slow(n: int) -> bytes:
-    out = bytearray()
-    while n & ~0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-_VARINT = [_varint_slow(i) for i in range(1 << _TABLE_BITS)]
-# 14-bit chunks as two continuation bytes each: big numbers (timestamps) in 2-3 table lookups
-_CONT = [bytes(((i & 0x7F) | 0x80, ((i >> 7) & 0x7F) | 0x80)) for i in range(1 << _TABLE_BITS)]
-
-
-def _varint(n: int) -> bytes:
-    """Unsigned LEB128 (the Avro varint) of ``n >= 0``."""
-    if n < 16384:
-        return _VARINT[n]
-    parts = []
-    while n >= 16384:
-        parts.append(_CONT[n & 0x3FFF])
-        n >>= 14
-    parts.append(_VARINT[n])
-    return b"".join(parts)
-
-
-def zigzag(n: int) -> bytes:
-    """Avro ``long`` encoding of ``n``."""
-    z = (n << 1) ^ (n >> 63)
-    return _VARINT[z] if z < 16384 else _varint(z)
 
 
 class _Unsupported(Exception):
@@ -176,7 +148,7 @@ class EventEncoder:
         (the Confluent wire format's magic byte and schema id: see :mod:`tripwire.producers._framing`)."""
         current = default_catalog().current(EVENTS_SCHEMA_NAME)
         named: dict[str, Any] = {}
-        parsed = fastavro.parse_schema(current.schema, named_schemas=named)
+        parsed: list[dict[str, Any]] = fastavro.parse_schema(current.schema, named_schemas=named)  # type: ignore[assignment]
         index = {branch["name"]: i for i, branch in enumerate(parsed)}
         self._writers: dict[type[EventBase], Callable[..., bytes]] = {}
         self._spliced: dict[type[EventBase], Callable[..., bytes]] = {}

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from tripwire.core.errors import ConfigError
 from tripwire.schemas.config import SchemaConfig, check_registry, make_codec
-
-CONFLUENT_MAGIC = b"\x00"
+from tripwire.schemas.wire import CONFLUENT_MAGIC
 
 
 def events_framing(config: SchemaConfig, topic: str) -> bytes | None:

@@ -87,7 +87,7 @@ def _not_serializable(o: Any) -> Any:
 
 
 try:  # the C encoder, built per call (its circular-reference markers must start empty)
-    from json.encoder import c_make_encoder as _c_make_encoder
+    from json.encoder import c_make_encoder as _c_make_encoder  # type: ignore[attr-defined]
     from json.encoder import encode_basestring as _encode_str
 except ImportError:  # pragma: no cover - pure-Python json
     _c_make_encoder = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -79,7 +80,7 @@ def spool_replay(
     from tripwire.producers.spool import Spool
     from tripwire.producers.transport import KafkaTransport
 
-    overrides = {k: v for k, v in (("bootstrap", bootstrap), ("topic", topic)) if v is not None}
+    overrides: dict[str, Any] = {k: v for k, v in (("bootstrap", bootstrap), ("topic", topic)) if v is not None}
     kafka = KafkaProducerSettings(**overrides)
     settings = DeliverySettings(spool_dir=directory)
     try:

@@ -66,7 +66,7 @@ class Run:
         parent = CURRENT.get()
         self.parent_run_id = parent[0].run_id if parent else None
         self.parent_span_id = parent[1] if parent else None
-        self.trace_id = parent[0].trace_id if parent else new_trace_id()
+        self.trace_id: str = parent[0].trace_id if parent else new_trace_id()
         self.span_id = new_span_id()
         cfg = rt.config
         self.base: dict[str, Any] = {

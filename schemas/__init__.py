@@ -4,6 +4,7 @@ from tripwire.schemas import topics
 from tripwire.schemas.catalog import SchemaCatalog, SchemaVersion, default_catalog
 from tripwire.schemas.codec import AvroCodec, Codec, decode, encode, from_record, to_record
 from tripwire.schemas.config import SchemaConfig, make_codec
+from tripwire.schemas.dead_letters import dead_letter, dead_letter_id
 from tripwire.schemas.enums import CallStatus, CostSource, Decision, KillSwitchAction, Outcome, Risk, Severity
 from tripwire.schemas.errors import DecodeError, EncodeError, SchemaError, SchemaRegistryUnavailableError
 from tripwire.schemas.events import (
@@ -49,6 +50,8 @@ __all__ = [
     "ToolCall",
     "Topics",
     "WindowStats",
+    "dead_letter",
+    "dead_letter_id",
     "decode",
     "default_catalog",
     "encode",

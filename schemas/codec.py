@@ -25,9 +25,9 @@ from tripwire.schemas.catalog import SchemaCatalog, SchemaVersion, default_catal
 from tripwire.schemas.errors import DecodeError, EncodeError, describe_validation
 from tripwire.schemas.events import EVENT_TYPES
 from tripwire.schemas.records import RECORD_TYPES
+from tripwire.schemas.wire import HEADER_LEN, read_long, zigzag
+from tripwire.schemas.wire import SINGLE_OBJECT_MAGIC as MAGIC
 
-MAGIC = b"\xc3\x01"
-HEADER_LEN = 10
 M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_MODELS: tuple[type[BaseModel], ...] = (*EVENT_TYPES, *RECORD_TYPES)
@@ -77,16 +77,6 @@ class _ReadPlan:
 
 def model_avro_name(model: type[BaseModel]) -> str:
     return getattr(model, "AVRO_NAME", "") or ""
-
-
-def _zigzag(n: int) -> bytes:
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while True:
-        b, z = z & 0x7F, z >> 7
-        out.append(b | (0x80 if z else 0))
-        if not z:
-            return bytes(out)
 
 
 _setattr = object.__setattr__
@@ -156,7 +146,7 @@ class AvroCodec:
             if name not in current.branch_names:
                 raise EncodeError(f"{model.__name__}: {current.path} has no record {name}")
             i = current.branch_names.index(name)
-            plan = _WritePlan(header + _zigzag(i), current.branches[i])
+            plan = _WritePlan(header + zigzag(i), current.branches[i])
         else:
             plan = _WritePlan(header, current.parsed)
         self._models[name] = model
@@ -298,14 +288,10 @@ _MISSING = object()
 
 def _long_at(data: bytes | bytearray | memoryview, pos: int) -> tuple[int, int]:
     """(zig-zag varint at ``pos``, position after it); raises DecodeError if it does not end."""
-    shift = acc = 0
-    for i in range(pos, min(len(data), pos + 10)):
-        b = data[i]
-        acc |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return (acc >> 1) ^ -(acc & 1), i + 1
-        shift += 7
-    raise DecodeError("truncated", "the union branch index does not end")
+    found = read_long(data, pos)
+    if found is None:
+        raise DecodeError("truncated", "the union branch index does not end")
+    return found
 
 
 def _classify(e: Exception, writer: SchemaVersion, data: bytes | bytearray | memoryview) -> DecodeError:

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from tripwire.schemas import default_catalog
+from tripwire.schemas.wire import avro_string, zigzag
 from tripwire.sinks.rows import SOURCE_COLUMNS, TABLES
 
-HEADER_LEN = 10
 _EVENT_TABLES = {
     "tripwire.events.ModelCall": ("model_calls", None),
     "tripwire.events.ToolCall": ("tool_calls", None),
@@ -29,50 +29,6 @@ _EVENT_TABLES = {
     "tripwire.events.RunFinished": ("run_events", "run_finished"),
 }
 
-
-_SMALL = tuple(bytes((i,)) for i in range(128))
-
-
-def zigzag(n: int) -> bytes:
-    """Avro ``long``/``int`` encoding."""
-    n = (n << 1) ^ (n >> 63)
-    if n < 0x80:
-        return _SMALL[n]
-    out = bytearray()
-    while n & ~0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def zigzag_offset(n: int) -> bytes:
-    """``zigzag`` for the non-negative ints of the hot path (offsets), unrolled for <= 4 bytes."""
-    n <<= 1
-    if n < 0x80:
-        return _SMALL[n]
-    if n < 0x4000:
-        return bytes((n & 0x7F | 0x80, n >> 7))
-    if n < 0x200000:
-        return bytes((n & 0x7F | 0x80, (n >> 7) & 0x7F | 0x80, n >> 14))
-    if n < 0x10000000:
-        return bytes((n & 0x7F | 0x80, (n >> 7) & 0x7F | 0x80, (n >> 14) & 0x7F | 0x80, n >> 21))
-    return zigzag(n >> 1)
-
-
-def avro_string(s: str) -> bytes:
-    b = s.encode()
-    return zigzag(len(b)) + b
-
-
-def parse_header(value: bytes) -> tuple[bytes, int, int] | None:
-    """(fingerprint, union branch index, body start) of a single-object message, or None."""
-    if len(value) <= HEADER_LEN or value[0] != 0xC3 or value[1] != 0x01:
-        return None
-    b = value[HEADER_LEN]
-    if b >= 0x80:  # multi-byte branch index: not one of ours
-        return None
-    return value[2:HEADER_LEN], (b >> 1) ^ -(b & 1), HEADER_LEN + 1
 
 
 def _clean(x: Any) -> Any:

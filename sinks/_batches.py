@@ -1,4 +1,5 @@
-"""The records the batching sink works with: messages, buffers, sealed batches, tokens."""
+"""The records the batching sink works with: buffers, sealed batches, tokens (messages are
+:class:`tripwire.core.consumer.Message`)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tripwire.core.consumer import Message
 from tripwire.sinks._avro_fast import AvroBranch
 
 TopicPartition = tuple[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One record of a topic, as any runtime sees it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp_ms: int | None = None
 
 
 @dataclass(slots=True)

@@ -35,7 +35,10 @@ from functools import partial
 from typing import Any
 
 from tripwire.schemas import DecodeError, Topics, decode
-from tripwire.sinks._avro_fast import AvroBranch, AvroPlans, avro_string, parse_header, zigzag, zigzag_offset
+from tripwire.schemas.records import DeadLetterStage
+from tripwire.schemas.wire import avro_string, zigzag, zigzag_offset
+from tripwire.schemas.wire import parse_single_object as parse_header
+from tripwire.sinks._avro_fast import AvroBranch, AvroPlans
 from tripwire.sinks._batches import (
     AvroBuffer,
     Message,
@@ -209,7 +212,9 @@ class BatchingSink:
         buf.rows.append(full)
         buf.nbytes += len(msg.value or b"") + 64
 
-    def _dead(self, msg: Message, reason: str, error_type: str, stage: str) -> tuple[str, tuple[Any, ...]]:
+    def _dead(
+        self, msg: Message, reason: str, error_type: str, stage: DeadLetterStage
+    ) -> tuple[str, tuple[Any, ...]]:
         self.stats.dead_lettered += 1
         log.warning(
             "dead letter topic=%s partition=%d offset=%d stage=%s error_type=%s",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tripwire.core.consumer import Backpressure
 from tripwire.core.errors import TripwireError
 
 
@@ -37,16 +38,15 @@ class RowMappingError(SinkError):
         self.reason = reason
 
 
-class SinkBackpressureError(SinkError):
+class SinkBackpressureError(SinkError, Backpressure):
     """ClickHouse did not accept a batch. The batch stays pending (never dropped) and the
     runtime pauses its partitions for ``retry_after`` seconds before flushing it again
-    (the contract of quix-streams' exception of the same name)."""
+    (the contract of quix-streams' exception of the same name; the consumer loop's
+    :class:`~tripwire.core.consumer.Backpressure`)."""
 
     def __init__(self, retry_after: float, *, table: str | None = None, cause: str = "") -> None:
-        super().__init__(
-            f"ClickHouse did not accept the batch for {table or '?'}; retry in {retry_after:.2f}s: {cause}"
-        )
-        self.retry_after = retry_after
+        message = f"ClickHouse did not accept the batch for {table or '?'}; retry in {retry_after:.2f}s: {cause}"
+        Backpressure.__init__(self, retry_after, message)
         self.table = table
 
 

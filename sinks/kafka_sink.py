@@ -1,10 +1,11 @@
-"""The Kafka runtime of the batching sink: poll, feed ``BatchingSink``, commit after ClickHouse.
+"""The Kafka runtime of the batching sink: a handler of the shared consumer loop
+(:class:`tripwire.core.consumer.ConsumerLoop`) that feeds ``BatchingSink`` and commits after ClickHouse.
 
-- manual commits (``enable.auto.commit=false``): offsets are committed synchronously, and only
-  the ones ``BatchingSink.flush()`` returns, i.e. after ClickHouse accepted every row up to them;
-- on ``SinkBackpressureError`` every assigned partition is paused and the consumer keeps
-  polling (group membership, rebalance callbacks) until ``retry_after`` passed, then the same
-  batch is flushed again; partitions resume after a successful flush;
+- offsets are committed synchronously, and only the ones ``BatchingSink.flush()`` returns, i.e. after
+  ClickHouse accepted every row up to them;
+- on ``SinkBackpressureError`` (a :class:`~tripwire.core.consumer.Backpressure`) the loop pauses every
+  assigned partition and keeps polling (group membership, rebalance callbacks) until ``retry_after``
+  passed, then the same batch is flushed again; partitions resume after a successful flush;
 - on revocation it flushes and commits what it can; what it could not store is forgotten
   uncommitted, and the partition's next owner replays it (its high-water marks drop
   duplicates).
@@ -13,13 +14,10 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from tripwire.core.kafka_security import AuthWatch
+from tripwire.core.consumer import ConsumerLoop, LoopSettings, Offsets, TopicPartition
 from tripwire.schemas import Topics, topic_names
 from tripwire.schemas.config import SchemaConfig
 from tripwire.sinks.batching import BatchingSink, Message
@@ -58,8 +56,6 @@ class KafkaSink:
         sink_factory: Callable[..., BatchingSink] = BatchingSink,
         schema: SchemaConfig | None = None,
     ) -> None:
-        from confluent_kafka import Consumer
-
         self.settings = settings or SinkSettings()
         self.topics = topics or topic_names(self.settings.topic_prefix)
         s = self.settings
@@ -75,128 +71,67 @@ class KafkaSink:
             validate=s.validate_events,
             **({"decoder": decoder} if decoder is not None else {}),
         )
-        conf: dict[str, object] = {
+        conf: dict[str, Any] = {
             "bootstrap.servers": s.bootstrap,
-            **s.confluent_conf(),
             "group.id": s.group_id,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
             "partition.assignment.strategy": "cooperative-sticky",
             "fetch.max.bytes": 64 * 1024 * 1024,
             "max.partition.fetch.bytes": 16 * 1024 * 1024,  # a sink reads in bulk: few, large fetches
+            **(consumer_config or {}),
         }
-        conf.update(consumer_config or {})
-        self._auth = AuthWatch(s, s.bootstrap)  # refused credentials stop the sink with a KafkaAuthError
-        conf.setdefault("error_cb", self._auth)
-        self._consumer = Consumer(conf)
-        self._stop = threading.Event()
-        self._paused = False
-        self._stash: deque[Message] = deque()  # polled, not yet taken by the sink
-        self.commits = 0
+        # a bulk reader: wait for full batches; refused credentials stop the sink with a KafkaAuthError
+        loop = LoopSettings(batch_size=10_000, poll_timeout_s=s.poll_timeout_s, fill_batch=True)
+        self.loop = ConsumerLoop(conf, list(self.topics.all()), _SinkHandler(self.sink), security=s, settings=loop)
 
-    # -- rebalance -------------------------------------------------------------------------
-    def _on_assign(self, consumer: object, partitions: list) -> None:
-        self.sink.forget((p.topic, p.partition) for p in partitions)  # reload marks lazily
-        if self._paused:
-            self._consumer.pause(partitions)
-        log.info("partitions assigned n=%d", len(partitions))
-
-    def _on_revoke(self, consumer: object, partitions: list) -> None:
-        try:
-            self._commit(self.sink.flush())
-        except SinkBackpressureError as e:
-            log.warning("flush on revoke failed; partitions are replayed by their next owner: %s", e)
-        gone = {(p.topic, p.partition) for p in partitions}
-        self.sink.forget(gone)
-        self._stash = deque(m for m in self._stash if (m.topic, m.partition) not in gone)
-        log.info("partitions revoked n=%d", len(partitions))
-
-    # -- loop --------------------------------------------------------------------------------
-    def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
-        if not offsets:
-            return
-        from confluent_kafka import TopicPartition
-
-        tps = [TopicPartition(t, p, o) for (t, p), o in sorted(offsets.items())]
-        self._consumer.commit(offsets=tps, asynchronous=False)
-        self.commits += 1
-
-    def _poll(self, n: int, timeout: float) -> None:
-        for m in self._consumer.consume(num_messages=n, timeout=timeout):
-            err = m.error()
-            if err is not None:
-                log.warning("consumer error: %s", err)
-                continue
-            ts_type, ts = m.timestamp()
-            self._stash.append(
-                Message(m.topic(), m.partition(), m.offset(), m.key(), m.value(), ts if ts_type else None)
-            )
-
-    def _take(self) -> None:
-        """Hand polled messages to the sink in order; on backpressure keep the rest and pause."""
-        stash = self._stash
-        while stash:
-            try:
-                self.sink.add(stash[0])
-            except SinkBackpressureError as e:
-                self._pause(e)
-                return
-            stash.popleft()
-
-    def _pause(self, e: SinkBackpressureError) -> None:
-        if not self._paused:
-            self._consumer.pause(self._consumer.assignment())
-            self._paused = True
-            log.warning("paused partitions retry_after=%.2f table=%s", e.retry_after, e.table)
-
-    def _flush(self) -> None:
-        try:
-            offsets = self.sink.flush()
-        except SinkBackpressureError as e:
-            self._pause(e)
-            return
-        self._commit(offsets)
-        if self._paused and not self._stash:
-            self._consumer.resume(self._consumer.assignment())
-            self._paused = False
-            log.info("resumed partitions")
+    @property
+    def commits(self) -> int:
+        return self.loop.commits
 
     def run(self, *, max_seconds: float | None = None, until: Callable[[], bool] | None = None) -> None:
         """Consume until ``stop()``, ``until()`` is true, or ``max_seconds`` passed; flushes on exit."""
-        self._consumer.subscribe(list(self.topics.all()), on_assign=self._on_assign, on_revoke=self._on_revoke)
-        deadline = None if max_seconds is None else time.monotonic() + max_seconds
-        poll_s = self.settings.poll_timeout_s
-        try:
-            while not self._stop.is_set():
-                if deadline is not None and time.monotonic() >= deadline:
-                    break
-                if until is not None and until():
-                    break
-                if self._stash and self.sink.retry_in() > 0:  # paused: keep the group alive, take nothing new
-                    self._poll(1, min(poll_s, self.sink.retry_in()))
-                    continue
-                if not self._stash:
-                    self._poll(10_000, poll_s)
-                    self._auth.check()
-                self._take()
-                if self.sink.should_flush():
-                    self._flush()
-            self._drain()
-        finally:
-            self._consumer.close()
-
-    def _drain(self, timeout_s: float = 30.0) -> None:
-        end = time.monotonic() + timeout_s
-        while True:
-            try:
-                self._commit(self.sink.flush())
-                return
-            except SinkBackpressureError as e:
-                if time.monotonic() + e.retry_after > end:
-                    log.error("shutdown with unstored rows; they stay uncommitted and are replayed on restart")
-                    return
-                time.sleep(e.retry_after)  # shutting down: nothing else to do meanwhile
+        self.loop.run(max_seconds=max_seconds, until=until)
 
     def stop(self) -> None:
-        self._stop.set()
+        self.loop.stop()
+
+
+class _SinkHandler:
+    """The sink as a :class:`~tripwire.core.consumer.ConsumerHandler`: durable = flushed to ClickHouse."""
+
+    def __init__(self, sink: BatchingSink) -> None:
+        self.sink = sink
+
+    def take(self, msg: Message) -> None:
+        self.sink.add(msg)  # SinkBackpressureError: the loop offers it again after retry_after
+
+    def step(self, now: float) -> float | None:
+        return None
+
+    def committable(self, *, final: bool) -> Offsets:
+        if final or self.sink.should_flush():
+            return self.sink.flush()  # raises SinkBackpressureError: nothing committed, partitions paused
+        return {}
+
+    def backlogged(self) -> bool:
+        return self.sink.pending_batches > 0  # a refused batch waits for its retry
+
+    def partitions_assigned(self, partitions: list[TopicPartition]) -> None:
+        self.sink.forget(partitions)  # reload the replay marks lazily
+
+    def partitions_revoked(self, partitions: list[TopicPartition]) -> Offsets:
+        try:
+            return self.sink.flush()
+        except SinkBackpressureError as e:
+            log.warning("flush on revoke failed; partitions are replayed by their next owner: %s", e)
+            return {}
+        finally:
+            self.sink.forget(partitions)
+
+    def drain(self, timeout_s: float) -> None:
+        pass  # the final committable() flushes, retried within the loop's drain bound
+
+    def commit_failed(self, offsets: Offsets) -> None:
+        pass  # the next flush commits higher offsets; a replay below them is dropped by the replay marks
+
+    def close(self) -> None:
+        pass

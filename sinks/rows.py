@@ -7,7 +7,6 @@ tripwire topic into rows, or into a ``dead_letters`` row saying why it could not
 from __future__ import annotations
 
 import operator
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +24,9 @@ from tripwire.schemas import (
     ToolCall,
     Topics,
     WindowStats,
+    dead_letter,
 )
+from tripwire.schemas.records import DeadLetterStage
 from tripwire.sinks.exceptions import RowMappingError
 
 SOURCE_COLUMNS = ("src_topic", "src_partition", "src_offset")
@@ -246,23 +247,13 @@ def dead_letter_row(
     *,
     reason: str,
     error_type: str,
-    stage: str,
+    stage: DeadLetterStage,
     timestamp_ms: int | None = None,
 ) -> tuple[str, tuple[Any, ...]]:
-    """A ``dead_letters`` row for a message the sink could not store; its id is a function of the
-    source position and ``failed_at`` is the message timestamp when known, so a replay produces
-    the identical row."""
-    dlq_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"tripwire-sink:{topic}:{partition}:{offset}"))
-    values = {
-        "dlq_id": dlq_id,
-        "source_topic": topic,
-        "partition": partition,
-        "offset": offset,
-        "key": key,
-        "value": value,
-        "reason": reason[:2000],
-        "error_type": error_type,
-        "stage": stage,
-        "failed_at": datetime.fromtimestamp(timestamp_ms / 1000, UTC) if timestamp_ms else datetime.now(UTC),
-    }
-    return "dead_letters", tuple(values[c] for c in DEAD_LETTERS.columns)
+    """A ``dead_letters`` row for a message the sink could not store, built by the one dead-letter
+    builder (:func:`tripwire.schemas.dead_letter`); ``failed_at`` is the message timestamp when known, so
+    a replay produces the identical row."""
+    failed_at = datetime.fromtimestamp(timestamp_ms / 1000, UTC) if timestamp_ms else None
+    dl = dead_letter(topic, partition, offset, key, value, stage=stage, reason=reason, error_type=error_type,
+                     failed_at=failed_at)  # fmt: skip
+    return _row_dead_letter(dl)

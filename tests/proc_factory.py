@@ -139,3 +139,27 @@ class RunScript:
     def finish(self, outcome: str = "success") -> RunFinished:
         seq = self.seq
         return self._add(RunFinished(**self._base(1.0), outcome=outcome, last_seq=seq))
+
+
+STATE_NOW = 1_800_000_000.0
+
+
+def state_scenario() -> list[tuple[float, Any]]:
+    """Events (with their arrival times) that leave every kind of operator state in a Pipeline: a
+    closed run with a RunSummary revision, an open run with a runaway-loop incident, latency
+    windows and detector state of two agents, a credential shared by two agents. The v1 state
+    fixture (tests/fixtures/proc_state/v1_pipeline.json) is these events folded by the format-v1 code."""
+    done = RunScript(11)
+    done.start(max_tool_calls=10)
+    done.model(0.1)
+    done.tool()
+    done.finish()
+    loop = RunScript(12, credential="fp-shared")
+    loop.start()
+    for _ in range(6):
+        loop.tool(args="same")
+    other = RunScript(13, credential="fp-shared", agent_id="billing-bot")
+    other.start()
+    other.model(0.2, status="error")
+    events = [*done.events, *loop.events, *other.events]
+    return [(STATE_NOW + i * 0.5, e) for i, e in enumerate(events)]

@@ -57,7 +57,7 @@ _COMMAND_MODULES = (
     "tripwire.killswitch.cli",
     "tripwire.producers.cli",
     "tripwire.processors.cli",
-    "tripwire.processors.notify_cli",
+    "tripwire.notify.cli",
     "tripwire.sinks.cli",
     "tripwire.dashboard.cli",
     "tripwire.demo_cli",

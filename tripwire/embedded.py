@@ -25,7 +25,6 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +33,17 @@ from tripwire.processors.killswitch_policy import KillSwitchPolicy
 from tripwire.processors.pipeline import Pipeline
 from tripwire.processors.policy import Policy
 from tripwire.schemas import (
-    DeadLetter,
     DecodeError,
     KillSwitchCommand,
     RunSummary,
     Topics,
     WindowStats,
+    dead_letter,
     decode,
     encode,
     topic_names,
 )
+from tripwire.schemas.records import DeadLetterStage
 from tripwire.sinks.batching import BatchingSink, Message
 from tripwire.sinks.exceptions import SinkBackpressureError
 from tripwire.sinks.store import Store
@@ -225,7 +225,7 @@ class EmbeddedRuntime:
     def _drain_inbox(self) -> None:
         while self._inbox:
             key, value = self._inbox.popleft()
-            stage = "sink"
+            stage: DeadLetterStage = "sink"
             try:
                 self._emit(self.topics.events, key, value)
             except SinkBackpressureError as e:  # not taken: offer it again after the backoff
@@ -250,15 +250,14 @@ class EmbeddedRuntime:
                 log.exception("embedded runtime failed on an event stage=%s", stage)
                 self._dead_letter(key, value, f"{type(e).__name__}: {e}", type(e).__name__, stage)
 
-    def _dead_letter(self, key: bytes | None, value: bytes, reason: str, error_type: str, stage: str) -> None:
+    def _dead_letter(
+        self, key: bytes | None, value: bytes, reason: str, error_type: str, stage: DeadLetterStage
+    ) -> None:
         """The processors' DLQ record (the sink dead-letters its own copy of an unmappable event)."""
         self.stats.dead_letters += 1
         offset = self._offsets.get(self.topics.events, 0) - 1
-        dl = DeadLetter(
-            dlq_id=f"embedded-{offset}", source_topic=self.topics.events, partition=0, offset=max(0, offset),
-            key=key, value=value, reason=reason[:2000], error_type=error_type, stage=stage,
-            failed_at=datetime.now(UTC),
-        )
+        dl = dead_letter(self.topics.events, 0, max(0, offset), key, value, stage=stage, reason=reason,
+                         error_type=error_type)  # fmt: skip
         try:
             self._emit(self.topics.dlq, key, encode(dl))
         except Exception:

@@ -20,8 +20,7 @@ from tripwire.devenv.kafka import free_port
 from tripwire.producers import Tracer, TracerConfig
 from tripwire.schemas import DecodeError, ModelCall, RunFinished, RunStarted, ToolCall, decode, topic_names
 from tripwire.schemas.config import SchemaConfig, make_codec
-from tripwire.sinks import SinkSettings
-from tripwire.sinks._batches import Message
+from tripwire.sinks import Message, SinkSettings
 from tripwire.sinks.kafka_sink import KafkaSink
 
 pytestmark = pytest.mark.integration
@@ -94,7 +93,7 @@ def test_sdk_events_decode_in_the_processors_and_the_sink(framing: str, registry
             sink.sink.add(Message(events_topic, 0, offset, key, value))
         sink.sink.flush()
     finally:
-        sink._consumer.close()
+        sink.loop.consumer.close()
     assert sink.sink.stats.dead_lettered == 0
     counts = {t: table_count(chdb_store, t) for t in ("run_events", "tool_calls", "model_calls", "dead_letters")}
     assert counts == {"run_events": 2, "tool_calls": 1, "model_calls": 1, "dead_letters": 0}
@@ -115,7 +114,7 @@ def test_notifier_reads_confluent_alerts_and_single_object_killswitch_commands(
     registry: dict[str, Any], monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str
 ) -> None:
     from tests.notify_helpers import make_alert, make_command
-    from tripwire.processors.notify import Notifier, NotifyConfig, routes_from_dict
+    from tripwire.notify import Notifier, NotifyConfig, routes_from_dict
     from tripwire.schemas import encode
     from tripwire.schemas.config import MixedFramingCodec
 

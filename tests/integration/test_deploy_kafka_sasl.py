@@ -231,7 +231,7 @@ def test_a_wrong_password_fails_fast_with_a_clear_error(broker: KafkaDevBroker, 
 def test_the_notifier_delivers_over_scram_and_stops_on_a_wrong_password(broker: KafkaDevBroker) -> None:
     from tests.helpers import create_topics, wait_until
     from tests.notify_helpers import Receiver, committed, make_alert, produce
-    from tripwire.processors.notify import Notifier, NotifyConfig, routes_from_dict
+    from tripwire.notify import Notifier, NotifyConfig, routes_from_dict
     from tripwire.schemas import encode, topic_names
 
     prefix = uid("saslnotify")

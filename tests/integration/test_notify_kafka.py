@@ -24,7 +24,7 @@ from tests.notify_helpers import (
     read_all,
     validate,
 )
-from tripwire.processors.notify import Notifier, NotifyConfig, routes_from_dict
+from tripwire.notify import Notifier, NotifyConfig, routes_from_dict
 from tripwire.schemas import DeadLetter, decode, encode, topic_names
 
 pytestmark = pytest.mark.integration

@@ -158,7 +158,7 @@ def _scram_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_every_component_reads_the_shared_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     from tripwire.killswitch import KillSwitchConfig
-    from tripwire.processors._notify_config import NotifyConfig
+    from tripwire.notify.config import NotifyConfig
     from tripwire.processors.config import ProcessorConfig
     from tripwire.producers.config import KafkaProducerSettings
     from tripwire.producers.transport import KafkaTransport

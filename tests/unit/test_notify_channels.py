@@ -18,8 +18,7 @@ from tests.notify_helpers import (
     make_command,
     validate,
 )
-from tripwire.processors._notify_channels import pagerduty_request, slack_request, webhook_request
-from tripwire.processors.notify import (
+from tripwire.notify import (
     from_alert,
     from_command,
     pagerduty_event,
@@ -27,6 +26,7 @@ from tripwire.processors.notify import (
     slack_message,
     verify_signature,
 )
+from tripwire.notify.channels import pagerduty_request, slack_request, webhook_request
 
 pytestmark = pytest.mark.unit
 

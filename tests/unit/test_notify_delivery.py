@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.notify_helpers import make_alert
-from tripwire.processors.notify import RetryPolicy, deliver, from_alert, retry_after_s, routes_from_dict
+from tripwire.notify import RetryPolicy, deliver, from_alert, retry_after_s, routes_from_dict
 
 pytestmark = pytest.mark.unit
 

@@ -10,8 +10,7 @@ from pydantic import SecretStr, ValidationError
 
 from tests.notify_helpers import make_alert, make_command
 from tripwire.core.errors import ConfigError
-from tripwire.processors._notify_routes import TokenBucket
-from tripwire.processors.notify import (
+from tripwire.notify import (
     NotifyConfig,
     RateLimit,
     RoutesError,
@@ -20,6 +19,7 @@ from tripwire.processors.notify import (
     load_routes,
     routes_from_dict,
 )
+from tripwire.notify.routes import TokenBucket
 
 pytestmark = pytest.mark.unit
 
@@ -109,7 +109,7 @@ def test_load_routes_file_errors(tmp_path: Path) -> None:
 
 
 def test_the_shipped_example_loads_with_its_secrets() -> None:
-    example = resources.files("tripwire.processors") / "notify_routes.example.yaml"
+    example = resources.files("tripwire.notify") / "routes.example.yaml"
     config = NotifyConfig(secrets={"pagerduty_oncall": "R0ut1ngKeyR0ut1ngKeyR0ut1ngKey32",
                                    "slack_ops": "https://hooks.slack.com/services/T/B/x",
                                    "audit_webhook_url": "https://audit.example/hook", "audit_webhook_key": "k"})

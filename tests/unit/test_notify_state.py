@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.notify_helpers import make_alert
-from tripwire.processors._notify_state import Grouper, OffsetTracker
-from tripwire.processors.notify import from_alert, routes_from_dict
+from tripwire.notify import from_alert, routes_from_dict
+from tripwire.notify.state import Grouper, OffsetTracker
 
 pytestmark = pytest.mark.unit
 

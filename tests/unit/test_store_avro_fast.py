@@ -10,29 +10,11 @@ from fastavro import reader
 
 from tests import store_helpers as h
 from tripwire.schemas import encode
-from tripwire.sinks._avro_fast import AvroPlans, avro_string, parse_header, zigzag
+from tripwire.schemas.wire import avro_string
+from tripwire.schemas.wire import parse_single_object as parse_header
+from tripwire.sinks._avro_fast import AvroPlans
 
 pytestmark = pytest.mark.unit
-
-
-def test_zigzag_matches_avro_long_encoding() -> None:
-    assert [zigzag(n) for n in (0, -1, 1, -64, 64, 300)] == [
-        b"\x00",
-        b"\x01",
-        b"\x02",
-        b"\x7f",
-        b"\x80\x01",
-        b"\xd8\x04",
-    ]
-    assert avro_string("ab") == b"\x04ab"
-
-
-def test_parse_header() -> None:
-    data = encode(h.model_call())
-    fp, index, start = parse_header(data)  # type: ignore[misc]
-    assert (len(fp), start) == (8, 11) and index >= 0
-    assert parse_header(b"\x00\x01" + data[2:]) is None
-    assert parse_header(data[:10]) is None
 
 
 def test_container_decodes_with_a_standard_reader_and_carries_the_source() -> None:

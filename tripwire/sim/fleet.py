@@ -116,7 +116,7 @@ class Fleet:
 
     def run(self) -> FleetStats:
         """Run for ``duration_s`` (or until :meth:`stop`), then return the stats. Tracers stay open."""
-        from tripwire.producers._runtime import use_clock
+        from tripwire.producers import use_clock
 
         cfg = self.config
         use_clock(self.clock)  # outside a simulated run the virtual clock reads the wall clock

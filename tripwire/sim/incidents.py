@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 # incident kind -> the alert kind that detects it (None: detected by redaction, not by an alert)
 INCIDENT_KINDS: dict[str, str | None] = {
@@ -30,7 +31,7 @@ class Incident:
     start_s: float  # seconds after the fleet started
     end_s: float
     tool: str | None = None
-    params: dict[str, object] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
     expected_alert: str | None = None
     # filled in when the fleet actually injects it (epoch seconds)
     injected_at: float | None = None
@@ -92,7 +93,7 @@ class IncidentSchedule:
                 f.write(json.dumps(row, sort_keys=True) + "\n")
 
 
-def read_ground_truth(path: Path) -> list[dict[str, object]]:
+def read_ground_truth(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

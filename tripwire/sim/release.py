@@ -36,7 +36,7 @@ class PacedRelease:
             self._submit(key, value)
             return
         try:
-            due = decode(value).ts_end.timestamp()
+            due = decode(value).ts_end.timestamp()  # type: ignore[attr-defined]  # events carry ts_end
         except (DecodeError, AttributeError):
             due = 0.0  # not ours to judge: pass it on now, the pipeline dead-letters it
         due = min(due, time.time() + self._max_hold_s)

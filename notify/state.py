@@ -13,8 +13,8 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from tripwire.processors._notify_channels import Notification
-from tripwire.processors._notify_routes import Route, TokenBucket
+from tripwire.notify.channels import Notification
+from tripwire.notify.routes import Route, TokenBucket
 
 
 class _Partition:

@@ -7,14 +7,13 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from tripwire.core.errors import ConfigError
+from tripwire.core.errors import ConfigError, TripwireError
 from tripwire.core.kafka_security import KafkaSecurity
-from tripwire.processors.errors import ProcessorError
 
 DEFAULT_GROUP = "tripwire-notify"
 
 
-class NotifyError(ProcessorError):
+class NotifyError(TripwireError):
     """Base class of the errors the notifier raises on purpose."""
 
 

@@ -1,8 +1,9 @@
 """``tripwire notify``: route alerts and kill-switch trips/resets to people.
 
-The :class:`Notifier` consumes ``tripwire.alerts.v1`` and ``tripwire.killswitch.v1`` (confluent-kafka,
-manual commits), matches every record against the routes, groups bursts per (route, incident), and
-delivers on a small thread pool over httpx with retries. Offsets are committed only up to the
+The :class:`Notifier` consumes ``tripwire.alerts.v1`` and ``tripwire.killswitch.v1`` on the shared
+consumer loop (:class:`tripwire.core.consumer.ConsumerLoop`, manual commits; the notifier is its handler),
+matches every record against the routes, groups bursts per (route, incident), and delivers on a small
+thread pool over httpx with retries. Offsets are committed only up to the
 per-partition watermark of records that were delivered or dead-lettered on every route they matched,
 so a crash replays (at most) what was not yet committed: a receiver may see a delivery twice, always
 with the same dedup key, and never misses one. Records that cannot be decoded go to the dead-letter
@@ -17,74 +18,30 @@ import queue
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tripwire.core.kafka_security import AuthWatch
-from tripwire.processors._notify_channels import (
-    DEDUP_HEADER,
-    SIGNATURE_HEADER,
-    SIGNATURE_SCHEME,
-    TIMESTAMP_HEADER,
-    HttpRequest,
-    Notification,
+from tripwire.core.consumer import ConsumerLoop, LoopSettings, Message, Offsets, TopicPartition
+from tripwire.notify.channels import (
     from_alert,
     from_command,
-    pagerduty_event,
-    signature,
-    slack_message,
-    verify_signature,
-    webhook_document,
 )
-from tripwire.processors._notify_config import NotifyConfig, NotifyError, RoutesError
-from tripwire.processors._notify_delivery import (
+from tripwire.notify.config import NotifyConfig, RoutesError
+from tripwire.notify.delivery import (
     DeliveryResult,
     RetryPolicy,
     deliver,
     redact_http_logs,
-    retry_after_s,
 )
-from tripwire.processors._notify_routes import Match, RateLimit, Route, load_routes, routes_from_dict
-from tripwire.processors._notify_state import Batch, Grouper, OffsetTracker, Ref
-from tripwire.schemas import Alert, DeadLetter, KillSwitchCommand, Topics, topic_names
-
-__all__ = [
-    "DEDUP_HEADER",
-    "SIGNATURE_HEADER",
-    "SIGNATURE_SCHEME",
-    "TIMESTAMP_HEADER",
-    "DeliveryResult",
-    "HttpRequest",
-    "Match",
-    "Notification",
-    "Notifier",
-    "NotifyConfig",
-    "NotifyError",
-    "NotifyStats",
-    "RateLimit",
-    "RetryPolicy",
-    "Route",
-    "RoutesError",
-    "deliver",
-    "from_alert",
-    "from_command",
-    "load_routes",
-    "pagerduty_event",
-    "retry_after_s",
-    "routes_from_dict",
-    "signature",
-    "slack_message",
-    "verify_signature",
-    "webhook_document",
-]
+from tripwire.notify.routes import Route
+from tripwire.notify.state import Batch, Grouper, OffsetTracker, Ref
+from tripwire.schemas import Alert, DeadLetter, KillSwitchCommand, Topics, dead_letter, topic_names
+from tripwire.schemas.records import DeadLetterStage
 
 log = logging.getLogger(__name__)
-_ERROR_LOG_EVERY_S = 30.0
-_DLQ_NS = uuid.UUID("1f0c6a52-8a53-4d0e-9f43-5a1c4e0b7d11")
 
 
 @dataclass
@@ -114,7 +71,7 @@ class Notifier:
         codec: Any = None,
         http_client: Any = None,
     ) -> None:
-        from confluent_kafka import Consumer, Producer
+        from confluent_kafka import Producer
 
         if not routes:
             raise RoutesError("the notifier needs at least one route")
@@ -128,21 +85,21 @@ class Notifier:
         self.codec = codec
         conf: dict[str, Any] = {
             "bootstrap.servers": c.bootstrap,
-            **c.confluent_conf(),
             "group.id": c.consumer_group,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
             "session.timeout.ms": int(c.session_timeout_s * 1000),
             "fetch.wait.max.ms": 100,
-            "on_commit": self._on_commit,
         }
         if c.instance_id:
             conf["group.instance.id"] = c.instance_id
         conf.update(consumer_config or {})
-        self._auth = AuthWatch(c, c.bootstrap)  # refused credentials stop the notifier with a KafkaAuthError
-        conf.setdefault("error_cb", self._auth)
-        self._consumer = Consumer(conf)
+        subs = [self.topics.alerts] + ([self.topics.killswitch] if c.consume_killswitch else [])
+        # latency first: take what has arrived; commit asynchronously (synchronously on revoke and stop);
+        # refused credentials stop the notifier with a KafkaAuthError
+        settings = LoopSettings(
+            batch_size=500, poll_timeout_s=c.poll_timeout_s, async_commits=True, drain_timeout_s=c.shutdown_timeout_s
+        )
+        self.loop = ConsumerLoop(conf, subs, self, security=c, settings=settings)
+        self._auth = self.loop.auth
         self._producer = Producer(
             {
                 "bootstrap.servers": c.bootstrap,
@@ -170,82 +127,83 @@ class Notifier:
         self._pool = ThreadPoolExecutor(max_workers=c.max_in_flight, thread_name_prefix="tripwire-notify")
         self._results: queue.SimpleQueue[tuple[Batch, DeliveryResult]] = queue.SimpleQueue()
         self._in_flight = 0
-        self._stop = threading.Event()
         self._abort = threading.Event()  # interrupts retry back-offs at shutdown
         self._tracker = OffsetTracker()
         self._grouper = Grouper(self.routes, time.monotonic())
         self._dlq_retry: list[tuple[Ref, DeadLetter]] = []
-        self._paused = False
+        self._backlogged = False
         self._last_commit = 0.0
         self._last_gc = 0.0
-        self._error_logged: dict[int, float] = {}
         self.stats = NotifyStats()
         self.assigned: set[tuple[str, int]] = set()
         """Partitions this notifier owns now (changed on the consumer's rebalance callbacks)."""
 
     # -- public ------------------------------------------------------------------------------------
     def stop(self) -> None:
-        self._stop.set()
+        self.loop.stop()
 
     def run(self, *, max_seconds: float | None = None, until: Callable[[], bool] | None = None) -> None:
         """Consume until ``stop()``, ``until()`` is true or ``max_seconds`` passed; then finish in-flight work."""
-        subs = [self.topics.alerts] + ([self.topics.killswitch] if self.config.consume_killswitch else [])
-        self._consumer.subscribe(subs, on_assign=self._on_assign, on_revoke=self._on_revoke)
-        deadline = None if max_seconds is None else time.monotonic() + max_seconds
-        log.info("notifier started routes=%d topics=%s group=%s", len(self.routes), subs, self.config.consumer_group)
-        try:
-            while not self._stop.is_set():
-                if deadline is not None and time.monotonic() >= deadline:
-                    break
-                if until is not None and until():
-                    break
-                self._step()
-            self._drain(self.config.shutdown_timeout_s)
-        finally:
-            self._abort.set()
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._collect()  # outcomes that arrived while aborting still count (and commit on close)
-            self._in_flight = 0  # cancelled before they started: nothing will report them
-            self._producer.flush(5)
-            self._consumer.close()
-            self._http.close()
-            log.info("notifier stopped %s", self.stats)
+        log.info("notifier started routes=%d topics=%s group=%s", len(self.routes), self.loop.topics,
+                 self.config.consumer_group)  # fmt: skip
+        self.loop.run(max_seconds=max_seconds, until=until)
+        log.info("notifier stopped %s", self.stats)
 
-    # -- loop --------------------------------------------------------------------------------------
-    def _step(self) -> None:
-        now = time.monotonic()
-        timeout = self.config.poll_timeout_s
-        if self._in_flight < self.config.max_in_flight:  # when every worker is busy, waiting batches can't go
-            nxt = self._grouper.next_due_in(now)
-            if nxt is not None:
-                timeout = min(timeout, nxt)
-        msg = self._consumer.poll(timeout)
-        self._auth.check()
-        if msg is not None:
-            msgs = [msg, *self._consumer.consume(num_messages=500, timeout=0)]
-            for m in msgs:
-                self._ingest(m)
+    # -- the consumer loop's handler (tripwire.core.consumer.ConsumerHandler) ----------------------
+    def step(self, now: float) -> float | None:
         self._producer.poll(0)
         self._retry_dead_letters()
         self._collect()
-        self._dispatch(time.monotonic())
-        self._backpressure()
-        self._maybe_commit(force=False)
-        if time.monotonic() - self._last_gc >= 1.0:
-            self._grouper.gc(time.monotonic())
-            self._last_gc = time.monotonic()
+        self._dispatch(now)
+        if now - self._last_gc >= 1.0:
+            self._grouper.gc(now)
+            self._last_gc = now
+        if self._in_flight < self.config.max_in_flight:  # when every worker is busy, waiting batches can't go
+            return self._grouper.next_due_in(time.monotonic())
+        return None
 
-    def _ingest(self, m: Any) -> None:
-        err = m.error()
-        if err is not None:
-            now = time.monotonic()
-            if now - self._error_logged.get(err.code(), -1e9) >= _ERROR_LOG_EVERY_S:  # rate-limited
-                self._error_logged[err.code()] = now
-                log.warning("consumer error: %s", err)
-            return
-        topic, value = m.topic(), m.value()
+    def committable(self, *, final: bool) -> Offsets:
+        now = time.monotonic()
+        if not final and now - self._last_commit < self.config.commit_interval_s:
+            return {}
+        self._last_commit = now
+        offsets = self._tracker.committable()
+        if offsets:
+            self.stats.commits += 1
+        return offsets
+
+    def commit_failed(self, offsets: Offsets) -> None:
+        self._tracker.retry_commit(offsets)  # the records are replayed at worst, never skipped
+
+    def backlogged(self) -> bool:
+        """Pause at ``max_pending_records`` records not yet done; resume at half of it."""
+        limit, pending = self.config.max_pending_records, self._tracker.pending
+        if pending >= limit:
+            self._backlogged = True
+        elif pending <= limit // 2:
+            self._backlogged = False
+        return self._backlogged
+
+    def drain(self, timeout_s: float) -> None:
+        """On stop: send what is due now and wait for in-flight work. Waiting groups stay uncommitted."""
+        self._collect()
+        self._dispatch(time.monotonic())
+        self._settle_in_flight(timeout_s)
+        if self._tracker.pending:
+            log.info("stopping with %d undelivered records; they are replayed on restart", self._tracker.pending)
+
+    def close(self) -> None:
+        self._abort.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._collect()  # outcomes that arrived while aborting still count (and commit on close)
+        self._in_flight = 0  # cancelled before they started: nothing will report them
+        self._producer.flush(5)
+        self._http.close()
+
+    def take(self, m: Message) -> None:
+        topic, value = m.topic, m.value
         self.stats.consumed += 1
-        ref = self._tracker.track(topic, m.partition(), m.offset(), m.key(), value)
+        ref = self._tracker.track(topic, m.partition, m.offset, m.key, value)
         if value is None:  # a tombstone on the compacted kill-switch topic: nothing to tell anyone
             self._tracker.settle(ref)
             return
@@ -329,25 +287,40 @@ class Notifier:
                 self.stats.failed += 1
                 reason = f"route {batch.route.name!r} ({batch.route.channel}): {result.reason}"
                 for ref in batch.refs:
-                    self._dead_letter(ref, "notify", reason, result.error_type or "DeliveryFailed", counted=True)
+                    self._dead_letter(
+                        ref,
+                        "notify",
+                        reason,
+                        result.error_type or "DeliveryFailed",
+                        part=batch.route.name,
+                        counted=True,
+                    )
 
     # -- dead letters ------------------------------------------------------------------------------
-    def _dead_letter(self, ref: Ref, stage: str, reason: str, error_type: str, *, counted: bool = False) -> None:
-        """Produce a DeadLetter for ``ref``; that outcome is done once the broker acknowledged it.
-        ``counted``: the outcome is already awaited (a route's delivery that failed)."""
+    def _dead_letter(
+        self,
+        ref: Ref,
+        stage: DeadLetterStage,
+        reason: str,
+        error_type: str,
+        *,
+        part: str | None = None,
+        counted: bool = False,
+    ) -> None:
+        """Produce a DeadLetter for ``ref`` (``part``: the route whose delivery failed); that outcome is
+        done once the broker acknowledged it. ``counted``: the outcome is already awaited."""
         if not counted:
             self._tracker.add(ref)
-        dl = DeadLetter(
-            dlq_id=str(uuid.uuid5(_DLQ_NS, f"{ref.topic}|{ref.partition}|{ref.offset}|{stage}|{reason}")),
-            source_topic=ref.topic,
-            partition=ref.partition,
-            offset=ref.offset,
-            key=ref.key,
-            value=ref.value,
-            reason=reason[:2000],
-            error_type=error_type,
+        dl = dead_letter(
+            ref.topic,
+            ref.partition,
+            ref.offset,
+            ref.key,
+            ref.value,
             stage=stage,
-            failed_at=datetime.now(UTC),
+            reason=reason,
+            error_type=error_type,
+            part=part,
         )
         log.warning(
             "dead letter stage=%s topic=%s partition=%d offset=%d error=%s reason=%s",
@@ -376,75 +349,25 @@ class Notifier:
                 self._produce_dead_letter(ref, dl)
 
     # -- offsets -----------------------------------------------------------------------------------
-    def _maybe_commit(self, *, force: bool) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_commit < self.config.commit_interval_s:
-            return
-        self._last_commit = now
-        offsets = self._tracker.committable()
-        if not offsets:
-            return
-        from confluent_kafka import KafkaException, TopicPartition
-
-        tps = [TopicPartition(t, p, o) for (t, p), o in sorted(offsets.items())]
-        try:
-            # In the loop the commit is asynchronous (it does not stall deliveries); a failed one marks
-            # its partitions for the next commit (_on_commit). Shutdown and revocation commit synchronously.
-            if force:
-                self._consumer.commit(offsets=tps, asynchronous=False)
-            else:
-                self._consumer.commit(offsets=tps, asynchronous=True)
-            self.stats.commits += 1
-        except KafkaException as e:  # e.g. during a rebalance: the records are replayed, never skipped
-            log.warning("commit failed: %s", e)
-            self._tracker.retry_commit(offsets)
-
-    def _on_commit(self, err: Any, partitions: list) -> None:
-        if err is None and not any(p.error for p in partitions):
-            return
-        log.warning("async commit failed, retrying with the next commit: %s", err)
-        self._tracker.retry_commit({(p.topic, p.partition): p.offset for p in partitions})
-
-    def _backpressure(self) -> None:
-        limit = self.config.max_pending_records
-        pending = self._tracker.pending
-        if not self._paused and pending >= limit:
-            self._consumer.pause(self._consumer.assignment())
-            self._paused = True
-            log.warning("paused partitions pending=%d", pending)
-        elif self._paused and pending <= limit // 2:
-            self._consumer.resume(self._consumer.assignment())
-            self._paused = False
-            log.info("resumed partitions pending=%d", pending)
-
     def _settle_in_flight(self, timeout_s: float) -> None:
-        """Wait (bounded) for running deliveries and dead letters, then commit what is done."""
+        """Wait (bounded) for running deliveries and dead letters."""
         end = time.monotonic() + timeout_s
         while (self._in_flight or len(self._producer) or self._dlq_retry) and time.monotonic() < end:
             self._producer.poll(0.01)
             self._retry_dead_letters()
             self._collect()
-        self._maybe_commit(force=True)
-
-    def _drain(self, timeout_s: float) -> None:
-        """On stop: send what is due now, wait for in-flight work, commit. Waiting groups stay uncommitted."""
-        self._collect()
-        self._dispatch(time.monotonic())
-        self._settle_in_flight(timeout_s)
-        if self._tracker.pending:
-            log.info("stopping with %d undelivered records; they are replayed on restart", self._tracker.pending)
 
     # -- rebalance ---------------------------------------------------------------------------------
-    def _on_assign(self, consumer: Any, partitions: list) -> None:
-        self.assigned |= {(p.topic, p.partition) for p in partitions}
-        if self._paused:
-            consumer.pause(partitions)
-        log.info("partitions assigned n=%d", len(partitions))
+    def partitions_assigned(self, partitions: list[TopicPartition]) -> None:
+        self.assigned |= set(partitions)
 
-    def _on_revoke(self, consumer: Any, partitions: list) -> None:
+    def partitions_revoked(self, partitions: list[TopicPartition]) -> Offsets:
+        """Wait (bounded) for in-flight work, return what is done for the loop to commit, forget the rest."""
         self._settle_in_flight(self.config.shutdown_timeout_s)
-        tps = {(p.topic, p.partition) for p in partitions}
+        offsets = self._tracker.committable()
+        tps = set(partitions)
         self.assigned -= tps
         dropped = self._grouper.drop(tps)
         self._tracker.forget(tps)
         log.info("partitions revoked n=%d waiting_records_dropped=%d", len(partitions), dropped)
+        return offsets

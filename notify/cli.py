@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -10,7 +11,7 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("notify")
     def notify(
-        routes: Path = typer.Option(..., "--routes", help="routes YAML (see notify_routes.example.yaml)"),
+        routes: Path = typer.Option(..., "--routes", help="routes YAML (see routes.example.yaml)"),
         bootstrap: str | None = typer.Option(None, help="Kafka bootstrap servers (default: env / 127.0.0.1:9092)"),
         topic_prefix: str | None = typer.Option(None, help="prefix of every topic name"),
         group: str | None = typer.Option(None, help="consumer group (default tripwire-notify, prefixed)"),
@@ -21,9 +22,14 @@ def register(app: typer.Typer) -> None:
         import signal
 
         from tripwire.core.errors import ConfigError
-        from tripwire.processors.notify import Notifier, NotifyConfig, load_routes
+        from tripwire.notify import Notifier, NotifyConfig, load_routes
 
-        given = {"bootstrap": bootstrap, "topic_prefix": topic_prefix, "group_id": group, "max_attempts": max_attempts}
+        given: dict[str, Any] = {
+            "bootstrap": bootstrap,
+            "topic_prefix": topic_prefix,
+            "group_id": group,
+            "max_attempts": max_attempts,
+        }
         try:
             config = NotifyConfig(routes_path=routes, **{k: v for k, v in given.items() if v is not None})
             loaded = load_routes(routes, config)

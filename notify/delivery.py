@@ -19,7 +19,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from tripwire.processors._notify_channels import HttpRequest
+from tripwire.notify.channels import HttpRequest
 
 log = logging.getLogger(__name__)
 

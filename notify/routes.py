@@ -28,7 +28,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from tripwire.processors._notify_channels import (
+from tripwire.notify.channels import (
     PAGERDUTY_URL,
     HttpRequest,
     Notification,
@@ -36,7 +36,7 @@ from tripwire.processors._notify_channels import (
     slack_request,
     webhook_request,
 )
-from tripwire.processors._notify_config import NotifyConfig, RoutesError
+from tripwire.notify.config import NotifyConfig, RoutesError
 
 _SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 _SECRET_FIELDS = ("url", "hmac_key", "routing_key")
