@@ -17,7 +17,7 @@ from tripwire.killswitch.errors import (
     SignatureError,
 )
 from tripwire.killswitch.listener import KillSwitchListener, ensure_topic, read_topic
-from tripwire.killswitch.publisher import CommandPublisher
+from tripwire.killswitch.publisher import CommandPublisher, Republisher
 from tripwire.killswitch.scopes import GRAMMAR, CallIdentity, Scope, ScopeKind, matching_scopes, parse_scope, scope_text
 from tripwire.killswitch.signing import (
     PRIVATE_KEY_FILE,
@@ -66,6 +66,7 @@ __all__ = [
     "KillSwitchListener",
     "KillSwitchState",
     "Rejection",
+    "Republisher",
     "Scope",
     "ScopeError",
     "ScopeKind",

@@ -12,7 +12,15 @@ The on-call CLI, the dashboard's actions and the processors' kill-switch policy 
   :class:`CommandPublishError` otherwise (refused, unreachable, credentials refused): it never returns
   without knowing the command is on the topic.
 
+- its ``issued_at`` is moved just after the newest signed command its scope holds on the topic when that
+  one is dated later (a command from a control plane whose clock ran ahead, inside the SDKs' skew
+  allowance): a legitimate reset is never refused as a replay of a command "from the future".
+
 An in-process ``sink`` replaces Kafka for the embedded demo: the signed command is handed to it instead.
+
+:class:`Republisher` is the control plane's side of "compaction cannot undo a switch": it re-publishes the
+exact signed bytes of every scope's newest command more often than the topic's ``min.compaction.lag.ms``,
+so that command is always in the log, whatever was appended after it (see killswitch/README.md).
 """
 
 from __future__ import annotations
@@ -21,13 +29,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from tripwire.core.kafka_security import AuthWatch, KafkaAuthError
 from tripwire.killswitch.config import KillSwitchConfig
 from tripwire.killswitch.errors import CommandPublishError
-from tripwire.killswitch.listener import ensure_topic
-from tripwire.killswitch.signing import CommandSigner, build_signer
+from tripwire.killswitch.listener import KillSwitchListener, ensure_topic, read_topic
+from tripwire.killswitch.signing import CommandSigner, CommandVerifier, build_signer, configured_public_keys
+from tripwire.killswitch.state import KillSwitchState
 from tripwire.schemas import KillSwitchCommand, encode
 
 log = logging.getLogger(__name__)
@@ -38,6 +48,9 @@ FLUSH_SLICE_S = 0.1
 CLIENT_ID = "tripwire-killswitch-publisher"
 
 CommandSink = Callable[[KillSwitchCommand], None]
+NewestLookup = Callable[[str], datetime | None]
+"""scope -> ``issued_at`` of the newest signed command the scope holds (None: none)."""
+_TICK = timedelta(microseconds=1)  # the resolution of issued_at on the wire (timestamp-micros)
 
 _topics_ensured: set[tuple[str, str]] = set()
 _topics_lock = threading.Lock()
@@ -57,9 +70,11 @@ class CommandPublisher:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         client_id: str = CLIENT_ID,
         sink: CommandSink | None = None,
+        newest: NewestLookup | None = None,
     ) -> None:
         """``signer`` defaults to the key of ``config.private_key_path`` (``ConfigError`` if none is set,
-        ``KillSwitchKeyError`` if it cannot be read)."""
+        ``KillSwitchKeyError`` if it cannot be read). ``newest`` tells what each scope holds (a control plane
+        that follows the topic passes its state); without it a Kafka publish reads the topic first."""
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s!r}")
         self.config = config
@@ -69,6 +84,7 @@ class CommandPublisher:
         self.client_id = client_id
         self.republished = 0
         self._sink = sink
+        self._newest = newest
         self._producer: Any = None
         self._auth: AuthWatch | None = None
         self._lock = threading.Lock()
@@ -119,9 +135,15 @@ class CommandPublisher:
     def publish_all(self, commands: Sequence[KillSwitchCommand]) -> list[KillSwitchCommand]:
         """Sign and publish every command, then wait (one deadline for all) until the broker acknowledged each;
         CommandPublishError names the first that was not. Blocking: run it off an event loop."""
+        if not commands:
+            return []
+        deadline = time.monotonic() + self.timeout_s  # one deadline for reading, checking and delivering
+        if self._sink is None and self._newest is None:
+            held = self._held_on_topic(deadline, commands[0])
+            commands = [self.after_held(c, held.get(c.scope)) for c in commands]
+        elif self._newest is not None:
+            commands = [self.after_held(c, self._newest(c.scope)) for c in commands]
         signed = [self.sign(c) for c in commands]
-        if not signed:
-            return signed
         if self._sink is not None:
             for command in signed:
                 try:
@@ -132,20 +154,57 @@ class CommandPublisher:
                         command_id=command.command_id, scope=command.scope,
                     ) from e
             return signed
-        deadline = time.monotonic() + self.timeout_s
         self._ensure_topic(deadline)
         self._deliver(signed, deadline)
         return signed
 
-    def republish(self, scope: str, value: bytes) -> None:
-        """Put the exact signed bytes of the command in force for ``scope`` back at the end of its key (the
-        control plane's answer to a replayed older command; see ``KillSwitchListener(on_replay=...)``).
-        Does not wait for the ack: it runs on the listener's thread."""
+    @staticmethod
+    def after_held(command: KillSwitchCommand, held_at: datetime | None) -> KillSwitchCommand:
+        """``command`` dated just after ``held_at`` when that is not earlier (its ttl kept), else unchanged."""
+        if held_at is None or command.issued_at > held_at:
+            return command
+        shift = held_at - command.issued_at + _TICK
+        expires = command.expires_at + shift if command.expires_at is not None else None
+        log.warning("killswitch scope=%s holds a command dated %s: issuing after it", command.scope,
+                    held_at.isoformat())  # fmt: skip
+        return command.model_copy(update={"issued_at": command.issued_at + shift, "expires_at": expires})
+
+    def _held_on_topic(self, deadline: float, first: KillSwitchCommand) -> dict[str, datetime]:
+        """issued_at of each scope's newest validly signed command now on the topic (as any SDK would hold)."""
+        keys = [self.signer.public_key(), *configured_public_keys(self.config)]
+        state = KillSwitchState(CommandVerifier(keys), max_clock_skew_s=self.config.max_clock_skew_s)
+        try:
+            records = read_topic(self.config, timeout=max(0.5, deadline - time.monotonic()))
+        except Exception as e:  # unreachable or refused: publishing could not work either
+            raise CommandPublishError(
+                f"cannot read the kill-switch topic {self.topic} at {self.config.bootstrap} before publishing: "
+                f"{e or type(e).__name__}",
+                command_id=first.command_id, scope=first.scope,
+            ) from e
+        from tripwire.schemas import DecodeError, decode
+
+        for m in records:
+            if m.value() is None:
+                continue
+            try:
+                command = decode(m.value())
+            except DecodeError:
+                continue
+            if isinstance(command, KillSwitchCommand):
+                state.apply(command, key=m.key().decode("utf-8", "replace") if m.key() is not None else None)
+        return {scope: s.issued_at for scope, s in state.switches().items()}
+
+    def republish(self, scope: str, value: bytes, *, periodic: bool = False) -> None:
+        """Put the exact signed bytes of the command ``scope`` holds back at the end of its key: after a record
+        that could otherwise end up last on the key (``KillSwitchListener(on_replay=...)``), or periodically
+        (:class:`Republisher`). Does not wait for the ack: it runs on the listener's or the republisher's thread."""
         producer = self._get_producer()
         producer.produce(self.topic, key=scope.encode(), value=value)
         producer.poll(0)
         self.republished += 1
-        log.warning("killswitch replay of an older command on scope=%s: re-published the command in force", scope)
+        if not periodic:
+            log.warning("killswitch record that is not the command held on scope=%s: re-published the held one",
+                        scope)  # fmt: skip
 
     def close(self, timeout: float = 5.0) -> int:
         """Wait (bounded) for what was re-published to be delivered; returns the records still pending."""
@@ -234,4 +293,51 @@ class CommandPublisher:
             raise CommandPublishError(str(e)) from e
 
 
-__all__ = ["DEFAULT_TIMEOUT_S", "CommandPublisher", "CommandSink"]
+class Republisher:
+    """Every ``interval_s``, re-publish the exact signed bytes of each scope's newest command that ``listener``
+    has read (in force, expired or a resume), on a daemon thread. With ``interval_s`` shorter than the topic's
+    ``min.compaction.lag.ms``, the log always holds a copy of every scope's newest command younger than the lag,
+    which compaction never removes: no replay, tombstone or re-keyed record can leave an older command as the
+    only one of its scope, for a running SDK or a freshly started one."""
+
+    def __init__(self, listener: KillSwitchListener, publisher: CommandPublisher, interval_s: float) -> None:
+        if interval_s <= 0:
+            raise ValueError(f"interval_s must be positive, got {interval_s!r}")
+        self.listener = listener
+        self.publisher = publisher
+        self.interval_s = interval_s
+        self.rounds = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> int:
+        """Re-publish every held command now; returns how many."""
+        held = self.listener.held_records()
+        for scope, raw in held.items():
+            self.publisher.republish(scope, raw, periodic=True)
+        self.rounds += 1
+        if held:
+            log.info("killswitch re-published the newest command of %d scope(s)", len(held))
+        return len(held)
+
+    def start(self) -> Republisher:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="tripwire-killswitch-republisher", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.run_once()
+            except Exception as e:  # a broker hiccup costs one round, never the thread
+                log.warning("killswitch re-publication failed, retrying next round error=%r", e)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+
+__all__ = ["DEFAULT_TIMEOUT_S", "CommandPublisher", "CommandSink", "NewestLookup", "Republisher"]

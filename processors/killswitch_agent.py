@@ -43,6 +43,7 @@ def register_killswitch_agent(runtime: Any, config: KillSwitchConfig | None = No
         CommandVerifier,
         KillSwitchListener,
         KillSwitchState,
+        Republisher,
         build_signer,
         configured_public_keys,
     )
@@ -60,15 +61,24 @@ def register_killswitch_agent(runtime: Any, config: KillSwitchConfig | None = No
     topic_config = config.model_copy(
         update={"bootstrap": runtime.config.bootstrap, "topic": topic, **runtime.config.security_fields()}
     )
-    publisher = CommandPublisher(topic_config, signer, timeout_s=PUBLISH_TIMEOUT_S,
-                                 client_id="tripwire-killswitch-policy")
-    publisher.ensure_topic(timeout=TOPIC_TIMEOUT_S)
-    # The worker follows the topic like an SDK does, so a trip never replaces a stronger switch on its scope.
+    # The worker follows the topic like an SDK does, so a trip never replaces a stronger switch on its scope,
+    # and a new command is dated after what its scope holds.
     trusted = [signer.public_key(), *configured_public_keys(config)]
     state = KillSwitchState(CommandVerifier(trusted), max_clock_skew_s=config.max_clock_skew_s)
-    # A replayed older command would, once compaction drops the newer one, be what restarted SDKs see:
-    # re-publishing the exact bytes of the command in force puts it back last on its key.
-    KillSwitchListener(topic_config, state, name="tripwire-killswitch-policy", on_replay=publisher.republish).start()
+
+    def newest(scope: str) -> Any:
+        held = state.switches().get(scope)
+        return held.issued_at if held is not None else None
+
+    publisher = CommandPublisher(topic_config, signer, timeout_s=PUBLISH_TIMEOUT_S,
+                                 client_id="tripwire-killswitch-policy", newest=newest)
+    publisher.ensure_topic(timeout=TOPIC_TIMEOUT_S)
+    # Compaction cannot undo a switch: a record on a scope's key that is not its newest command (a replay, a
+    # tombstone, a re-keyed copy) is followed by a re-publication of the newest one, and every scope's newest
+    # command is re-published more often than the topic's min.compaction.lag.ms (killswitch/README.md).
+    listener = KillSwitchListener(topic_config, state, name="tripwire-killswitch-policy",
+                                  on_replay=publisher.republish).start()
+    Republisher(listener, publisher, config.republish_interval_s).start()
     # The operator builds unsigned commands; the publisher signs what it publishes.
     policy = KillSwitchPolicy(
         load_killswitch_policy(config.policy_path), current=lambda scope: state.switches().get(scope)

@@ -149,7 +149,8 @@ def test_a_broker_gone_after_the_first_publish_fails_at_the_timeout_and_the_fail
         broker.kill()
         lost = new_command(scope="agent:b", action="freeze_tool", reason="2", issued_by="t")
         t0 = time.monotonic()
-        with pytest.raises(CommandPublishError, match="not acknowledged") as e:
+        # the publisher reads the scope's newest command first, then waits for the ack: either fails at the deadline
+        with pytest.raises(CommandPublishError, match=r"not acknowledged|cannot read the kill-switch topic") as e:
             publisher.publish(lost)
         assert TIMEOUT_S - 0.5 <= time.monotonic() - t0 < TIMEOUT_S + SLACK_S
         assert e.value.command_id == lost.command_id
