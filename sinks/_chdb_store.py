@@ -186,5 +186,11 @@ class ChdbStore(Store):
         if conn is not None:
             conn.close()
 
+    def location(self) -> str:
+        return f"chdb://{self.path}?database={self.database}"
+
+    def open_reader(self, limits: QueryLimits) -> ChdbStore:
+        return ChdbStore(self.path, self.database, readonly=True, limits=limits, create=False)
+
     def __repr__(self) -> str:
         return f"ChdbStore(path={self.path!r}, database={self.database!r}, readonly={self.readonly})"
