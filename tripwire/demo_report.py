@@ -42,7 +42,7 @@ def incident_outcomes(store: Store, ground_truth: Path) -> list[IncidentOutcome]
     out = []
     for inc in read_ground_truth(ground_truth):
         kind, agent, expected = str(inc["kind"]), str(inc["agent_id"]), inc.get("expected_alert")
-        began = float(str(inc["started_epoch_s"]))  # a JSON number
+        began = float(inc["started_epoch_s"])
         start = datetime.fromtimestamp(began - DETECTION_GRACE_S, UTC)
         if expected is None:  # PII: detected means redacted in every stored argument of that tool
             tool = str(inc["tool"])
