@@ -182,6 +182,7 @@ class Filters:
         return cls(since=since, until=until, **kw)
 
     def params(self) -> dict[str, Any]:
+        """The filter values by the dashboard's names (queries take ``window()``)."""
         return {
             "since": self.since,
             "until": self.until,

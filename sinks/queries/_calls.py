@@ -47,7 +47,7 @@ SETTINGS group_by_use_nulls = 1
         *_WINDOW,
         "bucket_s",
         exactness=TDIGEST,
-        choices={"split": {name: f"{col}" for name, col in SPLITS.items()}},
+        choices={"split": SPLITS},
     ),
     query(
         "cost_timeseries",

@@ -11,14 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tripwire.sinks.exceptions import QueryError
-from tripwire.sinks.store import QueryResult, Store
 
-if TYPE_CHECKING:
-    import pandas as pd
-
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
 START = "{start:DateTime64(6, 'UTC')}"
 END = "{end:DateTime64(6, 'UTC')}"
 # '' means "every tenant / agent / workflow" for each filter.
@@ -143,6 +141,8 @@ def catalog(*groups: tuple[NamedQuery, ...]) -> dict[str, NamedQuery]:
 
 
 def bind_query(queries: Mapping[str, NamedQuery], name: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The SQL of ``queries[name]`` with its choices and grain filled in, and its parameter values
+    (defaults added, choices removed)."""
     try:
         q = queries[name]
     except KeyError:
@@ -165,14 +165,3 @@ def bind_query(queries: Mapping[str, NamedQuery], name: str, params: Mapping[str
             sql = sql.replace(token, text)
     return sql, values
 
-
-def run_bound(store: Store, sql: str, params: Mapping[str, Any]) -> QueryResult:
-    return store.query(sql, params)
-
-
-def run_bound_df(store: Store, sql: str, params: Mapping[str, Any]) -> pd.DataFrame:
-    return store.query_df(sql, params)
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
