@@ -66,11 +66,6 @@ def run_readonly(sql: str, *, max_rows: int, timeout_s: float) -> QueryResult:
     try:
         return store.query(text)
     except Exception as e:
-        if "Timeout exceeded" in str(e):
-            try:  # chdb answers the next query on a timed-out connection with an empty result: drain it
-                store.query("SELECT 1")
-            except Exception:
-                pass
         raise ConsoleQueryError(str(e)) from e
 
 

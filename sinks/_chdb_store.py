@@ -84,11 +84,16 @@ class ChdbStore(Store):
     def _run(self, sql: str, params: Mapping[str, Any] | None = None, fmt: str = "Null") -> Any:
         if self._conn is None:
             raise StoreError("store is closed")
-        try:
-            with self._lock:
+        with self._lock:
+            try:
                 return self._conn.query(sql, fmt, params=text_params(params))
-        except Exception as e:
-            raise store_error(e, "chdb query failed") from e
+            except Exception as e:
+                if "Timeout exceeded" in str(e):
+                    try:  # chdb answers the next query on a timed-out connection with an empty result: drain it
+                        self._conn.query("SELECT 1", "Null")
+                    except Exception:
+                        pass
+                raise store_error(e, "chdb query failed") from e
 
     # -- Store ---------------------------------------------------------------------------
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:

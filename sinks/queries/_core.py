@@ -1,4 +1,4 @@
-"""How a named query is declared, bound and run; the SQL fragments the queries share.
+"""How a named query is declared and bound; the SQL fragments the queries share.
 
 Values are always ClickHouse server-side parameters (``{name:Type}``). The only text chosen at
 run time is (a) the rollup grain a time series reads and (b) a *choice*: a whitelisted SQL text
