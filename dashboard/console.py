@@ -11,9 +11,9 @@ import threading
 
 import streamlit as st
 
-from tripwire.dashboard import _ui, actions, data, queries
+from tripwire.dashboard import _ui, actions, data
 from tripwire.dashboard.errors import ConsoleQueryError
-from tripwire.sinks.store import QueryLimits, QueryResult, Store
+from tripwire.sinks import QueryLimits, QueryResult, Store, queries, split_statements
 
 READ_KEYWORDS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS")
 ROW_LIMITS = [100, 1_000, 10_000, 100_000]
@@ -21,13 +21,11 @@ TIMEOUTS = [5, 30, 60, 300]
 MAX_SQL_CHARS = 20_000
 
 _lock = threading.Lock()
-_readers: dict[tuple[str, str, int, float], Store] = {}
+_readers: dict[tuple[str, int, float], Store] = {}
 
 
 def check_statement(sql: str) -> str:
     """The single read-only statement in ``sql`` (trailing ';' allowed), else ConsoleQueryError."""
-    from tripwire.sinks.migrations import split_statements
-
     if len(sql) > MAX_SQL_CHARS:
         raise ConsoleQueryError(f"the query is longer than {MAX_SQL_CHARS} characters")
     statements = [s for s in split_statements(sql) if s.strip()]
@@ -44,25 +42,12 @@ def check_statement(sql: str) -> str:
 
 def _reader(max_rows: int, timeout_s: float) -> Store:
     """A read-only connection to the dashboard's store with these limits (one per limit pair, reused)."""
-    from tripwire.sinks.store import open_store
-
     base = data.get_store()
-    limits = QueryLimits(max_rows=max_rows, timeout_s=timeout_s)
-    if base.backend == "chdb":
-        key = ("chdb", f"{base.path}|{base.database}", max_rows, timeout_s)  # type: ignore[attr-defined]
-        factory = lambda: open_store(  # noqa: E731
-            f"chdb://{base.path}?database={base.database}", readonly=True, limits=limits  # type: ignore[attr-defined]
-        )
-    else:
-        from tripwire.sinks._server_store import ClickHouseStore
-
-        url = base.url  # type: ignore[attr-defined]
-        key = ("clickhouse", url.redacted(), max_rows, timeout_s)
-        factory = lambda: ClickHouseStore(url, readonly=True, limits=limits, create=False)  # noqa: E731
+    key = (base.location(), max_rows, timeout_s)
     with _lock:
         store = _readers.get(key)
         if store is None:
-            store = _readers[key] = factory()
+            store = _readers[key] = base.open_reader(QueryLimits(max_rows=max_rows, timeout_s=timeout_s))
         return store
 
 
@@ -81,11 +66,6 @@ def run_readonly(sql: str, *, max_rows: int, timeout_s: float) -> QueryResult:
     try:
         return store.query(text)
     except Exception as e:
-        if "Timeout exceeded" in str(e):
-            try:  # chdb answers the next query on a timed-out connection with an empty result: drain it
-                store.query("SELECT 1")
-            except Exception:
-                pass
         raise ConsoleQueryError(str(e)) from e
 
 

@@ -1,12 +1,15 @@
 """tripwire.sinks: ClickHouse storage. Migrations, the Store interface and its two backends
-(chdb embedded, ClickHouse server), the loss-free batching sink, analyst queries, the release gate."""
+(chdb embedded, ClickHouse server), the loss-free batching sink, the one catalog of named queries
+(``queries``: the dashboard's, the analysts', the release gate's), the release gate."""
 
+from tripwire.sinks import queries
 from tripwire.sinks.batching import BatchingSink, Message, SinkStats
 from tripwire.sinks.config import ClickHouseSettings, SinkSettings
 from tripwire.sinks.deletion import DeletionIncompleteError, DeletionReport, delete_subject
 from tripwire.sinks.exceptions import (
     GateError,
     MigrationError,
+    QueryError,
     RowDataError,
     RowMappingError,
     SinkBackpressureError,
@@ -15,11 +18,15 @@ from tripwire.sinks.exceptions import (
     StoreURLError,
 )
 from tripwire.sinks.gate import GateThresholds, GateVerdict, evaluate_gate
-from tripwire.sinks.migrations import apply_retention, load_migrations, migrate
+from tripwire.sinks.migrations import apply_retention, load_migrations, migrate, split_statements
+from tripwire.sinks.queries import QUERIES, NamedQuery
+from tripwire.sinks.queries import run as run_query
+from tripwire.sinks.queries import run_df as run_query_df
 from tripwire.sinks.rows import TABLES, TableSpec
 from tripwire.sinks.store import QueryLimits, QueryResult, Store, open_store, parse_store_url
 
 __all__ = [
+    "QUERIES",
     "TABLES",
     "BatchingSink",
     "ClickHouseSettings",
@@ -30,6 +37,8 @@ __all__ = [
     "GateVerdict",
     "Message",
     "MigrationError",
+    "NamedQuery",
+    "QueryError",
     "QueryLimits",
     "QueryResult",
     "RowDataError",
@@ -49,4 +58,8 @@ __all__ = [
     "migrate",
     "open_store",
     "parse_store_url",
+    "queries",
+    "run_query",
+    "run_query_df",
+    "split_statements",
 ]

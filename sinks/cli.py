@@ -91,9 +91,8 @@ def register(app: typer.Typer) -> None:
         from tripwire.sinks.migrations import migrate
         from tripwire.sinks.store import open_store
 
-        overrides = {
-            k: v for k, v in {"bootstrap": bootstrap, "group_id": group, "topic_prefix": topic_prefix}.items() if v
-        }
+        given = {"bootstrap": bootstrap, "group_id": group, "topic_prefix": topic_prefix}
+        overrides: dict[str, Any] = {k: v for k, v in given.items() if v}
         settings = SinkSettings(**overrides)
         ch = _settings()
         with open_store(_url(url)) as store:

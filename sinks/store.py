@@ -114,6 +114,14 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def location(self) -> str:
+        """Where the data lives, without secrets (a redacted URL): the same text for two connections to one database."""
+        return repr(self)
+
+    def open_reader(self, limits: QueryLimits) -> Store:
+        """A new read-only connection to the same database, the engine enforcing ``limits`` (the analyst path)."""
+        raise NotImplementedError(f"{type(self).__name__} opens no read-only connection")
+
     def __enter__(self) -> Store:
         return self
 

@@ -124,6 +124,32 @@ def test_overview_figures_equal_independent_sql(seeded: tuple[Store, Seeded]) ->
     assert all(table["p50_ms"] >= raw["lo"]) and all(table["p99_ms"] <= raw["hi"])
 
 
+def test_overview_long_range_reads_the_hourly_rollup_with_the_same_figures(seeded: tuple[Store, Seeded]) -> None:
+    from tripwire.dashboard.data import Filters
+    from tripwire.sinks import queries
+
+    store, _ = seeded
+    week = Filters.for_range("Last 7 days")
+    assert queries.grain({**week.window(workflow=False), "bucket_s": week.bucket_s}) == "hour"
+    assert queries.grain(week.window(workflow=False)) == "hour"  # the cost page's model mix too
+    at = page("overview")
+    at.selectbox(key="f_range").select("Last 7 days").run()
+    clean(at)
+    table = table_with(at, "agent_version", "model", "p50_ms").set_index(["agent_version", "model"]).sort_index()
+    raw = store.query_df(
+        "SELECT agent_version, request_model AS model, count() AS calls, countIf(status != 'ok') AS errors, "
+        "sum(cost_usd) AS cost_usd FROM model_calls GROUP BY agent_version, model"
+    ).set_index(["agent_version", "model"]).sort_index()
+    assert list(table.index) == list(raw.index)
+    assert list(table["calls"]) == list(raw["calls"]) and list(table["errors"]) == list(raw["errors"])
+    assert [round(v, 9) for v in table["cost_usd"]] == [round(v, 9) for v in raw["cost_usd"]]
+    cost = page("cost")
+    cost.selectbox(key="f_range").select("Last 7 days").run()
+    clean(cost)
+    mix = table_with(cost, "model", "calls").set_index("model").sort_index()
+    assert list(mix.calls) == list(raw.groupby("model").calls.sum().sort_index())
+
+
 def test_overview_filters_and_workflow_path(seeded: tuple[Store, Seeded]) -> None:
     store, _ = seeded
     at = page("overview")
