@@ -58,7 +58,7 @@ class Detector:
 # Email: Unicode local parts and IDN domains (``\w`` is Unicode in Python); the look-behind makes only
 # the start of a local-part run try a match, so a long run without "@" costs one pass.
 _EMAIL = (
-    r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]{1,64}"
+    r"(?<![\w.!#$%&'*+=?^`{|}~-])[\w.!#$%&'*+=?^`{|}~-]{1,64}"
     r"@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+(?:[^\W\d_]{2,63}|xn--[a-z0-9-]{2,59})(?![\w-])"
 )
 _IBAN = r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b"

@@ -85,10 +85,6 @@ class Redactor:
         dets = detectors_for(self.families)
         pii = [d for d in dets if d.anchor == "pii"]
         self._pii = {d.id: d for d in pii}
-        self._pii_re = re.compile("|".join(f"(?P<{d.id}>{d.pattern.pattern})" for d in pii)) if pii else None
-        self._want_at = "email" in self._pii
-        self._want_digits = "card" in self._pii or "phone" in self._pii
-        self._want_caps = "iban" in self._pii
         self._tokens = [d for d in dets if d.anchor == "token"]
         self._token_re = (
             re.compile("|".join(f"(?P<t{i}>{d.pattern.pattern})" for i, d in enumerate(self._tokens)))
@@ -112,15 +108,23 @@ class Redactor:
         return d.validator is None or d.validator(secret)
 
     def _find_pii(self, text: str, b: bytes, out: list[Finding]) -> None:
-        assert self._pii_re is not None
-        if not (
-            (self._want_at and "@" in text)
-            or (self._want_digits and b"DDDDDDDD" in b.translate(_DIGITS_SEPS))
-            or (self._want_caps and b"UUDD" in b.translate(_CAPS_DIGITS))
-        ):
-            return
-        for m in self._pii_re.finditer(text):
-            d = self._pii[m.lastgroup or ""]
+        # one pass per detector (a card candidate that fails Luhn may still be a phone number)
+        pii = self._pii
+        email = pii.get("email")
+        if email is not None and "@" in text:
+            self._scan(email, text, out)
+        iban = pii.get("iban")
+        if iban is not None and b"UUDD" in b.translate(_CAPS_DIGITS):
+            self._scan(iban, text, out)
+        card, phone = pii.get("card"), pii.get("phone")
+        if (card is not None or phone is not None) and b"DDDDDDDD" in b.translate(_DIGITS_SEPS):
+            if card is not None:
+                self._scan(card, text, out)
+            if phone is not None:
+                self._scan(phone, text, out)
+
+    def _scan(self, d: Detector, text: str, out: list[Finding]) -> None:
+        for m in d.pattern.finditer(text):
             if d.validator is None or d.validator(m.group()):
                 out.append(Finding(m.start(), m.end(), d.family, d.id, d.label))
 
@@ -167,7 +171,7 @@ class Redactor:
             return []
         b = text.encode("utf-8", "surrogatepass")
         found: list[Finding] = []
-        if self._pii_re is not None:
+        if self._pii:
             self._find_pii(text, b, found)
         if self._token_re is not None:
             self._find_tokens(text, b, found)
