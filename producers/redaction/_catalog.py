@@ -53,6 +53,9 @@ class Detector:
     source: str = "tripwire"
     label: str = field(default="secret")
     needs: str = ""
+    prefixes: tuple[str, ...] = ()
+    contains: str = ""
+    run_length: tuple[int, int] = (0, 1 << 30)
 
 
 # Email: Unicode local parts and IDN domains (``\w`` is Unicode in Python); the look-behind makes only
@@ -92,6 +95,10 @@ def _load_rules() -> tuple[Detector, ...]:
     for r in raw["rule"]:
         if r["family"] not in CREDENTIAL_FAMILIES:
             raise ValueError(f"rule {r['id']}: unknown family {r['family']!r}")
+        if r["anchor"] == "token" and not (r.get("prefixes") or r.get("contains")):
+            raise ValueError(f"token rule {r['id']} needs prefixes or contains")
+        if r["anchor"] == "keyword" and not r.get("keywords"):
+            raise ValueError(f"keyword rule {r['id']} needs keywords")
         validator = r.get("validator")
         out.append(
             Detector(
@@ -106,6 +113,9 @@ def _load_rules() -> tuple[Detector, ...]:
                 validator=VALIDATORS[validator] if validator else None,
                 source=r.get("source", "tripwire"),
                 needs=r.get("needs", ""),
+                prefixes=tuple(r.get("prefixes", ())),
+                contains=r.get("contains", ""),
+                run_length=tuple(r.get("run_length", (0, 1 << 30))),  # type: ignore[arg-type]
             )
         )
     return tuple(out)

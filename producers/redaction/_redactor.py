@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import re
 from collections.abc import Iterable
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -35,14 +34,13 @@ _TOKEN_RUN = 13  # shortest token rule match ("AKC" + 10)
 
 _TOKEN_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 _TOKEN_W = bytes(ord("w") if i in _TOKEN_CHARS else 32 for i in range(256))
-_TOKEN_KEEP = bytes(i if i in _TOKEN_CHARS else 32 for i in range(256))
 _TOKEN_GATE = b"w" * _TOKEN_RUN
-# digits and the separators a phone or card may contain -> "D" (8 in a row: the shortest phone);
-# capitals -> "U", digits -> "D" ("UUDD": an IBAN start)
-_DIGITS_SEPS = bytes(
-    ord("D") if (48 <= i <= 57 or i in b" -.()/") else (i if i != ord("D") else ord("x")) for i in range(256)
-)
+# digits and what a phone or card may hold between them -> "D", anything else -> "x" (8 "D" in a row:
+# the shortest phone); capitals -> "U", digits -> "D" ("UUDD": an IBAN start)
+_DIGITS_SEPS = bytes(ord("D") if (48 <= i <= 57 or i in b" -.()/+") else ord("x") for i in range(256))
 _CAPS_DIGITS = bytes(ord("D") if 48 <= i <= 57 else ord("U") if 65 <= i <= 90 else ord("x") for i in range(256))
+_EMAIL_BEFORE, _EMAIL_AFTER = 65, 256  # local part <= 64, domain <= 255
+_IBAN_SPAN = 48  # 34 characters and their spaces
 
 
 class CustomRedactor(Protocol):
@@ -86,12 +84,17 @@ class Redactor:
         pii = [d for d in dets if d.anchor == "pii"]
         self._pii = {d.id: d for d in pii}
         self._tokens = [d for d in dets if d.anchor == "token"]
-        self._token_re = (
-            re.compile("|".join(f"(?P<t{i}>{d.pattern.pattern})" for i, d in enumerate(self._tokens)))
-            if self._tokens
-            else None
-        )
-        self._keyword = tuple(d for d in dets if d.anchor == "keyword")
+        self._by_first: dict[str, tuple[Detector, ...]] = {}
+        for d in self._tokens:
+            for c in {p[0] for p in d.prefixes}:
+                self._by_first[c] = (*self._by_first.get(c, ()), d)
+        self._contain_rules = tuple(d for d in self._tokens if d.contains)
+        self._prefixes = tuple(sorted({p for d in self._tokens for p in d.prefixes}))
+        self._contains = tuple(sorted({d.contains for d in self._tokens if d.contains}))
+        # keyword rules, cheapest gate first; keywords compared lower-case (the regex decides the case)
+        kw = [(d, tuple(sorted({k.lower() for k in d.keywords}))) for d in dets if d.anchor == "keyword"]
+        self._keyword = tuple(sorted(kw, key=lambda x: (not x[0].needs, len(x[1]))))
+        self._needs_chars = "".join(sorted({c for d, _ in kw for c in d.needs}))
         self.detectors: tuple[Detector, ...] = dets
 
     @classmethod
@@ -107,81 +110,143 @@ class Redactor:
             return False
         return d.validator is None or d.validator(secret)
 
-    def _find_pii(self, text: str, b: bytes, out: list[Finding]) -> None:
-        # one pass per detector (a card candidate that fails Luhn may still be a phone number)
+    def _find_pii(self, text: str, b: bytes, ascii_: bool, out: list[Finding]) -> None:
+        # one pass per detector (a card candidate that fails Luhn may still be a phone number); in ASCII
+        # text (byte offsets = character offsets) only the windows around a trigger are searched
         pii = self._pii
         email = pii.get("email")
         if email is not None and "@" in text:
-            self._scan(email, text, out)
+            if not ascii_:
+                self._scan(email, text, out)
+            else:
+                at = text.find("@")
+                while at >= 0:
+                    self._scan(email, text, out, max(0, at - _EMAIL_BEFORE), at + _EMAIL_AFTER)
+                    at = text.find("@", at + 1)
         iban = pii.get("iban")
-        if iban is not None and b"UUDD" in b.translate(_CAPS_DIGITS):
-            self._scan(iban, text, out)
+        if iban is not None:
+            t = b.translate(_CAPS_DIGITS)
+            p = t.find(b"UUDD")
+            if p >= 0 and not ascii_:
+                self._scan(iban, text, out)
+            while p >= 0 and ascii_:
+                self._scan(iban, text, out, p, p + _IBAN_SPAN)
+                p = t.find(b"UUDD", p + 4)
         card, phone = pii.get("card"), pii.get("phone")
-        if (card is not None or phone is not None) and b"DDDDDDDD" in b.translate(_DIGITS_SEPS):
-            if card is not None:
-                self._scan(card, text, out)
-            if phone is not None:
-                self._scan(phone, text, out)
+        if card is not None or phone is not None:
+            t = b.translate(_DIGITS_SEPS)
+            p = t.find(b"DDDDDDDD")
+            if p >= 0 and not ascii_:
+                p, end = 0, len(text)
+            elif p >= 0:
+                end = t.find(b"x", p)
+            while p >= 0:
+                hi = end if end >= 0 else len(t)
+                if card is not None:
+                    self._scan(card, text, out, p, hi)
+                if phone is not None:
+                    self._scan(phone, text, out, p, hi)
+                if not ascii_ or end < 0:
+                    break
+                p = t.find(b"DDDDDDDD", hi)
+                end = t.find(b"x", p) if p >= 0 else -1
 
-    def _scan(self, d: Detector, text: str, out: list[Finding]) -> None:
-        for m in d.pattern.finditer(text):
+    def _scan(self, d: Detector, text: str, out: list[Finding], lo: int = 0, hi: int | None = None) -> None:
+        for m in d.pattern.finditer(text, lo, len(text) if hi is None else hi):
             if d.validator is None or d.validator(m.group()):
                 out.append(Finding(m.start(), m.end(), d.family, d.id, d.label))
 
-    def _find_tokens(self, text: str, b: bytes, out: list[Finding]) -> None:
-        assert self._token_re is not None
-        if _TOKEN_GATE not in b.translate(_TOKEN_W):
-            return
+    def _find_tokens(self, text: str, b: bytes, ascii_: bool, out: list[Finding]) -> None:
+        t = b.translate(_TOKEN_W)
+        p = t.find(_TOKEN_GATE)  # the first 13 "w" in a row start a run
         cursor = 0
-        match = self._token_re.match
-        for run in b.translate(_TOKEN_KEEP).split():
-            if len(run) < _TOKEN_RUN:
-                continue
-            r = run.decode("ascii")
-            pos = text.find(r, cursor)
-            if pos < 0:  # cannot happen for text that encodes to b; fail closed rather than skip
-                raise ValueError("token run not found in text")
-            cursor = pos + len(r)
-            starts = [pos]
-            if "-" in r:  # a key may start after a dash inside the run ("x-sk-...", "api-ghp_...")
-                starts += [pos + i + 1 for i, c in enumerate(r) if c == "-" and len(r) - i > _TOKEN_RUN]
-            for s in starts:
-                m = match(text, s)
-                if m is None:
-                    continue
-                d = self._tokens[int((m.lastgroup or "t0")[1:])]
-                if self._accept(d, m.group()):
-                    out.append(Finding(m.start(), m.end(), d.family, d.id, d.label))
-                    break
+        while p >= 0:
+            end = t.find(b" ", p)
+            if end < 0:
+                end = len(t)
+            if ascii_:
+                pos, run = p, text[p:end]
+            else:
+                run = b[p:end].decode("ascii")
+                pos = text.find(run, cursor)
+                if pos < 0:  # cannot happen for text that encodes to b; fail closed rather than skip
+                    raise ValueError("token run not found in text")
+                cursor = pos + len(run)
+            if not self._try_at(text, run, 0, pos, out) and "-" in run:
+                # a key may start after a dash inside the run ("x-sk-...", "api-ghp_...")
+                i = run.find("-")
+                while 0 <= i < len(run) - _TOKEN_RUN and not self._try_at(text, run, i + 1, pos, out):
+                    i = run.find("-", i + 1)
+            p = t.find(_TOKEN_GATE, end)
 
-    def _find_keywords(self, text: str, out: list[Finding]) -> None:
-        for d in self._keyword:
-            if d.needs and not any(c in text for c in d.needs):
+    def _try_at(self, text: str, run: str, i: int, pos: int, out: list[Finding]) -> bool:
+        if run.startswith(self._prefixes, i):
+            rules = self._by_first.get(run[i], ())
+        elif self._contains and any(c in run for c in self._contains):
+            rules = self._contain_rules
+        else:
+            return False
+        n = len(run) - i
+        for d in rules:
+            lo, hi = d.run_length
+            if not lo <= n <= hi or not (run.startswith(d.prefixes, i) or (d.contains and d.contains in run)):
                 continue
-            if not any(k in text for k in d.keywords):
+            m = d.pattern.match(text, pos + i)
+            if m is not None and self._accept(d, m.group()):
+                out.append(Finding(m.start(), m.end(), d.family, d.id, d.label))
+                return True
+        return False
+
+    def _find_keywords(self, text: str, out: list[Finding], json_text: bool) -> None:
+        present = {c for c in self._needs_chars if c in text}
+        if json_text and ":" in present and text.count(":") == text.count('":'):
+            # every ":" of this JSON text ends a key (a ":" inside a string value is never preceded by
+            # an unescaped quote): the values, which the walk redacts one by one, hold none
+            present.discard(":")
+        low: str | None = None
+        hits: dict[str, bool] = {}
+        for d, keywords in self._keyword:
+            if d.needs and not any(c in present for c in d.needs):
+                continue
+            if low is None:
+                low = text.lower()
+            found = False
+            for k in keywords:
+                hit = hits.get(k)
+                if hit is None:
+                    hit = hits[k] = k in low
+                if hit:
+                    found = True
+                    break
+            if not found:
                 continue
             for m in d.pattern.finditer(text):
                 s = m.group(d.group)
                 if s and self._accept(d, s):
                     out.append(Finding(m.start(d.group), m.end(d.group), d.family, d.id, d.label))
 
-    def find(self, text: str) -> list[Finding]:
-        """Every finding in ``text``, sorted and without overlaps (the earliest, then longest, wins)."""
+    def find(self, text: str, *, json_text: bool = False) -> list[Finding]:
+        """Every finding in ``text``, sorted and without overlaps (the earliest, then longest, wins).
+
+        ``json_text``: ``text`` is compact JSON without a backslash, searched only to learn whether any
+        of its string values holds something (``is_clean_json``)."""
         if len(text) < _MIN_LEN:
             return []
         b = text.encode("utf-8", "surrogatepass")
+        ascii_ = len(b) == len(text)
         found: list[Finding] = []
         if self._pii:
-            self._find_pii(text, b, found)
-        if self._token_re is not None:
-            self._find_tokens(text, b, found)
+            self._find_pii(text, b, ascii_, found)
+        if self._tokens:
+            self._find_tokens(text, b, ascii_, found)
         if self._keyword:
-            self._find_keywords(text, found)
+            self._find_keywords(text, found, json_text)
         if len(found) < 2:
             return found
-        # at one start a credential wins over PII; a PII match overlapping a credential is dropped
+        # at one start a credential wins over PII (and a provider rule over a generic one); a PII match
+        # overlapping a credential is dropped
         # (in "db://u:pw@host.io" the password is the secret, "pw@host.io" is no e-mail address)
-        found.sort(key=lambda f: (f.start, f.label != "secret", -f.end))
+        found.sort(key=lambda f: (f.start, f.label != "secret", -f.end, f.family == "generic"))
         merged = [found[0]]
         for f in found[1:]:
             last = merged[-1]
@@ -282,7 +347,7 @@ class Redactor:
             low = text.lower()
             if any(k in low for k in self._sensitive):
                 return False
-        return not self.find(text)
+        return not self.find(text, json_text=True)
 
     def redact(self, value: Any, field: str = "") -> Any:
         """A masked copy of a JSON-like value (dicts, lists, strings, numbers); fails closed."""
