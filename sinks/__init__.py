@@ -1,5 +1,6 @@
 """tripwire.sinks: ClickHouse storage. Migrations, the Store interface and its two backends
-(chdb embedded, ClickHouse server), the loss-free batching sink, analyst queries, the release gate."""
+(chdb embedded, ClickHouse server), the loss-free batching sink, analyst queries, the release gate,
+data-subject deletion and the scan of stored text for PII and secrets."""
 
 from tripwire.sinks.batching import BatchingSink, Message, SinkStats
 from tripwire.sinks.config import ClickHouseSettings, SinkSettings
@@ -17,6 +18,7 @@ from tripwire.sinks.exceptions import (
 from tripwire.sinks.gate import GateThresholds, GateVerdict, evaluate_gate
 from tripwire.sinks.migrations import apply_retention, load_migrations, migrate
 from tripwire.sinks.rows import TABLES, TableSpec
+from tripwire.sinks.scan import RedactionResult, ScanIncompleteError, ScanReport, redact_findings, scan
 from tripwire.sinks.store import QueryLimits, QueryResult, Store, open_store, parse_store_url
 
 __all__ = [
@@ -32,8 +34,11 @@ __all__ = [
     "MigrationError",
     "QueryLimits",
     "QueryResult",
+    "RedactionResult",
     "RowDataError",
     "RowMappingError",
+    "ScanIncompleteError",
+    "ScanReport",
     "SinkBackpressureError",
     "SinkError",
     "SinkSettings",
@@ -49,4 +54,6 @@ __all__ = [
     "migrate",
     "open_store",
     "parse_store_url",
+    "redact_findings",
+    "scan",
 ]
