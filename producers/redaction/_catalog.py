@@ -127,7 +127,7 @@ ALL_DETECTORS = SECRET_RULES + PII_DETECTORS
 
 def expand_families(names: Iterable[str]) -> tuple[str, ...]:
     """Family names (``secret`` = every credential family), checked, in catalog order."""
-    wanted = set()
+    wanted: set[str] = set()
     for n in names:
         if n == SECRET:
             wanted.update(CREDENTIAL_FAMILIES)
