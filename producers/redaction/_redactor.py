@@ -93,7 +93,11 @@ class Redactor:
         self._contains = tuple(sorted({d.contains for d in self._tokens if d.contains}))
         # keyword rules, cheapest gate first; keywords compared lower-case (the regex decides the case)
         kw = [(d, tuple(sorted({k.lower() for k in d.keywords}))) for d in dets if d.anchor == "keyword"]
-        self._keyword = tuple(sorted(kw, key=lambda x: (not x[0].needs, len(x[1]))))
+        groups: dict[str, list[tuple[Detector, tuple[str, ...]]]] = {}
+        for d, keywords in kw:  # rules that need the same characters are gated together
+            groups.setdefault(d.needs, []).append((d, keywords))
+        self._kw_groups = tuple((needs, tuple(rules)) for needs, rules in sorted(groups.items()))
+        self._keyword = tuple(kw)
         self._needs_chars = "".join(sorted({c for d, _ in kw for c in d.needs}))
         self.detectors: tuple[Detector, ...] = dets
 
@@ -124,7 +128,7 @@ class Redactor:
                     self._scan(email, text, out, max(0, at - _EMAIL_BEFORE), at + _EMAIL_AFTER)
                     at = text.find("@", at + 1)
         iban = pii.get("iban")
-        if iban is not None:
+        if iban is not None and len(b) >= 15:
             t = b.translate(_CAPS_DIGITS)
             p = t.find(b"UUDD")
             if p >= 0 and not ascii_:
@@ -133,7 +137,7 @@ class Redactor:
                 self._scan(iban, text, out, p, p + _IBAN_SPAN)
                 p = t.find(b"UUDD", p + 4)
         card, phone = pii.get("card"), pii.get("phone")
-        if card is not None or phone is not None:
+        if (card is not None or phone is not None) and len(b) >= 8:
             t = b.translate(_DIGITS_SEPS)
             p = t.find(b"DDDDDDDD")
             if p >= 0 and not ascii_:
@@ -198,32 +202,32 @@ class Redactor:
         return False
 
     def _find_keywords(self, text: str, out: list[Finding], json_text: bool) -> None:
-        present = {c for c in self._needs_chars if c in text}
-        if json_text and ":" in present and text.count(":") == text.count('":'):
-            # every ":" of this JSON text ends a key (a ":" inside a string value is never preceded by
-            # an unescaped quote): the values, which the walk redacts one by one, hold none
-            present.discard(":")
         low: str | None = None
         hits: dict[str, bool] = {}
-        for d, keywords in self._keyword:
-            if d.needs and not any(c in present for c in d.needs):
+        # in JSON text where every ":" ends a key (a ":" inside a string value is never after an unescaped
+        # quote), the values, which the walk redacts one by one, hold none
+        present = {c for c in self._needs_chars if c in text}
+        if ":" in present and json_text and text.count(":") == text.count('":'):
+            present.discard(":")
+        for needs, rules in self._kw_groups:
+            if needs and present.isdisjoint(needs):
                 continue
             if low is None:
                 low = text.lower()
-            found = False
-            for k in keywords:
-                hit = hits.get(k)
-                if hit is None:
-                    hit = hits[k] = k in low
-                if hit:
-                    found = True
-                    break
-            if not found:
-                continue
-            for m in d.pattern.finditer(text):
-                s = m.group(d.group)
-                if s and self._accept(d, s):
-                    out.append(Finding(m.start(d.group), m.end(d.group), d.family, d.id, d.label))
+            for d, keywords in rules:
+                found = False
+                for k in keywords:
+                    hit = hits.get(k)
+                    if hit is None:
+                        hit = hits[k] = k in low
+                    if hit:
+                        found = True
+                        break
+                if found:
+                    for m in d.pattern.finditer(text):
+                        s = m.group(d.group)
+                        if s and self._accept(d, s):
+                            out.append(Finding(m.start(d.group), m.end(d.group), d.family, d.id, d.label))
 
     def find(self, text: str, *, json_text: bool = False) -> list[Finding]:
         """Every finding in ``text``, sorted and without overlaps (the earliest, then longest, wins).
@@ -237,7 +241,7 @@ class Redactor:
         found: list[Finding] = []
         if self._pii:
             self._find_pii(text, b, ascii_, found)
-        if self._tokens:
+        if self._tokens and len(b) >= _TOKEN_RUN:
             self._find_tokens(text, b, ascii_, found)
         if self._keyword:
             self._find_keywords(text, found, json_text)
