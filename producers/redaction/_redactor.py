@@ -233,7 +233,7 @@ class Redactor:
         """Every finding in ``text``, sorted and without overlaps (the earliest, then longest, wins).
 
         ``json_text``: ``text`` is compact JSON without a backslash, searched only to learn whether any
-        of its string values holds something (``is_clean_json``)."""
+        of its string values holds something (``is_clean_json``): the stages stop at the first finding."""
         if len(text) < _MIN_LEN:
             return []
         b = text.encode("utf-8", "surrogatepass")
@@ -241,9 +241,9 @@ class Redactor:
         found: list[Finding] = []
         if self._pii:
             self._find_pii(text, b, ascii_, found)
-        if self._tokens and len(b) >= _TOKEN_RUN:
+        if self._tokens and len(b) >= _TOKEN_RUN and not (json_text and found):
             self._find_tokens(text, b, ascii_, found)
-        if self._keyword:
+        if self._keyword and not (json_text and found):
             self._find_keywords(text, found, json_text)
         if len(found) < 2:
             return found
