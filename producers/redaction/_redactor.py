@@ -186,7 +186,7 @@ class Redactor:
     def _try_at(self, text: str, run: str, i: int, pos: int, out: list[Finding]) -> bool:
         if run.startswith(self._prefixes, i):
             rules = self._by_first.get(run[i], ())
-        elif self._contains and any(c in run for c in self._contains):
+        elif self._contains and (self._contains[0] in run or any(c in run for c in self._contains[1:])):
             rules = self._contain_rules
         else:
             return False
