@@ -176,7 +176,9 @@ class Redactor:
                 if pos < 0:  # cannot happen for text that encodes to b; fail closed rather than skip
                     raise ValueError("token run not found in text")
                 cursor = pos + len(run)
-            if not self._try_at(text, run, 0, pos, out) and "-" in run:
+            if self._try_at(text, run, 0, pos, out):
+                pass
+            elif "-" in run:
                 # a key may start after a dash inside the run ("x-sk-...", "api-ghp_...")
                 i = run.find("-")
                 while 0 <= i < len(run) - _TOKEN_RUN and not self._try_at(text, run, i + 1, pos, out):
@@ -206,8 +208,11 @@ class Redactor:
         hits: dict[str, bool] = {}
         # in JSON text where every ":" ends a key (a ":" inside a string value is never after an unescaped
         # quote), the values, which the walk redacts one by one, hold none
-        present = {c for c in self._needs_chars if c in text}
-        if ":" in present and json_text and text.count(":") == text.count('":'):
+        present = set()
+        for c in self._needs_chars:
+            if c in text:
+                present.add(c)
+        if json_text and ":" in present and text.count(":") == text.count('":'):
             present.discard(":")
         for needs, rules in self._kw_groups:
             if needs and present.isdisjoint(needs):
@@ -347,10 +352,11 @@ class Redactor:
         """
         if self._custom is not None or "\\" in text:  # an escape (\n, \") can hide a match: walk
             return False
-        if self._sensitive_bytes:
+        if self._sensitive:
             low = text.lower()
-            if any(k in low for k in self._sensitive):
-                return False
+            for k in self._sensitive:
+                if k in low:
+                    return False
         return not self.find(text, json_text=True)
 
     def redact(self, value: Any, field: str = "") -> Any:
