@@ -17,6 +17,7 @@ COPY pyproject.toml README.md ./
 COPY tripwire ./tripwire
 COPY schemas ./schemas
 COPY killswitch ./killswitch
+COPY redaction ./redaction
 COPY producers ./producers
 COPY processors ./processors
 COPY sinks ./sinks

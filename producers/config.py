@@ -125,13 +125,29 @@ class RedactionSpec(BaseModel):
     model_config = _STRICT
 
     mode: Literal["redact", "hash", "drop"] = "redact"
-    detectors: tuple[Literal["email", "phone", "card", "iban", "secret"], ...] = (
-        "secret",
-        "email",
-        "card",
-        "iban",
-        "phone",
-    )
+    detectors: tuple[
+        Literal[
+            "secret",
+            "cloud",
+            "payment",
+            "chat",
+            "saas",
+            "vcs",
+            "registry",
+            "ai",
+            "private_key",
+            "jwt",
+            "url_credentials",
+            "generic",
+            "email",
+            "phone",
+            "card",
+            "iban",
+        ],
+        ...,
+    ] = ("secret", "email", "card", "iban", "phone")
+    """Detector families switched on. ``secret`` = every credential family (cloud, payment, chat, saas,
+    vcs, registry, ai, private_key, jwt, url_credentials, generic); list single families to narrow it."""
     hash_key: SecretStr | None = None
     """HMAC key for ``hash`` mode, so hashes correlate across processes without being guessable."""
     sensitive_keys: tuple[str, ...] = ("password", "passwd", "secret", "token", "api_key", "apikey", "authorization")

@@ -33,10 +33,10 @@ from tripwire.producers.cost import CostCalculator, PriceOverrides
 from tripwire.producers.delivery import Delivery, DeliveryCounters
 from tripwire.producers.errors import SpoolError
 from tripwire.producers.guard import AllowAllGuard, Approver, ToolGuard
-from tripwire.producers.redaction import CustomRedactor, Redactor
 from tripwire.producers.run import CURRENT, Run
 from tripwire.producers.spool import Spool
 from tripwire.producers.transport import KafkaTransport, QueueTransport, Transport
+from tripwire.redaction import CustomRedactor, Redactor
 
 logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -80,13 +80,7 @@ class Tracer:
             config=cfg,
             encoder=encoder,
             delivery=Delivery(transport, cfg.delivery, spool, encoder.encode),
-            redactor=Redactor(
-                red.mode,
-                red.detectors,
-                hash_key=red.hash_key.get_secret_value().encode() if red.hash_key else None,
-                custom=redactor,
-                sensitive_keys=red.sensitive_keys,
-            ),
+            redactor=Redactor.from_spec(red, custom=redactor),
             costs=CostCalculator(PriceOverrides.load(cfg.price_overrides) if cfg.price_overrides else None),
             guard=None if guard is None or type(guard) is AllowAllGuard else guard,
             approver=approver,

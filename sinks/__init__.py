@@ -1,6 +1,7 @@
 """tripwire.sinks: ClickHouse storage. Migrations, the Store interface and its two backends
 (chdb embedded, ClickHouse server), the loss-free batching sink, the one catalog of named queries
-(``queries``: the dashboard's, the analysts', the release gate's), the release gate."""
+(``queries``: the dashboard's, the analysts', the release gate's), the release gate, data-subject
+deletion and the scan of stored text for PII and secrets."""
 
 from tripwire.sinks import queries
 from tripwire.sinks.batching import BatchingSink, Message, SinkStats
@@ -23,6 +24,7 @@ from tripwire.sinks.queries import QUERIES, NamedQuery
 from tripwire.sinks.queries import run as run_query
 from tripwire.sinks.queries import run_df as run_query_df
 from tripwire.sinks.rows import TABLES, TableSpec
+from tripwire.sinks.scan import RedactionResult, ScanIncompleteError, ScanReport, redact_findings, scan
 from tripwire.sinks.store import QueryLimits, QueryResult, Store, open_store, parse_store_url
 
 __all__ = [
@@ -41,8 +43,11 @@ __all__ = [
     "QueryError",
     "QueryLimits",
     "QueryResult",
+    "RedactionResult",
     "RowDataError",
     "RowMappingError",
+    "ScanIncompleteError",
+    "ScanReport",
     "SinkBackpressureError",
     "SinkError",
     "SinkSettings",
@@ -59,7 +64,9 @@ __all__ = [
     "open_store",
     "parse_store_url",
     "queries",
+    "redact_findings",
     "run_query",
     "run_query_df",
+    "scan",
     "split_statements",
 ]
