@@ -183,9 +183,10 @@ class DeliverySettings(BaseSettings):
     handoff: Literal["durable", "memory"] = "durable"
     """``durable`` (with the spool on): the worker appends each record to the on-disk log before it hands
     it to the Kafka client and marks it on the broker's ack; a restarted process delivers what is not
-    marked, so a killed process loses at most the records still in the hand-off queue (emitted during the
-    worker's last cycle, about ``poll_interval_s``). ``memory``: records go to the Kafka client straight
-    from memory; a killed process also loses what the client held (up to ``inflight_max``)."""
+    marked, so a killed process loses at most the records still in the in-memory hand-off queue: those
+    emitted during the worker's last cycle (about ``poll_interval_s`` plus one write and fsync) while it
+    keeps up, its whole backlog when it does not. ``memory``: records go to the Kafka client straight from
+    memory; a killed process also loses what the client held (up to ``inflight_max``)."""
     fsync: Literal["batch", "interval", "off"] = "batch"
     """When the durable log is fsynced: ``batch`` before each batch is handed to the Kafka client (a machine
     crash loses nothing more than a process kill); ``interval`` at most every ``fsync_interval_ms`` (a
