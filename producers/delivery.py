@@ -381,7 +381,7 @@ class Delivery:
                 sync, self._last_sync = True, now
         try:
             spool.sync() if sync else spool.flush()
-            if self._overflow and self._ov is not None and self._durable:
+            if self._overflow and self._ov is not None:
                 with self._ov_lock:  # the agent threads append to the overflow lane only in that state
                     self._ov.sync() if sync else self._ov.flush()
         except OSError as e:

@@ -285,7 +285,10 @@ class Spool:
         self._active_records = idx + 1
         self.stats.appended += 1
         if len(self._pending) >= 1 << 20:
-            self.flush()
+            try:
+                self._write_pending()
+            except OSError as e:  # kept in memory: the next flush tries again
+                logger.error("spool write failed dir=%s error=%s", self.dir, e)
         return seg_id, idx
 
     def prepend(self, records: list[tuple[bytes, bytes]]) -> int:
