@@ -12,7 +12,8 @@ One handler serves every tracer of the process. On the signal it:
   bound (the application may go on emitting while it shuts down; ``atexit`` or its own ``close()``
   closes the tracer later), then calls that handler with the same arguments.
 
-It is never swallowed. SIGINT is only taken over while it has Python's default handler (an application
+A second signal while the first is being handled skips the flush and is passed on at once. It is
+never swallowed. SIGINT is only taken over while it has Python's default handler (an application
 that installed its own keeps it untouched); a signal the application ignores (``SIG_IGN``) is left
 alone. Handlers can only be installed from the main thread: a tracer built elsewhere installs none.
 Servers that manage signals themselves (gunicorn, uvicorn, Celery) install theirs after the tracer or

@@ -285,3 +285,43 @@ def test_a_process_that_dies_leaves_exactly_the_unacknowledged_records_to_the_ne
     assert d2.counters().replayed == 15
     assert d2.close(5)
     assert read_all(tmp_path) == []
+
+
+def test_a_forked_child_restarts_delivery_and_sends_only_its_own_records(tmp_path: Path) -> None:
+    import os
+
+    out = tmp_path / "got"
+    parent = os.getpid()
+    gate = threading.Event()
+
+    def sink(key: bytes, value: bytes) -> None:
+        if os.getpid() == parent:
+            gate.wait(10)  # the parent's records are held: queued or in flight at the fork
+        with open(out, "ab") as f:
+            f.write(b"%d %s\n" % (os.getpid(), value))
+
+    settings = DeliverySettings(spool_dir=tmp_path / "spool", poll_interval_s=0.005)
+    spool = Spool(settings.spool_dir, max_bytes=settings.spool_max_bytes, segment_bytes=settings.segment_bytes)
+    d = Delivery(QueueTransport(sink), settings, spool)
+    for k, v in _values(10):
+        d.emit(k, v)
+    wait_until(lambda: d.counters().pending >= 1, timeout=5, message="the parent's records in flight")
+    pid = os.fork()
+    if pid == 0:  # the child: same Delivery object, restarted by the at-fork hook
+        code = 1
+        try:
+            for k, v in _values(5, 100):
+                d.emit(k, v)
+            code = 0 if d.flush(10) and d.close(5) and d.counters().delivered == 5 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    child_lines = out.read_bytes().splitlines()
+    assert child_lines == [b"%d %s" % (pid, v) for _, v in _values(5, 100)]
+    gate.set()
+    assert d.flush(10)
+    assert d.close(5)
+    lines = out.read_bytes().splitlines()
+    assert lines[5:] == [b"%d %s" % (parent, v) for _, v in _values(10)]
+    assert read_all(settings.spool_dir) == []
