@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaException
 
 from tests.helpers import create_topics, uid, wait_until
 from tests.integration._sdk_kafka_helpers import check_exactly_once_in_order, read_topic, total_messages
@@ -130,6 +131,18 @@ def _stable_count(bootstrap: str, topic: str) -> int:
 
     wait_until(settled, timeout=30, interval=0.2, message="topic count stable after the kill")
     return last[0]
+
+
+def _count_when_led(bootstrap: str, topic: str) -> int:
+    """The topic's message count, once the restarted broker leads its partitions again."""
+
+    def count() -> tuple[int] | None:
+        try:
+            return (total_messages(bootstrap, topic, uid("g")),)
+        except KafkaException:  # NOT_LEADER_FOR_PARTITION right after the restart
+            return None
+
+    return wait_until(count, timeout=60, message="partition leaders after the broker restart")[0]
 
 
 def _unmarked(spool: Path) -> dict[str, tuple[str, int]]:
@@ -232,7 +245,7 @@ def test_sigkill_at_random_moments_with_the_broker_down(private_broker: KafkaDev
         private_broker.start()
     results = []
     for t, (topic, trial) in enumerate(zip(topics, trials, strict=True)):
-        assert total_messages(bootstrap, topic, uid("g")) == 0  # nothing could reach the broker
+        assert _count_when_led(bootstrap, topic) == 0  # nothing could reach the broker
         results.append(_restart_and_check(bootstrap, topic, tmp_path / f"spool{t}", trial))
     _report("sigkill broker down", results)
     assert all(r["duplicated"] == 0 for r in results)
