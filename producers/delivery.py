@@ -341,7 +341,12 @@ class Delivery:
                             live.append((key, value, pos[0], pos[1]))
                             cap -= 1
                             continue
-                        # the log refused it (full, or a write error): hand it over from memory
+                        # the log refused it (full, or a write error): hand it over from memory, after
+                        # the records ahead of it (per-run order)
+                        if live:
+                            self._write_log()
+                            self._hand_over(live)
+                            live = []
                     try:
                         self._produce(key, value, None)
                         cap -= 1

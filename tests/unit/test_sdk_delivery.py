@@ -325,3 +325,18 @@ def test_a_forked_child_restarts_delivery_and_sends_only_its_own_records(tmp_pat
     lines = out.read_bytes().splitlines()
     assert lines[5:] == [b"%d %s" % (parent, v) for _, v in _values(10)]
     assert read_all(settings.spool_dir) == []
+
+
+def test_a_full_log_hands_records_over_from_memory_in_order(tmp_path: Path) -> None:
+    sink = FlakySink()
+    settings = DeliverySettings(spool_dir=tmp_path, poll_interval_s=0.005, spool_max_bytes=2048, segment_bytes=1024)
+    spool = Spool(tmp_path, max_bytes=settings.spool_max_bytes, segment_bytes=settings.segment_bytes)
+    d = Delivery(QueueTransport(sink), settings, spool)
+    recs = _values(300)  # far more than 2 KiB: most cannot be logged
+    for k, v in recs:
+        d.emit(k, v)
+    assert d.flush(10)
+    c = d.counters()
+    assert d.close(5)
+    assert sink.got == recs  # nothing dropped, the emit order kept
+    assert 0 < c.logged < 300 and c.dropped == 0
