@@ -9,6 +9,10 @@
 
 Disabled by config (``enabled: false`` / ``TRIPWIRE_ENABLED=false``), the tracer is a no-op: the same
 API, no threads, no events, no checks.
+
+Shutdown: ``close()`` runs at exit (``atexit``) and on SIGTERM/SIGINT (see
+:mod:`tripwire.producers._signals`); servers that manage signals themselves call it from their own
+shutdown hook. After ``fork`` the tracer restarts its delivery worker and Kafka client in the child.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tripwire.core.ratelimit import RateLimitedLog
+from tripwire.producers import _signals
 from tripwire.producers._encode import EventEncoder
 from tripwire.producers._framing import events_framing
 from tripwire.producers._noop import NOOP_RUN, NoopRun
@@ -91,6 +96,8 @@ class Tracer:
 
             log_correlation.install()
         atexit.register(_close_at_exit, weakref.ref(self))
+        if cfg.delivery.handle_signals:
+            _signals.install(self, cfg.delivery.signal_flush_s)
 
     @classmethod
     def from_config(cls, path: str | Path, **kwargs: Any) -> Tracer:
@@ -222,8 +229,17 @@ class Tracer:
         return True if self._rt is None else self._rt.delivery.flush(timeout)
 
     def close(self, timeout: float | None = None) -> bool:
-        """Flush within ``timeout``, then keep whatever is undelivered in the spool. Idempotent."""
-        return True if self._rt is None else self._rt.delivery.close(timeout)
+        """Flush within ``timeout``, then keep whatever is undelivered in the spool. Idempotent.
+
+        Runs by itself at exit and on SIGTERM/SIGINT (``delivery.handle_signals``). Servers that own the
+        signals call it from their shutdown hook: gunicorn ``worker_exit(server, worker)`` in the config
+        file, uvicorn/FastAPI a lifespan's shutdown (or ``@app.on_event("shutdown")``), Celery the
+        ``worker_process_shutdown`` signal (prefork children) or ``worker_shutdown``.
+        """
+        if self._rt is None:
+            return True
+        _signals.forget(self)
+        return self._rt.delivery.close(timeout)
 
     def __enter__(self) -> Tracer:
         return self
