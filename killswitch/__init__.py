@@ -16,7 +16,7 @@ from tripwire.killswitch.errors import (
     ScopeError,
     SignatureError,
 )
-from tripwire.killswitch.listener import KillSwitchListener, ensure_topic, read_topic
+from tripwire.killswitch.listener import KillSwitchListener, ensure_topic, read_topic, topic_config
 from tripwire.killswitch.publisher import CommandPublisher, Republisher
 from tripwire.killswitch.scopes import GRAMMAR, CallIdentity, Scope, ScopeKind, matching_scopes, parse_scope, scope_text
 from tripwire.killswitch.signing import (
@@ -90,4 +90,5 @@ __all__ = [
     "parse_scope",
     "read_topic",
     "scope_text",
+    "topic_config",
 ]

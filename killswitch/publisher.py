@@ -139,6 +139,7 @@ class CommandPublisher:
             return []
         deadline = time.monotonic() + self.timeout_s  # one deadline for reading, checking and delivering
         if self._sink is None and self._newest is None:
+            self._ensure_topic(deadline)  # first: it fails fast on refused credentials or no broker
             held = self._held_on_topic(deadline, commands[0])
             commands = [self.after_held(c, held.get(c.scope)) for c in commands]
         elif self._newest is not None:

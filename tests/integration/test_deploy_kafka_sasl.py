@@ -24,7 +24,7 @@ from confluent_kafka.admin import AdminClient
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
-from tests.helpers import uid
+from tests.helpers import uid, wait_until
 from tests.store_helpers import chdb_store, table_count  # noqa: F401 - fixture
 from tripwire.core.kafka_security import KafkaAuthError, KafkaSecurity
 from tripwire.devenv.kafka import KafkaDevBroker, KafkaDevConfig, free_port
@@ -86,7 +86,9 @@ def test_the_right_credentials_work_for_every_client(broker: KafkaDevBroker, chd
     # processors: the topic admin (confluent-kafka AdminClient) over SCRAM
     topics = ensure_runtime_topics(config)
     names = list(topics.partition_counts(2))
-    assert _partitions(broker.bootstrap, names) == dict.fromkeys(names, 2)
+    wait_until(lambda: _partitions(broker.bootstrap, names) == dict.fromkeys(names, 2),
+               timeout=15,  # metadata reaches the plaintext listener
+               message="the topic in the broker's metadata")
 
     # the kill switch's clients (listener, CLI, dashboard, policy worker share kafka_properties()) over SCRAM
     from tripwire.killswitch import CommandPublisher, KillSwitchConfig, ensure_topic, new_command, read_topic
@@ -94,7 +96,9 @@ def test_the_right_credentials_work_for_every_client(broker: KafkaDevBroker, chd
 
     ks = KillSwitchConfig(bootstrap=broker.sasl_bootstrap, topic=f"{prefix}.killswitch", partitions=1, **GOOD)
     assert ensure_topic(ks, timeout=20)
-    assert _partitions(broker.bootstrap, [ks.topic]) == {ks.topic: 1}
+    wait_until(lambda: _partitions(broker.bootstrap, [ks.topic]) == {ks.topic: 1},
+               timeout=15,  # metadata reaches the plaintext listener
+               message="the topic in the broker's metadata")
     assert read_topic(ks, timeout=20) == []
     signed = CommandPublisher(ks, SIGNER, timeout_s=20).publish(
         new_command(scope="global", action="freeze_tool", reason="sasl", issued_by="test"))
@@ -276,7 +280,9 @@ def test_tls_clients_trust_the_brokers_ca_and_refuse_another(broker: KafkaDevBro
     config = ProcessorConfig(bootstrap=broker.ssl_bootstrap, topic_prefix=prefix, partitions=2,
                              data_dir=tmp_path / "proc", **good)
     topics = ensure_runtime_topics(config)  # confluent-kafka over TLS, host name checked
-    assert _partitions(broker.bootstrap, [topics.events]) == {topics.events: 2}
+    wait_until(lambda: _partitions(broker.bootstrap, [topics.events]) == {topics.events: 2},
+               timeout=15,  # metadata reaches the plaintext listener
+               message="the topic in the broker's metadata")
 
     tracer = _tracer(broker.ssl_bootstrap, topics.events, tmp_path / "spool", good)
     _one_run(tracer)

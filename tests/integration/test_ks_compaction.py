@@ -33,8 +33,8 @@ from tripwire.killswitch import (
     Republisher,
     new_command,
     read_topic,
+    topic_config,
 )
-from tripwire.killswitch.listener import topic_config
 from tripwire.producers.guard import ALLOW, ToolRequest
 from tripwire.producers.killswitch import KillSwitchGuard, ToolFrozen
 from tripwire.schemas import KillSwitchCommand, encode
