@@ -46,11 +46,9 @@ def _reader(max_rows: int, timeout_s: float) -> Store:
             f"chdb://{base.path}?database={base.database}", readonly=True, limits=limits  # type: ignore[attr-defined]
         )
     else:
-        from tripwire.sinks._server_store import ClickHouseStore
-
         url = base.url  # type: ignore[attr-defined]
         key = ("clickhouse", url.redacted(), max_rows, timeout_s)
-        factory = lambda: ClickHouseStore(url, readonly=True, limits=limits, create=False)  # noqa: E731
+        factory = lambda: open_store(url.unredacted(), readonly=True, limits=limits, create=False)  # noqa: E731
     with _lock:
         store = _readers.get(key)
         if store is None:

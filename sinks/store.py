@@ -143,6 +143,16 @@ class StoreURL:
     database: str = DEFAULT_DATABASE
     secure: bool = False
 
+    def unredacted(self) -> str:
+        """The URL ``open_store`` takes, password included (in-process use only; log ``redacted()``)."""
+        if self.backend == "chdb":
+            return self.redacted()
+        from urllib.parse import quote
+
+        scheme = "clickhouses" if self.secure else "clickhouse"
+        return (f"{scheme}://{quote(self.username, safe='')}:{quote(self.password, safe='')}@{self.host}:{self.port}/"
+                f"{self.database}")
+
     def redacted(self) -> str:
         if self.backend == "chdb":
             return f"chdb://{self.path}?database={self.database}"

@@ -205,3 +205,14 @@ def test_named_query_binding_fails_fast_and_picks_the_grain() -> None:
         assert "1=1" not in sql
         if "tenant" in Q.QUERIES[name].params:
             assert "{tenant:String}" in sql
+
+
+@pytest.mark.parametrize("url", [
+    "clickhouse://us%40r:p%40ss%3Aw%2Fd@h:8123/db",
+    "clickhouses://default:@h:8443/tripwire",
+    "chdb:///tmp/x?database=a",
+])
+def test_a_store_url_round_trips_through_unredacted(url: str) -> None:
+    parsed = parse_store_url(url)
+    assert parse_store_url(parsed.unredacted()) == parsed
+    assert "***" in parsed.redacted() or parsed.backend == "chdb"
