@@ -13,16 +13,15 @@ import threading
 
 import streamlit as st
 
-from tripwire.dashboard import _ui, actions, data, queries
+from tripwire.dashboard import _ui, actions, data
 from tripwire.dashboard.errors import ConsoleQueryError
-from tripwire.sinks import ReadOnlyQueryError, check_readonly_sql
-from tripwire.sinks.store import QueryLimits, QueryResult, Store
+from tripwire.sinks import QueryLimits, QueryResult, ReadOnlyQueryError, Store, check_readonly_sql, queries
 
 ROW_LIMITS = [100, 1_000, 10_000, 100_000]
 TIMEOUTS = [5, 30, 60, 300]
 
 _lock = threading.Lock()
-_readers: dict[tuple[str, str, int, float], Store] = {}
+_readers: dict[tuple[str, int, float], Store] = {}
 
 
 def check_statement(store: Store, sql: str) -> str:
@@ -36,23 +35,12 @@ def check_statement(store: Store, sql: str) -> str:
 
 def _reader(max_rows: int, timeout_s: float) -> Store:
     """A read-only connection to the dashboard's store with these limits (one per limit pair, reused)."""
-    from tripwire.sinks.store import open_store
-
     base = data.get_store()
-    limits = QueryLimits(max_rows=max_rows, timeout_s=timeout_s)
-    if base.backend == "chdb":
-        key = ("chdb", f"{base.path}|{base.database}", max_rows, timeout_s)  # type: ignore[attr-defined]
-        factory = lambda: open_store(  # noqa: E731
-            f"chdb://{base.path}?database={base.database}", readonly=True, limits=limits  # type: ignore[attr-defined]
-        )
-    else:
-        url = base.url  # type: ignore[attr-defined]
-        key = ("clickhouse", url.redacted(), max_rows, timeout_s)
-        factory = lambda: open_store(url.unredacted(), readonly=True, limits=limits, create=False)  # noqa: E731
+    key = (base.location(), max_rows, timeout_s)
     with _lock:
         store = _readers.get(key)
         if store is None:
-            store = _readers[key] = factory()
+            store = _readers[key] = base.open_reader(QueryLimits(max_rows=max_rows, timeout_s=timeout_s))
         return store
 
 
@@ -71,11 +59,6 @@ def run_readonly(sql: str, *, max_rows: int, timeout_s: float) -> QueryResult:
     try:
         return store.query(text)
     except Exception as e:
-        if "Timeout exceeded" in str(e):
-            try:  # chdb answers the next query on a timed-out connection with an empty result: drain it
-                store.query("SELECT 1")
-            except Exception:
-                pass
         raise ConsoleQueryError(str(e)) from e
 
 

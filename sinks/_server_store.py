@@ -167,5 +167,11 @@ class ClickHouseStore(Store):
         if client is not None:
             client.close()
 
+    def location(self) -> str:
+        return self.url.redacted()
+
+    def open_reader(self, limits: QueryLimits) -> ClickHouseStore:
+        return ClickHouseStore(self.url, readonly=True, limits=limits, create=False)
+
     def __repr__(self) -> str:
         return f"ClickHouseStore({self.url.redacted()}, readonly={self.readonly})"

@@ -26,6 +26,10 @@ class StoreURLError(SinkError, ValueError):
     """A store URL that names no supported backend or is malformed."""
 
 
+class QueryError(SinkError, ValueError):
+    """A named query called with missing or unexpected parameters, or an unknown choice."""
+
+
 class MigrationError(SinkError):
     """A migration file is malformed, or changed after it was applied."""
 

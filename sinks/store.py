@@ -118,6 +118,14 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def location(self) -> str:
+        """Where the data lives, without secrets (a redacted URL): the same text for two connections to one database."""
+        return repr(self)
+
+    def open_reader(self, limits: QueryLimits) -> Store:
+        """A new read-only connection to the same database, the engine enforcing ``limits`` (the analyst path)."""
+        raise NotImplementedError(f"{type(self).__name__} opens no read-only connection")
+
     def __enter__(self) -> Store:
         return self
 
@@ -142,16 +150,6 @@ class StoreURL:
     password: str = ""
     database: str = DEFAULT_DATABASE
     secure: bool = False
-
-    def unredacted(self) -> str:
-        """The URL ``open_store`` takes, password included (in-process use only; log ``redacted()``)."""
-        if self.backend == "chdb":
-            return self.redacted()
-        from urllib.parse import quote
-
-        scheme = "clickhouses" if self.secure else "clickhouse"
-        return (f"{scheme}://{quote(self.username, safe='')}:{quote(self.password, safe='')}@{self.host}:{self.port}/"
-                f"{self.database}")
 
     def redacted(self) -> str:
         if self.backend == "chdb":

@@ -8,7 +8,7 @@ that breaks the processors' co-partitioning. ``create`` reuses the code the work
 
 - :func:`tripwire.processors.topics.ensure_runtime_topics`: the contract topics (events, runs,
   metrics, alerts, dlq) and the processors' internal topics, all with ``--partitions``;
-- :func:`tripwire.producers._ks_listener.ensure_topic`: the compacted kill-switch topic.
+- :func:`tripwire.killswitch.ensure_topic`: the compacted kill-switch topic.
 
 Both are idempotent and fail when an existing topic has a different partition count.
 """
@@ -40,7 +40,7 @@ def _processor_config(**given: Any) -> Any:
 
 def _killswitch_config(config: Any, partitions: int | None) -> Any:
     """The kill-switch settings for the processors' cluster: its bootstrap and TLS/SASL settings."""
-    from tripwire.producers._ks_config import KillSwitchConfig
+    from tripwire.killswitch import KillSwitchConfig
     from tripwire.schemas import topic_names
 
     base = KillSwitchConfig()
@@ -107,8 +107,8 @@ def create(
     from confluent_kafka import KafkaException
 
     from tripwire.core.errors import TripwireError
+    from tripwire.killswitch import ensure_topic
     from tripwire.processors.topics import RuntimeTopics, ensure_runtime_topics
-    from tripwire.producers._ks_listener import ensure_topic
 
     try:
         config = _processor_config(bootstrap=bootstrap, topic_prefix=topic_prefix, partitions=partitions,

@@ -55,7 +55,7 @@ groups:
 
 @pytest.fixture
 def served(tmp_path: Path, kafka_bootstrap: str) -> Iterator[dict]:
-    from tripwire.producers._ks_signing import generate_keypair
+    from tripwire.killswitch import generate_keypair
 
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")

@@ -43,7 +43,7 @@ ROLES = f"version: 2\nusers:\n  {VIEWER}: [viewer]\ngroups:\n  sre: [on-call]\n 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    from tripwire.producers._ks_signing import generate_keypair
+    from tripwire.killswitch import generate_keypair
 
     tmp = tmp_path_factory.mktemp("auth_roles")
     folder = Path(tempfile.mkdtemp(prefix="auth_chdb_"))

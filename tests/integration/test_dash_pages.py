@@ -124,6 +124,32 @@ def test_overview_figures_equal_independent_sql(seeded: tuple[Store, Seeded]) ->
     assert all(table["p50_ms"] >= raw["lo"]) and all(table["p99_ms"] <= raw["hi"])
 
 
+def test_overview_long_range_reads_the_hourly_rollup_with_the_same_figures(seeded: tuple[Store, Seeded]) -> None:
+    from tripwire.dashboard.data import Filters
+    from tripwire.sinks import queries
+
+    store, _ = seeded
+    week = Filters.for_range("Last 7 days")
+    assert queries.grain({**week.window(workflow=False), "bucket_s": week.bucket_s}) == "hour"
+    assert queries.grain(week.window(workflow=False)) == "hour"  # the cost page's model mix too
+    at = page("overview")
+    at.selectbox(key="f_range").select("Last 7 days").run()
+    clean(at)
+    table = table_with(at, "agent_version", "model", "p50_ms").set_index(["agent_version", "model"]).sort_index()
+    raw = store.query_df(
+        "SELECT agent_version, request_model AS model, count() AS calls, countIf(status != 'ok') AS errors, "
+        "sum(cost_usd) AS cost_usd FROM model_calls GROUP BY agent_version, model"
+    ).set_index(["agent_version", "model"]).sort_index()
+    assert list(table.index) == list(raw.index)
+    assert list(table["calls"]) == list(raw["calls"]) and list(table["errors"]) == list(raw["errors"])
+    assert [round(v, 9) for v in table["cost_usd"]] == [round(v, 9) for v in raw["cost_usd"]]
+    cost = page("cost")
+    cost.selectbox(key="f_range").select("Last 7 days").run()
+    clean(cost)
+    mix = table_with(cost, "model", "calls").set_index("model").sort_index()
+    assert list(mix.calls) == list(raw.groupby("model").calls.sum().sort_index())
+
+
 def test_overview_filters_and_workflow_path(seeded: tuple[Store, Seeded]) -> None:
     store, _ = seeded
     at = page("overview")
@@ -254,7 +280,7 @@ def test_alerts_feed_and_acknowledge(seeded: tuple[Store, Seeded]) -> None:
 
 @pytest.fixture
 def signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from tripwire.producers._ks_signing import generate_keypair
+    from tripwire.killswitch import generate_keypair
 
     private, public, _ = generate_keypair(tmp_path / "keys")
     monkeypatch.setenv("TRIPWIRE_KILLSWITCH_PRIVATE_KEY_PATH", str(private))
@@ -264,7 +290,7 @@ def signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_killswitch_disable_autonomy_in_three_clicks_then_reset(
     seeded: tuple[Store, Seeded], signing_key: Path
 ) -> None:
-    from tripwire.producers._ks_signing import CommandVerifier, load_public_key
+    from tripwire.killswitch import CommandVerifier, load_public_key
 
     store, s = seeded
     delivered: list = []
@@ -329,6 +355,34 @@ def test_killswitch_refuses_without_key_or_role(seeded: tuple[Store, Seeded], mo
     finally:
         actions.set_authorizer(None)
         data.set_command_sink(None)
+
+
+def test_killswitch_trip_and_reset_reach_the_real_broker_signed(
+    seeded: tuple[Store, Seeded], signing_key: Path, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No in-process sink: the dashboard's actions publish through the kill switch's CommandPublisher to Kafka."""
+    from tripwire.killswitch import CommandVerifier, KillSwitchConfig, load_public_key, read_topic
+    from tripwire.schemas import decode
+
+    store, _ = seeded
+    topic = uid("t_ks_dash")
+    monkeypatch.setenv("TRIPWIRE_KILLSWITCH_BOOTSTRAP", kafka_bootstrap)
+    monkeypatch.setenv("TRIPWIRE_KILLSWITCH_TOPIC", topic)
+    data.set_command_sink(None)
+    actor = actions.Actor(OPERATOR)
+    tripped = actions.disable_agent_autonomy(actor, agent_id="kafka-path-agent", reason="via kafka", ttl="30m")
+    reset = actions.reset_switch(actor, scope="agent:kafka-path-agent", reason="all clear")
+    records = read_topic(KillSwitchConfig(bootstrap=kafka_bootstrap, topic=topic))
+    assert [(m.key(), decode(m.value())) for m in records] == [
+        (b"agent:kafka-path-agent", tripped), (b"agent:kafka-path-agent", reset)]
+    verifier = CommandVerifier([load_public_key(signing_key)])
+    for c in (tripped, reset):
+        verifier.verify(c)
+    assert [(c.action.value, c.issued_by) for c in (tripped, reset)] == [
+        ("disable_autonomy", OPERATOR), ("resume", OPERATOR)]
+    audit = store.query(
+        "SELECT action, actor FROM killswitch_audit WHERE scope = 'agent:kafka-path-agent' ORDER BY issued_at").rows
+    assert audit == [("disable_autonomy", OPERATOR), ("resume", OPERATOR)]
 
 
 # -- Cost --------------------------------------------------------------------------------------------
