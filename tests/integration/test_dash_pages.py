@@ -16,8 +16,9 @@ from streamlit.testing.v1 import AppTest
 
 from tests.dash_seed import Seeded, seed
 from tests.helpers import uid
-from tripwire.dashboard import DashboardSettings, actions, console, data, queries
+from tripwire.dashboard import DashboardSettings, actions, console, data
 from tripwire.dashboard.errors import NotAuthorizedError
+from tripwire.sinks import queries
 from tripwire.sinks.migrations import migrate
 from tripwire.sinks.store import Store, open_store
 
