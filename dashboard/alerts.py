@@ -36,7 +36,7 @@ def _ack(row: pd.Series) -> None:
     if isinstance(row["acked_by"], str) and row["acked_by"]:
         st.success(f"Acknowledged by {row['acked_by']} at {row['acked_at']:%H:%M:%S} UTC: {row['ack_note'] or '-'}")
     if not _ui.can(actions.Action.ACK):
-        st.caption("Acknowledging needs the oncall role.")
+        st.caption("Acknowledging needs the on-call role.")
         return
     note = st.text_input("Note", key="al_note", max_chars=actions.MAX_NOTE_CHARS)
     if st.button("Acknowledge", key="al_ack", type="primary"):

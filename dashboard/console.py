@@ -1,8 +1,10 @@
 """SQL: a read-only analyst console with a row limit, a timeout, CSV download and examples.
 
-Statements run on a separate read-only connection (chdb read-only mode, or ``readonly=2`` on a
-server) with the engine enforcing the time limit and the row limit; the text is checked to be a
-single query first so the message is clear, but the engine's read-only mode is the guard.
+Each statement is checked by ``tripwire.sinks.check_readonly_sql`` (ClickHouse's own parser: one
+SELECT-family statement, no INTO OUTFILE, no SETTINGS, whitelisted table functions; the same check
+as ``tripwire sql``), and the canonical text it returns runs on a separate read-only connection
+(chdb ``readonly=1``, or ``readonly=2`` on a server) with the engine enforcing the time limit and
+the row limit: the second wall.
 """
 
 from __future__ import annotations
@@ -13,31 +15,22 @@ import streamlit as st
 
 from tripwire.dashboard import _ui, actions, data
 from tripwire.dashboard.errors import ConsoleQueryError
-from tripwire.sinks import QueryLimits, QueryResult, Store, queries, split_statements
+from tripwire.sinks import QueryLimits, QueryResult, ReadOnlyQueryError, Store, check_readonly_sql, queries
 
-READ_KEYWORDS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS")
 ROW_LIMITS = [100, 1_000, 10_000, 100_000]
 TIMEOUTS = [5, 30, 60, 300]
-MAX_SQL_CHARS = 20_000
 
 _lock = threading.Lock()
 _readers: dict[tuple[str, int, float], Store] = {}
 
 
-def check_statement(sql: str) -> str:
-    """The single read-only statement in ``sql`` (trailing ';' allowed), else ConsoleQueryError."""
-    if len(sql) > MAX_SQL_CHARS:
-        raise ConsoleQueryError(f"the query is longer than {MAX_SQL_CHARS} characters")
-    statements = [s for s in split_statements(sql) if s.strip()]
-    if not statements:
-        raise ConsoleQueryError("enter a query")
-    if len(statements) > 1:
-        raise ConsoleQueryError("one statement at a time")
-    text = statements[0].strip()
-    first = text.split(None, 1)[0].upper().lstrip("(")
-    if first not in READ_KEYWORDS:
-        raise ConsoleQueryError(f"read-only console: {first} is not allowed (use {', '.join(READ_KEYWORDS)})")
-    return text
+def check_statement(store: Store, sql: str) -> str:
+    """The statement to run for ``sql`` (one read-only statement, as ClickHouse formats it), else
+    ConsoleQueryError saying what is not allowed."""
+    try:
+        return check_readonly_sql(store, sql)
+    except ReadOnlyQueryError as e:
+        raise ConsoleQueryError(str(e)) from e
 
 
 def _reader(max_rows: int, timeout_s: float) -> Store:
@@ -61,8 +54,8 @@ def close_readers() -> None:
 def run_readonly(sql: str, *, max_rows: int, timeout_s: float) -> QueryResult:
     actions.authorize(_ui.current_actor(), actions.Action.SQL, {"sql": sql[:AUDIT_SQL_CHARS], "chars": len(sql)})
     cfg = data.settings()
-    text = check_statement(sql)
     store = _reader(min(max_rows, cfg.sql_max_rows), min(timeout_s, cfg.sql_timeout_s))
+    text = check_statement(store, sql)
     try:
         return store.query(text)
     except Exception as e:

@@ -151,7 +151,7 @@ def body(f: Filters) -> None:
         _quick(f, in_force)
         _form()
     else:
-        st.caption("Tripping and resetting kill switches needs the oncall role.")
+        st.caption("Tripping and resetting kill switches needs the on-call role.")
     _audit(f)
 
 

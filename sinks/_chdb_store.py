@@ -107,6 +107,10 @@ class ChdbStore(Store):
             rows, truncated = rows[: self.limits.max_rows], True
         return QueryResult(columns, rows, truncated)
 
+    def explain_ast(self, statement: str) -> list[str]:
+        raw = self._run(f"EXPLAIN AST {statement}", None, "Native")
+        return [str(r[0]) for r in parse_native(raw.bytes())[1]]
+
     def query_df(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         # Built from the Native result rather than chdb's own "dataframe" output: chdb 4.4 hangs
         # (holding the GIL, so the whole process stops) converting some arrays of tuples to pandas.

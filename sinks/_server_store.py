@@ -98,6 +98,13 @@ class ClickHouseStore(Store):
             rows, truncated = rows[: self.limits.max_rows], True
         return QueryResult(tuple(res.column_names), rows, truncated)
 
+    def explain_ast(self, statement: str) -> list[str]:
+        try:
+            res = self._client.query(f"EXPLAIN AST {statement}")
+        except Exception as e:
+            raise _wrap(e, "ClickHouse query failed") from e
+        return [str(r[0]) for r in res.result_rows]
+
     def query_df(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         try:
             df = self._client.query_df(sql, parameters=normalize_params(params) or None)

@@ -116,7 +116,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("sql")
     def sql_cmd(
-        query: str = typer.Argument(..., help="a read-only query (SELECT, SHOW, DESCRIBE, EXPLAIN)"),
+        query: str = typer.Argument(..., help="one read-only query (SELECT, WITH, EXPLAIN, SHOW TABLES, DESCRIBE)"),
         fmt: str = typer.Option("table", "--format", help="table | csv | json"),
         url: str | None = typer.Option(None, help=_URL_HELP),
         max_rows: int | None = typer.Option(None, help="row limit (default TRIPWIRE_CLICKHOUSE_QUERY_MAX_ROWS)"),
@@ -124,6 +124,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run an analyst query read-only, with a row limit and a time limit."""
         from tripwire.sinks.exceptions import StoreError
+        from tripwire.sinks.sql_guard import check_readonly_sql
         from tripwire.sinks.store import QueryLimits, open_store
 
         if fmt not in ("table", "csv", "json"):
@@ -132,7 +133,7 @@ def register(app: typer.Typer) -> None:
         limits = QueryLimits(max_rows=max_rows or s.query_max_rows, timeout_s=timeout or s.query_timeout_s)
         try:
             with open_store(_url(url), readonly=True, limits=limits, create=False) as store:
-                res = store.query(query)
+                res = store.query(check_readonly_sql(store, query))
         except StoreError as e:
             raise _fail(str(e), 1) from e
         typer.echo(format_rows(res.columns, res.rows, fmt))

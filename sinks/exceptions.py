@@ -63,3 +63,8 @@ class RowDataError(StoreError):
 
     Retrying cannot help; the sink splits the batch and dead-letters the offending rows.
     """
+
+
+class ReadOnlyQueryError(StoreError):
+    """The read-only path refused a statement before running it (not one read-only statement:
+    a write, INTO OUTFILE, SETTINGS, a table function outside the whitelist, several statements)."""

@@ -111,6 +111,10 @@ class Store(ABC):
         """Insert an Avro object container; ClickHouse decodes it (fields matched to ``columns`` by name)."""
         raise NotImplementedError(f"{type(self).__name__} does not insert Avro")
 
+    def explain_ast(self, statement: str) -> list[str]:
+        """``EXPLAIN AST`` of one statement (parsed, not run): its lines, never cut by the row limit."""
+        raise NotImplementedError(f"{type(self).__name__} does not explain statements")
+
     @abstractmethod
     def close(self) -> None: ...
 

@@ -18,6 +18,7 @@ from tests.dash_seed import Seeded, seed
 from tests.helpers import uid
 from tripwire.dashboard import DashboardSettings, actions, console, data
 from tripwire.dashboard.errors import NotAuthorizedError
+from tripwire.sinks import queries
 from tripwire.sinks.migrations import migrate
 from tripwire.sinks.store import Store, open_store
 
@@ -453,13 +454,38 @@ def test_sql_console_read_only_limits_and_examples(seeded: tuple[Store, Seeded])
 def test_sql_console_engine_enforces_read_only_and_timeout(seeded: tuple[Store, Seeded]) -> None:
     from tripwire.dashboard.errors import ConsoleQueryError
 
-    # statement check passes (starts with SELECT) but the engine's read-only mode refuses the write
+    # the statement check refuses it (table function url, SETTINGS) ...
     with pytest.raises(ConsoleQueryError, match=r"readonly|read-only|Cannot execute"):
         console.run_readonly("SELECT * FROM url('http://127.0.0.1:1/x', CSV) SETTINGS readonly = 0",
                              max_rows=10, timeout_s=5)
+    # ... and so does the engine's read-only mode, the second wall, when the check is bypassed
+    with pytest.raises(Exception, match=r"readonly|read-only|Cannot execute"):
+        console._reader(10, 5.0).query("SELECT * FROM url('http://127.0.0.1:1/x', CSV) SETTINGS readonly = 0")
     with pytest.raises(ConsoleQueryError, match="Timeout"):
         console.run_readonly("SELECT count() FROM numbers(100000000000)", max_rows=10, timeout_s=0.5)
     assert console.run_readonly("SELECT 41 + 1 AS x", max_rows=10, timeout_s=5).rows == [(42,)]
+
+
+def test_sql_console_writes_no_file(seeded: tuple[Store, Seeded], tmp_path: Path) -> None:
+    """Issue 21, finding 3: the console let ``SELECT ... INTO OUTFILE`` through (it starts with SELECT)."""
+    from tripwire.dashboard.errors import ConsoleQueryError
+
+    target = tmp_path / "authorized_keys"
+    for sql in (f"SELECT 'ssh-ed25519 AAAA' INTO OUTFILE '{target}'",
+                f"SELECT 'ssh-ed25519 AAAA' INTO OUTFILE '{target}' APPEND",
+                f"SELECT 'x' INTO OUTFILE '{target}' TRUNCATE FORMAT TSVRaw",
+                f"/* c */ SELECT 1 # c\n INTO\u00a0OUTFILE '{target}' AND STDOUT",
+                f"SELECT 1 # '\n; SELECT 2 INTO OUTFILE '{target}' --'"):
+        with pytest.raises(ConsoleQueryError, match=r"INTO OUTFILE is not allowed|one statement at a time"):
+            console.run_readonly(sql, max_rows=10, timeout_s=5)
+        assert list(tmp_path.iterdir()) == [], sql
+
+
+def test_sql_console_examples_pass_the_check(seeded: tuple[Store, Seeded]) -> None:
+    reader = console._reader(1000, 30.0)
+    for name, sql in queries.EXAMPLES.items():
+        canonical = console.check_statement(reader, sql)
+        assert canonical == " ".join(canonical.split()) and canonical.startswith("SELECT "), name
 
 
 # -- empty store and hostile filters -------------------------------------------------------------------

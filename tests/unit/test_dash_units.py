@@ -1,4 +1,4 @@
-"""Pure parts of the dashboard: the console's statement check, time ranges (and the catalog
+"""Pure parts of the dashboard: time ranges (and the catalog
 parameters they give), formatting, the trace explanation, the action layer's checks (which run
 before any I/O), the CLI's argument errors. The dashboard's queries are tested with the catalog
 (tests/unit/test_store_queries.py)."""
@@ -14,49 +14,12 @@ from typer.testing import CliRunner
 
 from tripwire.dashboard import DashboardSettings, _ui, actions, data
 from tripwire.dashboard.actions import Action, Actor
-from tripwire.dashboard.console import MAX_SQL_CHARS, check_statement
 from tripwire.dashboard.data import EPOCH, Filters
-from tripwire.dashboard.errors import ActionError, ConsoleQueryError, NoStoreError, NotAuthorizedError
+from tripwire.dashboard.errors import ActionError, NoStoreError, NotAuthorizedError
 
 pytestmark = pytest.mark.unit
 
 
-@pytest.mark.parametrize(
-    ("sql", "expected"),
-    [
-        ("SELECT 1", "SELECT 1"),
-        ("  select 1;  ", "select 1"),
-        ("WITH x AS (SELECT 1) SELECT * FROM x", "WITH x AS (SELECT 1) SELECT * FROM x"),
-        ("-- a comment\nSELECT ';' AS semi", "SELECT ';' AS semi"),
-        ("SHOW TABLES", "SHOW TABLES"),
-        ("DESCRIBE TABLE alerts", "DESCRIBE TABLE alerts"),
-        ("EXPLAIN SELECT 1", "EXPLAIN SELECT 1"),
-        ("(SELECT 1)", "(SELECT 1)"),
-    ],
-)
-def test_console_accepts_one_read_statement(sql: str, expected: str) -> None:
-    assert check_statement(sql) == expected
-
-
-@pytest.mark.parametrize(
-    ("sql", "message"),
-    [
-        ("", "enter a query"),
-        ("   ;  ", "enter a query"),
-        ("INSERT INTO alerts SELECT * FROM alerts", "INSERT is not allowed"),
-        ("DROP TABLE alerts", "DROP is not allowed"),
-        ("ALTER TABLE alerts DELETE WHERE 1", "ALTER is not allowed"),
-        ("SET readonly = 0", "SET is not allowed"),
-        ("SELECT 1; SELECT 2", "one statement at a time"),
-        ("SELECT 1; DROP TABLE alerts", "one statement at a time"),
-        ("SELECT 1 -- x\n; TRUNCATE alerts", "one statement at a time"),
-        ("SELECT '" + "x" * MAX_SQL_CHARS + "'", f"longer than {MAX_SQL_CHARS}"),
-    ],
-)
-def test_console_refuses_anything_else(sql: str, message: str) -> None:
-    with pytest.raises(ConsoleQueryError) as e:
-        check_statement(sql)
-    assert message in str(e.value)
 
 
 def test_time_ranges() -> None:
