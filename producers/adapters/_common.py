@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from tripwire.producers.errors import InvalidArgumentError, ToolBlocked
 
@@ -33,18 +33,26 @@ class ToolRisk:
         return spec(tool_name)
 
 
+class TokenCounts(TypedDict):
+    input_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+
+
 def disjoint_usage(
     *, input_total: int, output_total: int, cache_read: int = 0, cache_write: int = 0, reasoning: int = 0
-) -> dict[str, int]:
+) -> TokenCounts:
     """Provider counts (input including cache, output including reasoning) as the contract's disjoint counts."""
     cache_read, cache_write, reasoning = max(cache_read, 0), max(cache_write, 0), max(reasoning, 0)
-    return {
-        "input_tokens": max(input_total - cache_read - cache_write, 0),
-        "cache_read_tokens": cache_read,
-        "cache_write_tokens": cache_write,
-        "output_tokens": max(output_total - reasoning, 0),
-        "reasoning_tokens": reasoning,
-    }
+    return TokenCounts(
+        input_tokens=max(input_total - cache_read - cache_write, 0),
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        output_tokens=max(output_total - reasoning, 0),
+        reasoning_tokens=reasoning,
+    )
 
 
 def blocked_message(e: ToolBlocked) -> str:
@@ -63,4 +71,4 @@ def parse_args(raw: Any) -> Any:
     return raw
 
 
-__all__ = ["RiskSpec", "ToolRisk", "blocked_message", "disjoint_usage", "parse_args"]
+__all__ = ["RiskSpec", "TokenCounts", "ToolRisk", "blocked_message", "disjoint_usage", "parse_args"]
