@@ -75,14 +75,14 @@ def make_rig(bootstrap: str, tmp_path: Path, *, approver: Approver | None = None
                CommandPublisher(ks, CommandSigner(Ed25519PrivateKey.generate())))
 
 
-def hand_instrumented(tracer: Tracer, provider: str = "openai", risk: str = "high") -> None:
+def hand_instrumented(tracer: Tracer, provider: str = "openai", model: str = MODEL, tool: str = TOOL) -> None:
     """The two-step agent written against the SDK by hand: model -> tool -> model."""
     with tracer.run() as run:
-        with run.model_call(provider=provider, model=MODEL) as call:
+        with run.model_call(provider=provider, model=model) as call:
             call.record_usage(input_tokens=INPUT_TOKENS[0], output_tokens=OUTPUT_TOKENS)
-        with run.tool_call(TOOL, ARGS, risk=risk):
+        with run.tool_call(tool, ARGS, risk="high"):
             pass
-        with run.model_call(provider=provider, model=MODEL) as call:
+        with run.model_call(provider=provider, model=model) as call:
             call.record_usage(input_tokens=INPUT_TOKENS[1], output_tokens=OUTPUT_TOKENS)
 
 

@@ -1,7 +1,7 @@
 """The one stand-in the adapter tests use: a local HTTP server speaking OpenAI's chat-completions and responses
-APIs. It scripts a tool-using agent: while the conversation holds fewer tool results than ``tool_rounds`` it
-asks for one call of ``tool`` (with ``args``), then answers in text. Usage is fixed per request so the events'
-tokens and cost are known in advance."""
+APIs and Anthropic's messages API (streamed, as the Claude Code CLI asks for it). It scripts a tool-using agent:
+while the conversation holds fewer tool results than ``tool_rounds`` it asks for one call of ``tool`` (with
+``args``), then answers in text. Usage is fixed per request so the events' tokens and cost are known in advance."""
 
 from __future__ import annotations
 
@@ -31,6 +31,14 @@ class ModelServer:
                     reply = server.chat(body)
                 elif self.path.endswith("/responses"):
                     reply = server.responses(body)
+                elif self.path.split("?")[0].endswith("/messages"):
+                    data = server.messages(body).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 else:
                     self.send_error(404)
                     return
@@ -92,3 +100,30 @@ class ModelServer:
                 "usage": {"input_tokens": tokens, "input_tokens_details": {"cached_tokens": 0},
                           "output_tokens": OUTPUT_TOKENS, "output_tokens_details": {"reasoning_tokens": 0},
                           "total_tokens": tokens + OUTPUT_TOKENS}}
+
+    def messages(self, body: dict[str, Any]) -> str:
+        """A streamed Anthropic messages response (server-sent events)."""
+        results = sum(1 for m in body["messages"] if m.get("role") == "user" and isinstance(m.get("content"), list)
+                      for b in m["content"] if isinstance(b, dict) and b.get("type") == "tool_result")
+        call, tokens = self._turn(results)
+        model = body.get("model", "")
+        events: list[dict[str, Any]] = [{"type": "message_start", "message": {
+            "id": f"msg_{results}", "type": "message", "role": "assistant", "model": model, "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": tokens, "output_tokens": 1}}}]
+        if call:
+            events += [
+                {"type": "content_block_start", "index": 0, "content_block": {
+                    "type": "tool_use", "id": f"toolu_{results}", "name": self.tool, "input": {}}},
+                {"type": "content_block_delta", "index": 0, "delta": {
+                    "type": "input_json_delta", "partial_json": json.dumps(self.args)}}]
+        else:
+            events += [
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                {"type": "content_block_delta", "index": 0, "delta": {
+                    "type": "text_delta", "text": "done: refund issued"}}]
+        events += [{"type": "content_block_stop", "index": 0},
+                   {"type": "message_delta", "delta": {"stop_reason": "tool_use" if call else "end_turn",
+                                                       "stop_sequence": None},
+                    "usage": {"output_tokens": OUTPUT_TOKENS}},
+                   {"type": "message_stop"}]
+        return "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events)
