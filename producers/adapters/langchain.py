@@ -30,7 +30,7 @@ from uuid import UUID
 
 from tripwire.core.errors import MissingExtraError
 from tripwire.producers.adapters._common import RiskSpec, ToolRisk, blocked_message, disjoint_usage
-from tripwire.producers.errors import ToolBlocked
+from tripwire.producers.errors import InvalidArgumentError, ToolBlocked
 from tripwire.producers.guard import ApprovalRequest, ApprovalResult
 from tripwire.producers.run import Run
 from tripwire.producers.spans import ModelCallSpan, ToolCallSpan
@@ -164,7 +164,8 @@ class TripwireCallbackHandler(BaseCallbackHandler):
         params = kwargs.get("invocation_params") or {}
         provider = self._provider or meta.get("ls_provider") or _provider_of(serialized)
         model = meta.get("ls_model_name") or params.get("model") or params.get("model_name") or "unknown"
-        span = run.model_call(provider=str(provider), model=str(model), operation_name=operation)
+        provider, model = str(provider) or "unknown", str(model) or "unknown"
+        span = run.model_call(provider=provider, model=model, operation_name=operation)
         span.__enter__()  # raises BudgetExceeded when the step or token budget is spent
         self._spans[run_id] = span
 
@@ -192,9 +193,12 @@ class TripwireCallbackHandler(BaseCallbackHandler):
         if run is None:
             return
         name = str(kwargs.get("name") or (serialized or {}).get("name") or "tool")
-        args = inputs if inputs is not None else {"input": input_str}
-        call_id = kwargs.get("tool_call_id")
-        span = run.tool_call(name, args, risk=self._risk(name), tool_call_id=call_id or None)
+        call_id = kwargs.get("tool_call_id") or None
+        try:
+            span = run.tool_call(name, inputs if inputs is not None else {"input": input_str},
+                                 risk=self._risk(name), tool_call_id=call_id)
+        except InvalidArgumentError:  # inputs that are not JSON (objects a tool takes): the text form
+            span = run.tool_call(name, {"input": input_str}, risk=self._risk(name), tool_call_id=call_id)
         try:
             span.__enter__()  # budget, guard, approval: raises ToolBlocked (a refusal) before the tool runs
         except Exception as e:

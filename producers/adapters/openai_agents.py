@@ -159,9 +159,9 @@ class TripwireProcessor(TracingProcessor):
                     out = await inner(ctx, raw)
                     current = get_current_span()
                     if current is not None and current.error is not None:  # the SDK turned a failure into text
-                        raise _ToolFailed(out)
+                        raise ToolFailed(out)
                     return out
-            except _ToolFailed as f:
+            except ToolFailed as f:
                 return f.output
             except ToolBlocked as e:
                 return blocked_message(e)
@@ -171,7 +171,7 @@ class TripwireProcessor(TracingProcessor):
         return guarded
 
 
-class _ToolFailed(Exception):
+class ToolFailed(Exception):
     """The tool failed but the framework already made its error message the output: recorded as ``error``."""
 
     def __init__(self, output: Any) -> None:
@@ -195,4 +195,4 @@ def _record_usage(call: ModelCallSpan, data: Any) -> None:
     call.record_usage(**counts, response_model=str(model) if model else None)
 
 
-__all__ = ["FrameworkError", "TripwireProcessor"]
+__all__ = ["FrameworkError", "ToolFailed", "TripwireProcessor"]
