@@ -232,9 +232,9 @@ class KillSwitchGuard:
         return GuardDecision(require_approval=True, reason=verdict.approval_reason)
 
     def done(self, request: ToolRequest, status: str) -> None:
-        """A call that did not run (blocked or denied after the check) gives its throttle slots back."""
+        """A call that did not run (blocked, denied or suspended after the check) gives its throttle slots back."""
         taken = self._held_slots.pop(request.tool_call_id, None) if self._held_slots else None
-        if taken and status in ("blocked", "denied"):
+        if taken and status in ("blocked", "denied", "suspended"):
             Throttles.release(taken)
 
     def no_approver(self, request: ToolRequest, decision: GuardDecision) -> AutonomyDisabled:

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 
 from tripwire.producers._span_base import _BLOCKED, _DENIED, _Span, _status_of
 
+SUSPEND_ATTR = "tripwire_suspend"
+"""An exception raised by an approver with this attribute true suspends the call instead of failing it."""
+_SUSPENDED = "suspended"
+
 
 class ToolCallSpan(_Span):
     """``with run.tool_call("stripe.issue_refund", args={...}, risk="high") as call: ...``.
@@ -234,6 +238,13 @@ class ToolCallSpan(_Span):
             self._refuse(denied, reserved=True)
             raise denied
 
+    def _suspend(self) -> None:
+        # The approver paused the call (a framework's human-in-the-loop pause, e.g. a LangGraph interrupt):
+        # nothing is recorded, the reservation and any guard slot are given back; the framework runs the
+        # call again when the human answers, and that attempt records the decision.
+        self._run.budget.release_tool_call()
+        self._notify_guard(_SUSPENDED)
+
     def _deny_unanswerable(self, decision: GuardDecision, why: str) -> None:
         denied = ApprovalDenied(f"approval required ({decision.reason or 'guard'}) but {why}")
         self._refuse(denied, reserved=True)
@@ -268,6 +279,9 @@ class ToolCallSpan(_Span):
         except ToolBlocked:
             raise
         except Exception as e:
+            if getattr(e, SUSPEND_ATTR, False):
+                self._suspend()
+                raise
             self._rt.log.error("approver", "tripwire approver failed error=%s", self._rt.redactor.redact_error(e))
             answer = None
         self._record_approval(decision, answer, asked)
@@ -282,6 +296,9 @@ class ToolCallSpan(_Span):
             if inspect.isawaitable(answer):
                 answer = await answer
         except Exception as e:
+            if getattr(e, SUSPEND_ATTR, False):
+                self._suspend()
+                raise
             self._rt.log.error("approver", "tripwire approver failed error=%s", self._rt.redactor.redact_error(e))
             answer = None
         self._record_approval(decision, answer, asked)
@@ -320,4 +337,4 @@ async def _await(aw: Any) -> Any:
     return await aw
 
 
-__all__ = ["ToolCallSpan"]
+__all__ = ["SUSPEND_ATTR", "ToolCallSpan"]
