@@ -3,8 +3,8 @@
 Each statement is checked by ``tripwire.sinks.check_readonly_sql`` (ClickHouse's own parser: one
 query statement, no output to a file, no settings clause, whitelisted table functions; the same
 check as ``tripwire sql``, see ``sinks/sql_guard.py``), and the canonical text it returns runs on a
-separate read-only connection (chdb ``readonly=1``, or ``readonly=2`` on a server) with the engine enforcing the time limit and
-the row limit: the second wall.
+separate read-only connection (chdb ``readonly=1``, or ``readonly=2`` on a server) with the engine
+enforcing the time limit and the row limit: the second wall.
 """
 
 from __future__ import annotations
