@@ -16,6 +16,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY tripwire ./tripwire
 COPY schemas ./schemas
+COPY killswitch ./killswitch
+COPY redaction ./redaction
 COPY producers ./producers
 COPY processors ./processors
 COPY sinks ./sinks

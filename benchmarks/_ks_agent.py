@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--first-risk", default="low")
     args = p.parse_args(argv)
 
+    from tripwire.killswitch import KillSwitchConfig
     from tripwire.producers import ToolBlocked, Tracer, TracerConfig
-    from tripwire.producers._ks_config import KillSwitchConfig
     from tripwire.producers.guard import ALLOW, ToolRequest
     from tripwire.producers.killswitch import KillSwitchGuard
     from tripwire.schemas.enums import Risk

@@ -228,7 +228,7 @@ def run() -> list[Result]:
                               ratio=statistics.median(queries) / baseline, baseline=baseline, goal="< 1000 ms",
                               extra={"events": events}))
         # the heaviest SQL-console example, through the read-only connection
-        from tripwire.dashboard import queries as Q
+        from tripwire.sinks import queries as Q
 
         sql = Q.EXAMPLES["p95 model latency by version and model"]
         console.run_readonly(sql, max_rows=1000, timeout_s=30)

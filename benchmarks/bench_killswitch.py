@@ -66,28 +66,24 @@ def _baseline_round_trips(servers: str, n: int) -> list[float]:
 
 
 def _manual_trips(servers: str, keys: Path, agent: object, topic: str, n: int) -> list[float]:
-    from confluent_kafka import Producer
+    """What ``tripwire killswitch trip`` does (the kill switch's CommandPublisher: sign, produce, wait for the
+    ack), timed from the publish call to the agent's block."""
+    from tripwire.killswitch import CommandPublisher, CommandSigner, KillSwitchConfig, new_command
 
-    from tripwire.producers._ks_commands import new_command
-    from tripwire.producers._ks_signing import CommandSigner
-    from tripwire.schemas import encode
-
-    signer = CommandSigner.from_file(keys)
-    producer = Producer({"bootstrap.servers": servers, "acks": "all", "enable.idempotence": True, "linger.ms": 0})
+    publisher = CommandPublisher(KillSwitchConfig(bootstrap=servers, topic=topic), CommandSigner.from_file(keys),
+                                 timeout_s=10, client_id="bench-killswitch")
+    publisher.ensure_topic()  # run() created it; this only marks it checked, so no trip pays the admin call
     samples = []
     for i in range(n):
         tool = f"bench.manual{i}"
         assert agent.ask({"op": "watch", "tool": tool, "timeout": 30}) == {"watching": True}  # type: ignore[attr-defined]
         t0 = time.time()
-        command = signer.sign(new_command(scope=f"agent:bench-agent/tool:{tool}", action="freeze_tool",
-                                          reason="benchmark", issued_by="user:bench"))
-        producer.produce(topic, key=command.scope.encode(), value=encode(command))
-        producer.poll(0)
+        publisher.publish(new_command(scope=f"agent:bench-agent/tool:{tool}", action="freeze_tool",
+                                      reason="benchmark", issued_by="user:bench"))
         answer = agent.read(35)  # type: ignore[attr-defined]
         if "blocked_at" not in answer or answer.get("error") != "ToolFrozen":
             raise RuntimeError(f"trip {i} did not block the agent: {answer}")
         samples.append(answer["blocked_at"] - t0)
-    producer.flush(10)
     return samples
 
 
@@ -109,10 +105,7 @@ def _guard_check_cost(calls: int = 200_000) -> list[Result]:
     common case), against the SDK's allow-all guard (a bare method call) in the same process."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from tripwire.producers._ks_commands import new_command
-    from tripwire.producers._ks_config import KillSwitchConfig
-    from tripwire.producers._ks_signing import CommandSigner, CommandVerifier
-    from tripwire.producers._ks_state import KillSwitchState
+    from tripwire.killswitch import CommandSigner, CommandVerifier, KillSwitchConfig, KillSwitchState, new_command
     from tripwire.producers.guard import AllowAllGuard, ToolRequest
     from tripwire.producers.killswitch import KillSwitchGuard
     from tripwire.schemas.enums import Risk
@@ -159,10 +152,8 @@ def _figures(name: str, samples: list[float], base: list[float], extra: dict) ->
 def run(trips: int = TRIPS, keep: Path | None = None) -> list[Result]:
     from tests.helpers import uid
     from tests.ks_procs import AgentProcess, PolicyWorker
+    from tripwire.killswitch import KillSwitchConfig, ensure_topic, generate_keypair
     from tripwire.processors.policy import load_policy
-    from tripwire.producers._ks_config import KillSwitchConfig
-    from tripwire.producers._ks_listener import ensure_topic
-    from tripwire.producers._ks_signing import generate_keypair
     from tripwire.schemas import topic_names
 
     servers = bootstrap()

@@ -50,8 +50,8 @@ def current_actor() -> Actor:
         return Actor(name=ANONYMOUS)
     name = str(claims.get("email") or claims.get("sub") or ANONYMOUS)
     path = data.settings().roles_path
-    role = roles.load(path).resolve(claims) if path is not None else None
-    return Actor(name=name, role=role.label if role else None, authenticated=True)
+    held = roles.load(path).resolve(claims) if path is not None else frozenset()
+    return Actor(name=name, role=roles.label(held), authenticated=True)
 
 
 def _sign_in_page() -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from tripwire.core.errors import TripwireError
-from tripwire.dashboard import data, queries
+from tripwire.dashboard import data
 from tripwire.dashboard.actions import Action, Actor
 from tripwire.dashboard.data import RANGES, Filters
 
@@ -82,7 +82,7 @@ def sidebar_filters(*, workflow: bool = True) -> Filters:
     """The time range and tenant / agent / workflow filters (choices from the data)."""
     _keep("f_range", DEFAULT_RANGE, lambda v: v in RANGES)
     label = st.sidebar.selectbox("Time range", list(RANGES), key="f_range", on_change=_save("f_range"))
-    dims = data.cached_frame(queries.DIMENSIONS)
+    dims = data.cached_frame("dimensions")
     tenants = [ALL, *sorted(dims["tenant"].unique())] if len(dims) else [ALL]
     tenant = _choice("Tenant", "f_tenant", tenants)
     if tenant:

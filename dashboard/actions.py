@@ -4,16 +4,15 @@ Every action is one function taking the acting :class:`Actor` first, and every o
 through :func:`authorize` before it touches anything, so a role check (issue 11: sign-in and
 roles) wraps all of them in one place with :func:`set_authorizer`; the server checks, not
 just the buttons; every decision, allowed or refused, is audited in ``dashboard_audit``.
-Trips and resets are built and signed exactly like the on-call CLI (``new_command`` + the
-Ed25519 ``CommandSigner`` of ``TRIPWIRE_KILLSWITCH_PRIVATE_KEY_PATH``,
-``KillSwitchConfig`` for the broker and topic), delivered to the compacted kill-switch topic
-keyed by scope (or to an in-process command sink registered by the embedded demo), then
-recorded in ``killswitch_audit`` with the actor.
+Trips and resets are built, signed and published exactly like the on-call CLI (``new_command``, then
+the kill switch's ``CommandPublisher`` with the key of ``TRIPWIRE_KILLSWITCH_PRIVATE_KEY_PATH`` and
+``KillSwitchConfig`` for the broker and topic): delivered to the compacted kill-switch topic keyed by
+scope (or to an in-process command sink registered by the embedded demo), then recorded in
+``killswitch_audit`` with the actor.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,8 +24,7 @@ from tripwire.dashboard import data
 from tripwire.dashboard.errors import ActionError, NotAuthorizedError
 
 if TYPE_CHECKING:
-    from tripwire.producers._ks_config import KillSwitchConfig
-    from tripwire.producers._ks_signing import CommandSigner
+    from tripwire.killswitch import CommandPublisher, KillSwitchConfig
     from tripwire.schemas import KillSwitchCommand
 
 log = logging.getLogger(__name__)
@@ -104,7 +102,7 @@ def audit_action(actor: Actor, action: Action, details: Mapping[str, Any], *, de
 
 
 def _ks_config() -> KillSwitchConfig:
-    from tripwire.producers._ks_config import KillSwitchConfig
+    from tripwire.killswitch import KillSwitchConfig
 
     try:
         return KillSwitchConfig()
@@ -112,71 +110,32 @@ def _ks_config() -> KillSwitchConfig:
         raise ActionError(f"kill-switch settings are invalid: {e}") from e
 
 
-@functools.lru_cache(maxsize=4)
-def _signer(path: str) -> CommandSigner:
-    from pathlib import Path
+def _publisher(config: KillSwitchConfig) -> CommandPublisher:
+    """The kill switch's one publisher, with the dashboard's signing key and timeout; it hands the signed command
+    to the in-process command sink when the embedded demo registered one, else to Kafka."""
+    from tripwire.killswitch import CommandPublisher
 
-    from tripwire.producers._ks_signing import CommandSigner
-
-    return CommandSigner.from_file(Path(path))
-
-
-def _sign(command: KillSwitchCommand, config: KillSwitchConfig) -> KillSwitchCommand:
     if config.private_key_path is None:
         raise ActionError(
             "no signing key configured: run `tripwire keys generate` and set TRIPWIRE_KILLSWITCH_PRIVATE_KEY_PATH "
             "before starting the dashboard"
         )
     try:
-        return _signer(str(config.private_key_path)).sign(command)
+        return CommandPublisher(config, timeout_s=data.settings().publish_timeout_s,
+                                client_id="tripwire-dashboard", sink=data.command_sink())
     except Exception as e:
         raise ActionError(f"cannot sign the command: {e}") from e
 
 
-_topics_checked: set[tuple[str, str]] = set()
+def _deliver(command: KillSwitchCommand, config: KillSwitchConfig) -> KillSwitchCommand:
+    """Sign and deliver ``command`` (topic created first, keyed by scope, broker ack awaited); the signed command."""
+    from tripwire.killswitch import CommandPublishError
 
-
-def _ensure_topic_once(bootstrap: str, topic: str, create: Callable[[], object]) -> None:
-    """Create the compacted topic like the CLI does (never let auto-create make a plain one), once per process."""
-    if (bootstrap, topic) not in _topics_checked:
-        create()
-        _topics_checked.add((bootstrap, topic))
-
-
-def _publish_kafka(command: KillSwitchCommand, config: KillSwitchConfig) -> None:
-    """Produce the signed command to the compacted topic (key = scope) and wait for the broker's ack."""
-    from confluent_kafka import Producer
-
-    from tripwire.producers._ks_listener import ensure_topic
-    from tripwire.schemas import encode
-
-    timeout = data.settings().publish_timeout_s
-    _ensure_topic_once(config.bootstrap, config.topic, lambda: ensure_topic(config, timeout=timeout))
-    props = {**config.kafka_properties(), "enable.idempotence": True, "acks": "all", "linger.ms": 0}
-    producer = Producer(props)
-    outcome: list[Any] = []
-    producer.produce(
-        config.topic,
-        key=command.scope.encode(),
-        value=encode(command),
-        on_delivery=lambda err, msg: outcome.append(err),
-    )
-    remaining = producer.flush(timeout)
-    if remaining or not outcome:
-        raise ActionError(f"the kill-switch command was not acknowledged by Kafka at {config.bootstrap} in time")
-    if outcome[0] is not None:
-        raise ActionError(f"Kafka refused the kill-switch command: {outcome[0]}")
-
-
-def _deliver(command: KillSwitchCommand, config: KillSwitchConfig) -> None:
-    sink = data.command_sink()
+    publisher = _publisher(config)
     try:
-        if sink is not None:
-            sink(command)
-        else:
-            _publish_kafka(command, config)
-    except ActionError:
-        raise
+        return publisher.publish(command)
+    except CommandPublishError as e:
+        raise ActionError(str(e)) from e
     except Exception as e:
         raise ActionError(f"the kill-switch command could not be delivered: {type(e).__name__}: {e}") from e
 
@@ -207,7 +166,7 @@ def issue_command(
     alert_id: str | None = None,
 ) -> KillSwitchCommand:
     """Build, sign, deliver and audit one kill-switch command; returns the signed command."""
-    from tripwire.producers._ks_commands import new_command, parse_duration
+    from tripwire.killswitch import new_command, parse_duration
 
     is_reset = action == "resume"
     authorize(actor, Action.RESET if is_reset else Action.TRIP, {"scope": scope, "action": action})
@@ -231,8 +190,7 @@ def issue_command(
     except ValueError as e:
         raise ActionError(str(e)) from e
     config = _ks_config()
-    signed = _sign(command, config)
-    _deliver(signed, config)
+    signed = _deliver(command, config)
     _audit(actor, signed)
     log.info(
         "killswitch command issued command_id=%s scope=%s action=%s actor=%s",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from tripwire.dashboard import _ui, actions, data, queries
+from tripwire.dashboard import _ui, actions, data
 from tripwire.dashboard.data import Filters
 
 SEVERITIES = ["critical", "warning", "info"]
@@ -13,13 +13,13 @@ STATUSES = ["firing", "resolved"]
 
 
 def incidents(f: Filters, severities: list[str], statuses: list[str]) -> pd.DataFrame:
-    return data.frame(queries.INCIDENTS, {**f.params(), "severities": severities, "statuses": statuses})
+    return data.frame("active_alerts", {**f.window(workflow=False), "severities": severities, "statuses": statuses})
 
 
 def _evidence(row: pd.Series) -> None:
     traces = list(row["evidence_trace_ids"] or [])
     run_ids = [row["run_id"]] if isinstance(row["run_id"], str) and row["run_id"] else []
-    runs = data.frame(queries.EVIDENCE_RUNS, {"trace_ids": traces, "run_ids": run_ids})
+    runs = data.frame("evidence_runs", {"trace_ids": traces, "run_ids": run_ids})
     st.markdown(
         f"**{row['summary']}**  \nscope `{row['scope']}` · observed {row['observed']:g} vs threshold "
         f"{row['threshold']:g} · {row['count']} occurrence(s) · first {row['created_at']:%Y-%m-%d %H:%M:%S} UTC"
@@ -36,7 +36,7 @@ def _ack(row: pd.Series) -> None:
     if isinstance(row["acked_by"], str) and row["acked_by"]:
         st.success(f"Acknowledged by {row['acked_by']} at {row['acked_at']:%H:%M:%S} UTC: {row['ack_note'] or '-'}")
     if not _ui.can(actions.Action.ACK):
-        st.caption("Acknowledging needs the oncall role.")
+        st.caption("Acknowledging needs the on-call role.")
         return
     note = st.text_input("Note", key="al_note", max_chars=actions.MAX_NOTE_CHARS)
     if st.button("Acknowledge", key="al_ack", type="primary"):
@@ -54,7 +54,7 @@ def body(f: Filters) -> None:
     statuses = c[1].multiselect("Status", STATUSES, default=None, key="al_status")
     df = incidents(f, severities, statuses)
     if not len(df):
-        if not data.rows("SELECT count() AS n FROM alerts")[0]["n"]:
+        if not data.rows("stored_counts")[0]["alerts"]:
             _ui.no_data("No alerts yet. Alerts come from the processors (`tripwire process`, or `tripwire demo`).")
         else:
             st.info("No alert matches these filters.")

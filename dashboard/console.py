@@ -1,8 +1,10 @@
 """SQL: a read-only analyst console with a row limit, a timeout, CSV download and examples.
 
-Statements run on a separate read-only connection (chdb read-only mode, or ``readonly=2`` on a
-server) with the engine enforcing the time limit and the row limit; the text is checked to be a
-single query first so the message is clear, but the engine's read-only mode is the guard.
+Each statement is checked by ``tripwire.sinks.check_readonly_sql`` (ClickHouse's own parser: one
+query statement, no output to a file, no settings clause, whitelisted table functions; the same
+check as ``tripwire sql``, see ``sinks/sql_guard.py``), and the canonical text it returns runs on a
+separate read-only connection (chdb ``readonly=1``, or ``readonly=2`` on a server) with the engine
+enforcing the time limit and the row limit: the second wall.
 """
 
 from __future__ import annotations
@@ -11,58 +13,34 @@ import threading
 
 import streamlit as st
 
-from tripwire.dashboard import _ui, actions, data, queries
+from tripwire.dashboard import _ui, actions, data
 from tripwire.dashboard.errors import ConsoleQueryError
-from tripwire.sinks.store import QueryLimits, QueryResult, Store
+from tripwire.sinks import QueryLimits, QueryResult, ReadOnlyQueryError, Store, check_readonly_sql, queries
 
-READ_KEYWORDS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS")
 ROW_LIMITS = [100, 1_000, 10_000, 100_000]
 TIMEOUTS = [5, 30, 60, 300]
-MAX_SQL_CHARS = 20_000
 
 _lock = threading.Lock()
-_readers: dict[tuple[str, str, int, float], Store] = {}
+_readers: dict[tuple[str, int, float], Store] = {}
 
 
-def check_statement(sql: str) -> str:
-    """The single read-only statement in ``sql`` (trailing ';' allowed), else ConsoleQueryError."""
-    from tripwire.sinks.migrations import split_statements
-
-    if len(sql) > MAX_SQL_CHARS:
-        raise ConsoleQueryError(f"the query is longer than {MAX_SQL_CHARS} characters")
-    statements = [s for s in split_statements(sql) if s.strip()]
-    if not statements:
-        raise ConsoleQueryError("enter a query")
-    if len(statements) > 1:
-        raise ConsoleQueryError("one statement at a time")
-    text = statements[0].strip()
-    first = text.split(None, 1)[0].upper().lstrip("(")
-    if first not in READ_KEYWORDS:
-        raise ConsoleQueryError(f"read-only console: {first} is not allowed (use {', '.join(READ_KEYWORDS)})")
-    return text
+def check_statement(store: Store, sql: str) -> str:
+    """The statement to run for ``sql`` (one read-only statement, as ClickHouse formats it), else
+    ConsoleQueryError saying what is not allowed."""
+    try:
+        return check_readonly_sql(store, sql)
+    except ReadOnlyQueryError as e:
+        raise ConsoleQueryError(str(e)) from e
 
 
 def _reader(max_rows: int, timeout_s: float) -> Store:
     """A read-only connection to the dashboard's store with these limits (one per limit pair, reused)."""
-    from tripwire.sinks.store import open_store
-
     base = data.get_store()
-    limits = QueryLimits(max_rows=max_rows, timeout_s=timeout_s)
-    if base.backend == "chdb":
-        key = ("chdb", f"{base.path}|{base.database}", max_rows, timeout_s)  # type: ignore[attr-defined]
-        factory = lambda: open_store(  # noqa: E731
-            f"chdb://{base.path}?database={base.database}", readonly=True, limits=limits  # type: ignore[attr-defined]
-        )
-    else:
-        from tripwire.sinks._server_store import ClickHouseStore
-
-        url = base.url  # type: ignore[attr-defined]
-        key = ("clickhouse", url.redacted(), max_rows, timeout_s)
-        factory = lambda: ClickHouseStore(url, readonly=True, limits=limits, create=False)  # noqa: E731
+    key = (base.location(), max_rows, timeout_s)
     with _lock:
         store = _readers.get(key)
         if store is None:
-            store = _readers[key] = factory()
+            store = _readers[key] = base.open_reader(QueryLimits(max_rows=max_rows, timeout_s=timeout_s))
         return store
 
 
@@ -76,16 +54,11 @@ def close_readers() -> None:
 def run_readonly(sql: str, *, max_rows: int, timeout_s: float) -> QueryResult:
     actions.authorize(_ui.current_actor(), actions.Action.SQL, {"sql": sql[:AUDIT_SQL_CHARS], "chars": len(sql)})
     cfg = data.settings()
-    text = check_statement(sql)
     store = _reader(min(max_rows, cfg.sql_max_rows), min(timeout_s, cfg.sql_timeout_s))
+    text = check_statement(store, sql)
     try:
         return store.query(text)
     except Exception as e:
-        if "Timeout exceeded" in str(e):
-            try:  # chdb answers the next query on a timed-out connection with an empty result: drain it
-                store.query("SELECT 1")
-            except Exception:
-                pass
         raise ConsoleQueryError(str(e)) from e
 
 

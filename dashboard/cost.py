@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from tripwire.dashboard import _ui, data, queries
+from tripwire.dashboard import _ui, data
 from tripwire.dashboard.data import Filters
 
 TOKEN_KINDS = ["input", "cache_read", "cache_write", "output", "reasoning"]
@@ -14,7 +14,7 @@ BREACH_COLUMNS = ["run_id", "started_at", "workflow", "outcome", "cost_usd", "ma
 
 
 def unit_economics(f: Filters) -> pd.DataFrame:
-    return data.frame(queries.COST_BY_WORKFLOW_VERSION, f.params())
+    return data.frame("cost_by_workflow_version", f.window())
 
 
 def token_kinds_of(wv: pd.DataFrame) -> pd.DataFrame:
@@ -35,7 +35,7 @@ def token_kinds(f: Filters) -> pd.DataFrame:
 
 def budgets(f: Filters) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per agent version: caps, breaches; and the breaching runs (newest first)."""
-    by_agent = data.frame(queries.BUDGETS, f.params())
+    by_agent = data.frame("budgets", f.window())
     rows = [
         (agent, version, *run)
         for agent, version, runs in zip(by_agent["agent_id"], by_agent["agent_version"], by_agent["breaching"],
@@ -76,7 +76,7 @@ def body(f: Filters) -> None:
                               title="Cost per run ($)"), key="co_wv_chart")
 
     st.subheader("Model mix")
-    mix = data.frame(queries.MODEL_MIX, f.params())
+    mix = data.frame("model_mix", f.window(workflow=False))
     left, right = st.columns([3, 2])
     left.dataframe(mix, hide_index=True)
     if len(mix) and float(mix["cost_usd"].sum()) > 0:
@@ -89,7 +89,7 @@ def body(f: Filters) -> None:
         st.dataframe(_link(breaches), hide_index=True, column_config=LINK)
 
     st.subheader("Top expensive runs")
-    top = data.frame(queries.TOP_EXPENSIVE_RUNS, {**f.params(), "limit": 20})
+    top = data.frame("top_expensive_runs", {**f.window(), "limit": 20})
     st.dataframe(_link(top), hide_index=True, column_config=LINK,
                  column_order=["link", "cost_usd", "agent_id", "agent_version", "workflow", "outcome", "model_calls",
                                "tool_calls", "tokens", "started_at"])

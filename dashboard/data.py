@@ -3,8 +3,10 @@
 ``get_store()`` returns the store a host process registered with ``set_store`` (the embedded
 demo runs the pipeline and the dashboard in one process, and chdb binds its folder to one
 process), and otherwise opens the configured URL once per process (``st.cache_resource``).
-Kill-switch commands go the same way: ``set_command_sink`` lets a host deliver signed commands
-in-process; otherwise they are published to the kill-switch topic on Kafka.
+Pages run named queries of the one catalog (``tripwire.sinks.QUERIES``) by name with ``frame`` /
+``rows``: the dashboard holds no SQL of its own. Kill-switch commands go the same way:
+``set_command_sink`` lets a host deliver signed commands in-process; otherwise they are
+published to the kill-switch topic on Kafka.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from tripwire.dashboard.config import DashboardSettings
 from tripwire.dashboard.errors import NoStoreError
+from tripwire.sinks import Store, migrate, open_store, run_query, run_query_df
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from tripwire.schemas import KillSwitchCommand
-    from tripwire.sinks.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +90,6 @@ def get_store() -> Store:
 
 
 def open_url(url: str) -> Store:
-    from tripwire.sinks.migrations import migrate
-    from tripwire.sinks.store import open_store
-
     store = open_store(url)
     try:
         migrate(store)  # an empty store shows "no data yet" instead of missing tables
@@ -110,30 +109,34 @@ def _open_cached(url: str) -> Store:
     return _cached_opener()(url)
 
 
-def frame(sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Run a dashboard query (``{name:Type}`` parameters) on the store; a pandas DataFrame."""
-    return get_store().query_df(sql, params)
+def frame(name: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Run the named query of ``tripwire.sinks.QUERIES`` with these parameters (and choices) on the
+    store; a pandas DataFrame."""
+    return run_query_df(get_store(), name, **(params or {}))
 
 
-def rows(sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    return get_store().query(sql, params).dicts()
+def rows(name: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """``frame``, as a list of dicts."""
+    return run_query(get_store(), name, **(params or {})).dicts()
 
 
 _cache: dict[tuple[int, str, str], tuple[float, pd.DataFrame]] = {}
 DIMENSIONS_TTL_S = 60.0
 
 
-def cached_frame(sql: str, params: Mapping[str, Any] | None = None, *, ttl_s: float = DIMENSIONS_TTL_S) -> pd.DataFrame:
+def cached_frame(
+    name: str, params: Mapping[str, Any] | None = None, *, ttl_s: float = DIMENSIONS_TTL_S
+) -> pd.DataFrame:
     """``frame`` remembered for ``ttl_s`` per store (filter choices: they change slowly and every page needs them)."""
     import time
 
-    key = (id(get_store()), sql, repr(sorted((params or {}).items())))
+    key = (id(get_store()), name, repr(sorted((params or {}).items())))
     now = time.monotonic()
     with _lock:
         hit = _cache.get(key)
     if hit is not None and now - hit[0] < ttl_s:
         return hit[1].copy()
-    df = frame(sql, params)
+    df = frame(name, params)
     with _lock:
         if len(_cache) > 256:
             _cache.clear()
@@ -179,6 +182,7 @@ class Filters:
         return cls(since=since, until=until, **kw)
 
     def params(self) -> dict[str, Any]:
+        """The filter values by the dashboard's names (queries take ``window()``)."""
         return {
             "since": self.since,
             "until": self.until,
@@ -186,6 +190,14 @@ class Filters:
             "agent": self.agent,
             "workflow": self.workflow,
         }
+
+    def window(self, *, workflow: bool = True) -> dict[str, Any]:
+        """The catalog's window parameters: [start, end) and tenant / agent_id / workflow ('' = all).
+        ``workflow=False`` for the queries of the rollups and alerts, which carry no workflow."""
+        out = {"start": self.since, "end": self.until, "tenant": self.tenant, "agent_id": self.agent}
+        if workflow:
+            out["workflow"] = self.workflow
+        return out
 
     @property
     def minutes(self) -> float:

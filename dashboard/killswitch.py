@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
-from tripwire.dashboard import _ui, actions, data, queries
+from tripwire.dashboard import _ui, actions, data
 from tripwire.dashboard.data import Filters
 
 ACTIONS = ["disable_autonomy", "force_approval", "freeze_tool", "throttle"]
@@ -21,7 +21,7 @@ QUICK_AGENTS = 12
 
 
 def active() -> pd.DataFrame:
-    df = data.frame(queries.SWITCH_STATE)
+    df = data.frame("killswitch_state")
     if len(df):
         now = pd.Timestamp(datetime.now(UTC))
         df["age"] = (now - df["issued_at"]).map(_age)
@@ -82,7 +82,7 @@ def _pending() -> None:
 
 def _quick(f: Filters, in_force: pd.DataFrame) -> None:
     st.subheader("Disable an agent's autonomy")
-    agents = list(data.cached_frame(queries.AGENTS, {"tenant": f.tenant})["agent_id"])
+    agents = list(data.cached_frame("agents", {"tenant": f.tenant})["agent_id"])
     if f.agent and f.agent in agents:
         agents.remove(f.agent)
         agents.insert(0, f.agent)
@@ -133,7 +133,7 @@ def _form() -> None:
 
 def _audit(f: Filters) -> None:
     st.subheader("Audit history")
-    df = data.frame(queries.SWITCH_AUDIT, {"since": f.since, "limit": 500})
+    df = data.frame("killswitch_history", {"start": f.since, "limit": 500})
     if not len(df):
         st.caption("No kill-switch command in this time range.")
         return
@@ -151,7 +151,7 @@ def body(f: Filters) -> None:
         _quick(f, in_force)
         _form()
     else:
-        st.caption("Tripping and resetting kill switches needs the oncall role.")
+        st.caption("Tripping and resetting kill switches needs the on-call role.")
     _audit(f)
 
 

@@ -7,14 +7,15 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from tripwire.dashboard import _ui, data, queries
+from tripwire.dashboard import _ui, data
 from tripwire.dashboard.data import Filters
 
 SPLITS = {"version": "Agent version", "model": "Model", "none": "No split"}
 
 
 def kpis(f: Filters) -> dict:
-    return data.rows(queries.RUN_KPIS, f.params())[0]
+    found = data.rows("run_kpis", f.window())
+    return found[0] if found else {"runs": 0}
 
 
 def _quantiles(df: pd.DataFrame) -> pd.DataFrame:
@@ -29,12 +30,12 @@ def _quantiles(df: pd.DataFrame) -> pd.DataFrame:
 def model_calls(f: Filters, split: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per bucket x split series, per version x model table) of model calls.
 
-    Both come from one pass over the rollup; with a workflow filter the table is computed from
-    raw calls instead (the rollups carry no workflow)."""
-    df = data.frame(queries.model_call_rollup(split), {**f.params(), "bucket_s": f.bucket_s})
+    Both come from one pass over the rollup (hourly for long ranges); with a workflow filter the
+    table is computed from raw calls instead (the rollups carry no workflow)."""
+    df = data.frame("model_call_series", {**f.window(workflow=False), "bucket_s": f.bucket_s, "split": split})
     series = df[df["bucket"].notna()].drop(columns=["version", "call_model"]).reset_index(drop=True)
     if f.workflow:
-        table = data.frame(queries.MODEL_LATENCY_BY_VERSION_MODEL_RAW, f.params())
+        table = data.frame("p95_by_version_and_model", f.window()).drop(columns=["p50_ms", "p95_ms", "p99_ms"])
     else:
         table = (df[df["bucket"].isna()].drop(columns=["bucket", "series"])
                  .rename(columns={"version": "agent_version", "call_model": "model"}).reset_index(drop=True))
@@ -61,7 +62,7 @@ def _kpi_row(k: dict) -> None:
 
 
 def _series(f: Filters, split: str, calls: pd.DataFrame) -> None:
-    runs = data.frame(queries.RUNS_PER_BUCKET, {**f.params(), "bucket_s": f.bucket_s})
+    runs = data.frame("runs_per_bucket", {**f.window(), "bucket_s": f.bucket_s})
     per = _bucket_label(f.bucket_s)
     left, right = st.columns(2)
     if len(runs):
@@ -87,7 +88,7 @@ def _bucket_label(seconds: int) -> str:
 
 def _compare(f: Filters, lat: pd.DataFrame) -> None:
     st.subheader("Compare two versions")
-    dims = data.cached_frame(queries.DIMENSIONS)
+    dims = data.cached_frame("dimensions")
     for column, value in (("tenant", f.tenant), ("agent_id", f.agent), ("workflow", f.workflow)):
         if value:
             dims = dims[dims[column] == value]
@@ -98,7 +99,7 @@ def _compare(f: Filters, lat: pd.DataFrame) -> None:
     c1, c2 = st.columns(2)
     a = c1.selectbox("Version A", versions, index=len(versions) - 2, key="cmp_a")
     b = c2.selectbox("Version B", versions, index=len(versions) - 1, key="cmp_b")
-    df = data.frame(queries.VERSION_COMPARE, {**f.params(), "versions": [a, b]}).set_index("agent_version")
+    df = data.frame("version_compare", {**f.window(), "versions": [a, b]}).set_index("agent_version")
     for col, v, other in ((c1, a, b), (c2, b, a)):
         if v not in df.index:
             col.caption(f"No runs of {v} in range.")

@@ -9,10 +9,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from tripwire.dashboard import _ui, data, queries
-from tripwire.dashboard.data import EPOCH, Filters
-
-FAR_FUTURE = datetime(2200, 1, 1, tzinfo=UTC)
+from tripwire.dashboard import _ui, data
+from tripwire.dashboard.data import Filters
 
 OUTCOMES = ["success", "failure", "escalated", "aborted", "killed", "timed_out", "running"]
 MAX_SEARCH_CHARS = 200
@@ -21,9 +19,9 @@ STATUS_COLORS = {"ok": "#2e7d32", "error": "#c62828", "timeout": "#ef6c00", "blo
 
 def search(f: Filters, *, outcomes: list[str], min_cost: float, max_cost: float, text: str, alerted: bool,
            limit: int = 500) -> pd.DataFrame:
-    params = {**f.params(), "outcomes": outcomes, "min_cost": float(min_cost), "max_cost": float(max_cost),
+    params = {**f.window(), "outcomes": outcomes, "min_cost": float(min_cost), "max_cost": float(max_cost),
               "search": text.strip()[:MAX_SEARCH_CHARS], "alerted": int(alerted), "limit": limit}
-    return data.frame(queries.RUN_SEARCH, params)
+    return data.frame("run_search", params)
 
 
 TRACE_MARGIN = timedelta(hours=1)
@@ -31,25 +29,25 @@ TRACE_MARGIN = timedelta(hours=1)
 
 def trace(run_id: str, summary: dict[str, Any] | None = None) -> pd.DataFrame:
     """The run's events in order; its summary (tenant, agent, time span) narrows the scan to the sorting key."""
-    params: dict[str, Any] = {"run_id": run_id, "tenant": "", "agent": "", "since": EPOCH, "until": FAR_FUTURE}
+    params: dict[str, Any] = {"run_id": run_id}  # unhinted: every tenant, agent and time
     if summary and summary.get("started_at") is not None:
         end = summary.get("ended_at") or datetime.now(UTC)
-        params.update(tenant=summary["tenant"], agent=summary["agent_id"],
-                      since=summary["started_at"] - TRACE_MARGIN, until=end + TRACE_MARGIN)
-    return data.frame(queries.RUN_TRACE, params)
+        params.update(tenant=summary["tenant"], agent_id=summary["agent_id"],
+                      start=summary["started_at"] - TRACE_MARGIN, end=end + TRACE_MARGIN)
+    return data.frame("run_trace", params)
 
 
 def explain(steps: pd.DataFrame) -> list[str]:
     """One line per step, in order: what the agent did and what stopped it."""
     lines = []
     for r in steps.itertuples():
-        if r.kind == "model":
+        if r.kind == "model_call":
             tokens = f"{r.input_tokens} in / {r.output_tokens} out"
             cost = "" if pd.isna(r.cost_usd) else f", {_ui.usd(r.cost_usd, 5)}"
             why = f" ({r.detail})" if isinstance(r.detail, str) and r.detail else ""
             err = f" - error {r.error_type}" if isinstance(r.error_type, str) and r.error_type else ""
             lines.append(f"#{r.seq} model **{r.name}** {r.status}{why}: {tokens}{cost}, {_ui.ms(r.duration_ms)}{err}")
-        elif r.kind == "tool":
+        elif r.kind == "tool_call":
             risk = f" [{r.risk} risk]" if isinstance(r.risk, str) else ""
             line = f"#{r.seq} tool **{r.name}**{risk} {r.status}, {_ui.ms(r.duration_ms)}"
             if isinstance(r.blocked_reason, str) and r.blocked_reason:
@@ -87,7 +85,7 @@ def _waterfall(steps: pd.DataFrame) -> go.Figure:
 
 
 def run_detail(run_id: str) -> None:
-    summary = data.rows(queries.RUN_SUMMARY, {"run_id": run_id})
+    summary = data.rows("run_summary", {"run_id": run_id})
     steps = trace(run_id, summary[0] if summary else None)
     if not summary and not len(steps):
         st.warning("No run with that id.")
@@ -106,7 +104,7 @@ def run_detail(run_id: str) -> None:
                    f"trace {s['trace_id']} · budget used {_ui.num(s['budget_cost_pct'], 1)}% of cost cap")
         if s["missing_seqs"]:
             st.warning(f"Events missing from this trace: seq {list(s['missing_seqs'])}")
-    alerts = data.frame(queries.RUN_ALERTS, {
+    alerts = data.frame("run_alerts", {
         "run_id": run_id, "trace_id": summary[0]["trace_id"] if summary else "",
         "event_ids": list(steps["event_id"]) if len(steps) else [],
     })
@@ -134,7 +132,7 @@ def body(f: Filters) -> None:
     runs = search(f, outcomes=outcomes, min_cost=min_cost, max_cost=max_cost, text=text, alerted=alerted)
     st.caption(f"{len(runs)} runs" + (" (newest 500)" if len(runs) >= 500 else ""))
     if not len(runs):
-        if not data.rows("SELECT count() AS n FROM run_summaries")[0]["n"]:
+        if not data.rows("stored_counts")[0]["runs"]:
             _ui.no_data()
         else:
             st.info("No run matches these filters.")

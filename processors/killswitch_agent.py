@@ -5,8 +5,11 @@ the alerts topic. The operator's per-incident state (the trip still in force) li
 Table keyed by incident_id, like the alerts topic, so a restarted worker does not trip an incident
 twice. The worker also follows the kill-switch topic (the SDK's listener), so a policy trip never
 replaces a stronger or longer switch already on its scope, such as a human's open-ended freeze.
-Commands are published at once, outside the worker's transactions (see :class:`CommandPublisher`):
-the table of trips is transactional, the command's visibility does not wait for a commit.
+Commands are signed and published at once by the kill switch's :class:`~tripwire.killswitch.CommandPublisher`
+(idempotent producer, acks=all), outside the worker's transactions: a command must reach agents now, not
+at the next transaction commit. The table of trips is transactional; the price is that a worker killed
+between publishing and committing may trip the same incident again after its restart: a second,
+identical-in-effect command, which is harmless.
 
 The agent is only registered when a signing key is configured
 (``TRIPWIRE_KILLSWITCH_PRIVATE_KEY_PATH``); without one the worker runs and logs that the policy is off.
@@ -18,12 +21,14 @@ import json
 import logging
 from typing import Any
 
-from tripwire.producers._ks_config import KillSwitchConfig
+from tripwire.killswitch import CommandPublisher, KillSwitchConfig
 
 log = logging.getLogger(__name__)
 
 TABLE_NAME = "state-killswitch-trips"
 AGENT_NAME = "tripwire.processors.killswitch_policy"
+PUBLISH_TIMEOUT_S = 10.0
+TOPIC_TIMEOUT_S = 15.0
 
 
 def killswitch_topic(runtime: Any) -> str:
@@ -34,10 +39,15 @@ def killswitch_topic(runtime: Any) -> str:
 
 def register_killswitch_agent(runtime: Any, config: KillSwitchConfig | None = None) -> bool:
     """Add the policy agent to ``runtime.app``; False (and a warning) when it cannot sign commands."""
+    from tripwire.killswitch import (
+        CommandVerifier,
+        KillSwitchListener,
+        KillSwitchState,
+        Republisher,
+        build_signer,
+        configured_public_keys,
+    )
     from tripwire.processors.killswitch_policy import KillSwitchPolicy, load_killswitch_policy
-    from tripwire.producers._ks_listener import KillSwitchListener, ensure_topic
-    from tripwire.producers._ks_signing import CommandSigner, CommandVerifier, load_public_key, parse_public_key
-    from tripwire.producers._ks_state import KillSwitchState
 
     if AGENT_NAME in runtime.app.agents:  # already wired (the worker and a caller both asked)
         return True
@@ -45,26 +55,33 @@ def register_killswitch_agent(runtime: Any, config: KillSwitchConfig | None = No
     if not config.enabled or config.private_key_path is None:
         log.warning("killswitch policy is off: no signing key (set TRIPWIRE_KILLSWITCH_PRIVATE_KEY_PATH)")
         return False
-    signer = CommandSigner.from_file(config.private_key_path)
+    signer = build_signer(config)
     topic = killswitch_topic(runtime)
     # The policy's clients talk to the worker's cluster: its bootstrap and its TLS/SASL settings.
     topic_config = config.model_copy(
         update={"bootstrap": runtime.config.bootstrap, "topic": topic, **runtime.config.security_fields()}
     )
-    ensure_topic(topic_config)
-    # The worker follows the topic like an SDK does, so a trip never replaces a stronger switch on its scope.
-    trusted = [signer.public_key()]
-    if config.public_key_path is not None:
-        trusted.append(load_public_key(config.public_key_path))
-    elif config.public_key is not None:
-        trusted.append(parse_public_key(config.public_key))
+    # The worker follows the topic like an SDK does, so a trip never replaces a stronger switch on its scope,
+    # and a new command is dated after what its scope holds.
+    trusted = [signer.public_key(), *configured_public_keys(config)]
     state = KillSwitchState(CommandVerifier(trusted), max_clock_skew_s=config.max_clock_skew_s)
-    publisher = CommandPublisher(topic_config)
-    # A replayed older command would, once compaction drops the newer one, be what restarted SDKs see:
-    # re-publishing the exact bytes of the command in force puts it back last on its key.
-    KillSwitchListener(topic_config, state, name="tripwire-killswitch-policy", on_replay=publisher.republish).start()
+
+    def newest(scope: str) -> Any:
+        held = state.switches().get(scope)
+        return held.issued_at if held is not None else None
+
+    publisher = CommandPublisher(topic_config, signer, timeout_s=PUBLISH_TIMEOUT_S,
+                                 client_id="tripwire-killswitch-policy", newest=newest)
+    publisher.ensure_topic(timeout=TOPIC_TIMEOUT_S)
+    # Compaction cannot undo a switch: a record on a scope's key that is not its newest command (a replay, a
+    # tombstone, a re-keyed copy) is followed by a re-publication of the newest one, and every scope's newest
+    # command is re-published more often than the topic's min.compaction.lag.ms (killswitch/README.md).
+    listener = KillSwitchListener(topic_config, state, name="tripwire-killswitch-policy",
+                                  on_replay=publisher.republish).start()
+    Republisher(listener, publisher, config.republish_interval_s).start()
+    # The operator builds unsigned commands; the publisher signs what it publishes.
     policy = KillSwitchPolicy(
-        load_killswitch_policy(config.policy_path), signer, current=lambda scope: state.switches().get(scope)
+        load_killswitch_policy(config.policy_path), current=lambda scope: state.switches().get(scope)
     )
     app = runtime.app
     import faust
@@ -93,55 +110,6 @@ def register_killswitch_agent(runtime: Any, config: KillSwitchConfig | None = No
         len(policy.config.rules),
     )
     return True
-
-
-class CommandPublisher:
-    """Publishes signed commands straight away (idempotent producer, acks=all), outside the worker's
-    transactions: a command must reach agents now, not at the next transaction commit. The price is
-    that a worker killed between publishing and committing may trip the same incident again after its
-    restart: a second, identical-in-effect command, which is harmless."""
-
-    def __init__(self, config: KillSwitchConfig, timeout_s: float = 10.0) -> None:
-        from confluent_kafka import Producer
-
-        self.topic = config.topic
-        self.timeout_s = timeout_s
-        self.republished = 0
-        self._producer = Producer(
-            {
-                **config.kafka_properties(),
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 0,
-                "client.id": "tripwire-killswitch-policy",
-            }
-        )
-
-    def publish(self, commands: list[Any]) -> None:
-        """Deliver every command or raise (blocking; run it off the event loop)."""
-        from tripwire.schemas import encode
-
-        errors: list[Any] = []
-        for command in commands:
-            self._producer.produce(
-                self.topic,
-                key=command.scope.encode(),
-                value=encode(command),
-                on_delivery=lambda err, _m: errors.append(err) if err is not None else None,
-            )
-        left = self._producer.flush(self.timeout_s)
-        if errors or left:
-            raise RuntimeError(
-                f"kill-switch command not delivered to {self.topic}: "
-                f"{errors[0] if errors else f'{left} pending after {self.timeout_s:g}s'}"
-            )
-
-    def republish(self, scope: str, value: bytes) -> None:
-        """Put the exact signed bytes of the command in force for ``scope`` back at the end of its key."""
-        self._producer.produce(self.topic, key=scope.encode(), value=value)
-        self._producer.poll(0)
-        self.republished += 1
-        log.warning("killswitch replay of an older command on scope=%s: re-published the command in force", scope)
 
 
 class KillSwitchPolicyAgent:
@@ -182,7 +150,7 @@ class KillSwitchPolicyAgent:
             return
         if commands:
             try:
-                await asyncio.get_running_loop().run_in_executor(None, self.publisher.publish, commands)
+                await asyncio.get_running_loop().run_in_executor(None, self.publisher.publish_all, commands)
             except Exception as e:
                 # Not recorded as tripped, so the incident's next update trips again; the alert is kept.
                 self.policy.restore_trip(alert.incident_id, before)
@@ -205,4 +173,4 @@ class KillSwitchPolicyAgent:
             del self.table[key]
 
 
-__all__ = ["CommandPublisher", "KillSwitchPolicyAgent", "register_killswitch_agent"]
+__all__ = ["KillSwitchPolicyAgent", "register_killswitch_agent"]

@@ -21,11 +21,16 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tripwire.killswitch import (
+    ActiveSwitch,
+    CommandSigner,
+    ScopeError,
+    new_command,
+    parse_duration,
+    parse_scope,
+    scope_text,
+)
 from tripwire.processors.errors import PolicyError
-from tripwire.producers._ks_commands import new_command, parse_duration
-from tripwire.producers._ks_scopes import ScopeError, parse_scope, scope_text
-from tripwire.producers._ks_signing import CommandSigner
-from tripwire.producers._ks_state import ActiveSwitch
 from tripwire.schemas import Alert, KillSwitchCommand
 from tripwire.schemas.enums import KillSwitchAction, Risk, Severity
 

@@ -29,11 +29,11 @@ from tripwire.producers.guard import (
     ToolGuard,
     ToolRequest,
 )
-from tripwire.producers.redaction import CustomRedactor, Redactor
 from tripwire.producers.run import Run
 from tripwire.producers.spans import ModelCallSpan, ToolCallSpan
 from tripwire.producers.tracer import Tracer
 from tripwire.producers.transport import DeliveryFailure, KafkaTransport, QueueTransport, Transport
+from tripwire.redaction import CustomRedactor, Redactor
 
 __all__ = [
     "ALLOW",

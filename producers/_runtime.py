@@ -16,7 +16,7 @@ from tripwire.producers.cost import CostCalculator
 from tripwire.producers.delivery import Delivery
 from tripwire.producers.errors import InvalidArgumentError
 from tripwire.producers.guard import Approver, ToolGuard
-from tripwire.producers.redaction import Redactor
+from tripwire.redaction import Redactor
 from tripwire.schemas.enums import Risk
 
 logger = logging.getLogger("tripwire.producers")

@@ -32,7 +32,7 @@ def check_config(path: Path = typer.Argument(..., help="agent YAML file")) -> No
 @sdk_app.command("spool-status")
 def spool_status(directory: Path = typer.Argument(..., help="spool directory")) -> None:
     """Segments, records and bytes waiting in a spool (read-only; safe while a tracer runs)."""
-    from tripwire.producers.spool import decode_segment, segment_files
+    from tripwire.producers.spool import segment_files, segment_records
     from tripwire.schemas import DecodeError, decode
 
     segments = segment_files(directory)
@@ -40,9 +40,8 @@ def spool_status(directory: Path = typer.Argument(..., help="spool directory")) 
     runs: set[str] = set()
     size = 0
     for seg in segments:
-        data = seg.read_bytes()
-        size += len(data)
-        recs, bad = decode_segment(data)
+        size += seg.stat().st_size
+        recs, bad = segment_records(seg)
         records += len(recs)
         corrupt += bad
         for _, value in recs:

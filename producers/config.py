@@ -125,13 +125,29 @@ class RedactionSpec(BaseModel):
     model_config = _STRICT
 
     mode: Literal["redact", "hash", "drop"] = "redact"
-    detectors: tuple[Literal["email", "phone", "card", "iban", "secret"], ...] = (
-        "secret",
-        "email",
-        "card",
-        "iban",
-        "phone",
-    )
+    detectors: tuple[
+        Literal[
+            "secret",
+            "cloud",
+            "payment",
+            "chat",
+            "saas",
+            "vcs",
+            "registry",
+            "ai",
+            "private_key",
+            "jwt",
+            "url_credentials",
+            "generic",
+            "email",
+            "phone",
+            "card",
+            "iban",
+        ],
+        ...,
+    ] = ("secret", "email", "card", "iban", "phone")
+    """Detector families switched on. ``secret`` = every credential family (cloud, payment, chat, saas,
+    vcs, registry, ai, private_key, jwt, url_credentials, generic); list single families to narrow it."""
     hash_key: SecretStr | None = None
     """HMAC key for ``hash`` mode, so hashes correlate across processes without being guessable."""
     sensitive_keys: tuple[str, ...] = ("password", "passwd", "secret", "token", "api_key", "apikey", "authorization")
@@ -180,6 +196,25 @@ class DeliverySettings(BaseSettings):
     """While the broker is down, at most this many spooled records are offered to the transport to probe it."""
     spool_enabled: bool = True
     spool_dir: Path = DEFAULT_SPOOL_DIR
+    handoff: Literal["durable", "memory"] = "durable"
+    """``durable`` (with the spool on): the worker appends each record to the on-disk log before it hands
+    it to the Kafka client and marks it on the broker's ack; a restarted process delivers what is not
+    marked, so a killed process loses at most the records still in the in-memory hand-off queue: those
+    emitted during the worker's last cycle (about ``poll_interval_s`` plus one write and fsync) while it
+    keeps up, its whole backlog when it does not. ``memory``: records go to the Kafka client straight from
+    memory; a killed process also loses what the client held (up to ``inflight_max``)."""
+    fsync: Literal["batch", "interval", "off"] = "batch"
+    """When the durable log is fsynced: ``batch`` before each batch is handed to the Kafka client (a machine
+    crash loses nothing more than a process kill); ``interval`` at most every ``fsync_interval_ms`` (a
+    machine crash can also lose the records of that last interval); ``off`` never (the OS writes back)."""
+    fsync_interval_ms: int = Field(default=20, ge=1, le=60_000)
+    """With ``fsync: interval``: the longest time between two fsyncs of the durable log."""
+    handle_signals: bool = True
+    """On SIGTERM (and SIGINT unless the application set its own handler): flush for at most
+    ``signal_flush_s``, leave the rest in the spool, then pass the signal on to the previous handler or the
+    default action. Only installed when the tracer is built in the main thread."""
+    signal_flush_s: float = Field(default=2.0, ge=0, le=60)
+    """How long a SIGTERM/SIGINT may spend flushing before the signal is passed on."""
     spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     segment_bytes: int = Field(default=1024 * 1024, ge=256)
     poll_interval_s: float = Field(default=0.01, gt=0, le=1)

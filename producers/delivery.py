@@ -4,8 +4,14 @@ Modelled on OpenTelemetry's ``BatchProcessor``: the hot path (:meth:`Delivery.em
 ``(key, value)`` to a bounded ``deque``. The worker thread moves records to the transport, serves
 delivery reports, and keeps one logical FIFO so that per-run order survives an outage:
 
-* *direct* mode (the spool holds nothing unread): records go straight to the transport while it has
-  room (``inflight_max`` pending when healthy, ``probe_inflight`` while the broker is down);
+* *direct* mode (the spool holds nothing unread): records go to the transport while it has room
+  (``inflight_max`` pending when healthy, ``probe_inflight`` while the broker is down). With the
+  *durable hand-off* (``handoff: durable``, the default when the spool is on) the worker first appends
+  the whole batch it took from the queue to a *live* spool segment, writes it in one ``write`` (and one
+  ``fsync`` per the ``fsync`` setting), and only then hands the records to the transport; each broker
+  ack marks its record settled in the segment's ``.ack`` file (one ``write`` per worker iteration). A
+  process that dies leaves the unmarked records to the next one, which replays them: nothing handed to
+  the transport is lost, and only those records can arrive twice. ``handoff: memory`` skips the log;
 * *spool* mode (anything unread on disk): new records are appended to the spool's tail, and whole
   segments are replayed from its head once the transport is healthy. A segment is deleted when every
   record in it was delivered (or re-spooled).
@@ -19,13 +25,19 @@ lane at the tail of its main spool.
 At ``close`` whatever the transport still holds is purged and *prepended* to the spool, and whatever
 the worker had not taken yet is appended, so the next process replays it in the original order. Errors
 are logged (rate-limited) and counted, never raised into the agent.
+
+After ``fork`` the child gets a fresh queue, a fresh transport client, its own spool slot and a new
+worker thread (``os.register_at_fork``, as OpenTelemetry's ``BatchProcessor`` does); what the parent
+held stays the parent's.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,6 +66,8 @@ class DeliveryCounters:
     pending: int
     spool_bytes: int
     spool_corrupt: int
+    logged: int = 0
+    """Records appended to the durable log before being handed to the transport."""
 
 
 class Delivery:
@@ -68,21 +82,31 @@ class Delivery:
     ) -> None:
         self.settings = settings
         self._encoder = encoder
-        self.encode_errors = 0
-        self._overflow = False
-        self._ov_lock = threading.Lock()
-        self._ov_spooled = 0
+        self._transport = transport
+        self._spool = spool
+        self._durable = spool is not None and settings.handoff == "durable"
+        self._fsync = settings.fsync if self._durable else "off"
         self._ov: Spool | None = None
         if spool is not None:
             self._ov = Spool(spool.dir / "overflow", max_bytes=spool.max_bytes, segment_bytes=spool.segment_bytes)
             adopted = spool.adopt(self._ov)  # a previous process's overflow lane goes after its main spool
             if adopted:
                 logger.info("tripwire adopted overflow segments from a previous run count=%d", adopted)
-        self._transport = transport
-        self._spool = spool
-        self._queue: deque[tuple[bytes, Any]] = deque()
         self._queue_max = settings.queue_max
         self._log = RateLimitedLog(logger, interval_s=10.0)
+        self._reset_state()
+        transport.start(self._on_delivery)
+        self._start_worker()
+        ref = weakref.WeakMethod(self._after_fork_in_child)
+        os.register_at_fork(after_in_child=lambda: _call(ref))
+
+    def _reset_state(self) -> None:
+        """Queue, locks, counters and the worker's bookkeeping, fresh (at start, and in a forked child)."""
+        self.encode_errors = 0
+        self._overflow = False
+        self._ov_lock = threading.RLock()
+        self._ov_spooled = 0
+        self._queue: deque[tuple[bytes, Any]] = deque()
         self._drop_lock = threading.Lock()
         self._dropped_at_emit = 0
         # worker-owned counters
@@ -91,19 +115,56 @@ class Delivery:
         self._spooled = 0
         self._replayed = 0
         self._dropped = 0
+        self._logged = 0
         self._order = 0
-        self._rescued: list[tuple[int, bytes, bytes]] = []
-        self._seg_outstanding: dict[int, int] = {}
+        self._rescued: list[tuple[int, bytes, bytes, int | None, int]] = []  # (order, key, value, segment, index)
+        self._marks: list[tuple[int, int]] = []  # (segment, index) settled since the last _settle
+        self._seg_outstanding: dict[int, int] = {}  # segment -> records handed over, not yet reported
         self._last_probe = 0.0
+        self._last_sync = 0.0
         self._iterations = 0
         self._idle_seen = False
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._progress = threading.Condition()
         self._closed = False
-        transport.start(self._on_delivery)
+
+    def _start_worker(self) -> None:
         self._worker = threading.Thread(target=self._run, name="tripwire-delivery", daemon=True)
         self._worker.start()
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: the parent's worker thread, Kafka client, queue and spool slot are the parent's.
+
+        Start over with a fresh queue and counters, a new transport client, a spool slot of the child's
+        own and a new worker thread. A tracer already closed in the parent stays closed.
+        """
+        closed = self._closed
+        for s in (self._spool, self._ov):
+            if s is not None:
+                s.abandon()
+        spool = self._spool
+        self._reset_state()
+        if closed:
+            self._closed = True
+            self._stopped.set()
+            return
+        try:
+            if spool is not None:
+                self._spool = Spool(spool.root, max_bytes=spool.max_bytes, segment_bytes=spool.segment_bytes)
+                self._ov = Spool(
+                    self._spool.dir / "overflow", max_bytes=spool.max_bytes, segment_bytes=spool.segment_bytes
+                )
+                self._spool.adopt(self._ov)
+            self._transport.restart_after_fork(self._on_delivery)
+        except Exception as e:
+            logger.error("tripwire could not restart delivery after fork, events dropped error=%r", e)
+            self._spool = self._ov = None
+            self._closed = True
+            self._stopped.set()
+            return
+        self._start_worker()
+        logger.info("tripwire delivery restarted in forked child pid=%d", os.getpid())
 
     # -- agent thread ------------------------------------------------------------------------------
     def emit(self, key: bytes, value: bytes | tuple[Any, ...]) -> None:
@@ -152,6 +213,7 @@ class Delivery:
             pending=self._safe_pending(),
             spool_bytes=(spool.total_bytes + self._ov.total_bytes) if spool is not None and self._ov else 0,
             spool_corrupt=(spool.stats.corrupt + self._ov.stats.corrupt) if spool is not None and self._ov else 0,
+            logged=self._logged,
         )
 
     def _safe_pending(self) -> int:
@@ -167,7 +229,7 @@ class Delivery:
             and not self._rescued
             and self._safe_pending() == 0
             and spool_idle
-            and not self._seg_outstanding
+            and not any(n > 0 for n in self._seg_outstanding.values())
             and not self._overflow
         )
 
@@ -247,20 +309,23 @@ class Delivery:
             0 if spool is None else spool.total_bytes,
         )
 
-    def _produce(self, key: bytes, value: bytes, seg_id: int | None) -> None:
+    def _produce(self, key: bytes, value: bytes, seg_id: int | None, idx: int = -1, replay: bool = False) -> None:
         # the token: the produce order (failed records are re-spooled in that order, whatever order
-        # their reports come back in), plus the spool segment for a replayed record
+        # their reports come back in), plus, for a record on disk, its segment and index (to mark it)
         self._order += 1
-        self._transport.produce(key, value, self._order if seg_id is None else (self._order, seg_id))
+        self._transport.produce(key, value, self._order if seg_id is None else (self._order, seg_id, idx, replay))
 
     def _step(self) -> bool:
         """Move queued records, replay the spool when possible. True if there is more to do right away."""
         q = self._queue
         t = self._transport
+        spool = self._spool
         moved = 0
         if q:
             cap = self._capacity()
             spool_mode = self._spool_mode()
+            durable = self._durable
+            live: list[tuple[bytes, bytes, int, int]] = []
             while q and moved < _MOVE_BATCH:
                 key, value = q.popleft()
                 self._taken += 1
@@ -270,6 +335,18 @@ class Delivery:
                     if value is None:
                         continue
                 if not spool_mode and cap > 0:
+                    if durable:
+                        pos = spool.append_live(key, value)  # type: ignore[union-attr]
+                        if pos is not None:
+                            live.append((key, value, pos[0], pos[1]))
+                            cap -= 1
+                            continue
+                        # the log refused it (full, or a write error): hand it over from memory, after
+                        # the records ahead of it (per-run order)
+                        if live:
+                            self._write_log()
+                            self._hand_over(live)
+                            live = []
                     try:
                         self._produce(key, value, None)
                         cap -= 1
@@ -278,9 +355,13 @@ class Delivery:
                         cap = 0
                 spool_mode = True
                 self._to_spool(key, value)
-        spool = self._spool
+            if spool is not None:
+                self._write_log()
+            if live:
+                self._hand_over(live)
+        elif spool is not None:
+            self._write_log()
         if spool is not None:
-            spool.flush()
             if not t.healthy and t.pending() == 0 and spool.has_unread():
                 now = time.monotonic()
                 if now - self._last_probe >= _PROBE_EVERY_S:
@@ -293,6 +374,38 @@ class Delivery:
                 moved += self._drain_overflow()
         return bool(q) or moved >= _MOVE_BATCH
 
+    def _write_log(self) -> None:
+        """Write what this iteration appended (one ``write`` per file), fsync per the ``fsync`` setting."""
+        spool = self._spool
+        assert spool is not None
+        mode = self._fsync
+        sync = mode == "batch"
+        if mode == "interval":
+            now = time.monotonic()
+            if now - self._last_sync >= self.settings.fsync_interval_ms / 1000:
+                sync, self._last_sync = True, now
+        try:
+            spool.sync() if sync else spool.flush()
+            if self._overflow and self._ov is not None:
+                with self._ov_lock:  # the agent threads append to the overflow lane only in that state
+                    self._ov.sync() if sync else self._ov.flush()
+        except OSError as e:
+            self._log.error("spool.write", "tripwire spool write failed error=%r", e)
+
+    def _hand_over(self, live: list[tuple[bytes, bytes, int, int]]) -> None:
+        """Hand records already on disk to the transport; what it refuses is re-spooled by ``_settle``."""
+        outstanding = self._seg_outstanding
+        self._logged += len(live)
+        for i, (key, value, seg_id, idx) in enumerate(live):
+            outstanding[seg_id] = outstanding.get(seg_id, 0) + 1
+            try:
+                self._produce(key, value, seg_id, idx)
+            except BufferError:
+                outstanding[seg_id] -= 1
+                self._rescued.extend((self._order + j, k, v, s, x) for j, (k, v, s, x) in enumerate(live[i:], 1))
+                self._order += len(live) - i
+                return
+
     def _drain_overflow(self) -> int:
         """Once the queue and the main spool are drained, move the overflow lane on (oldest first)."""
         ov = self._ov
@@ -302,7 +415,7 @@ class Delivery:
             if not ov.has_unread():
                 self._overflow = False  # all of it is ahead of anything the agents enqueue from now on
                 return 0
-            got = ov.checkout() if t.healthy and t.pending() < self.settings.inflight_max // 2 else None
+            got = ov.checkout_indexed() if t.healthy and t.pending() < self.settings.inflight_max // 2 else None
             if got is None and t.healthy:
                 return 0
             if got is None:
@@ -318,19 +431,17 @@ class Delivery:
         seg_id, records = got
         key = -seg_id
         self._seg_outstanding[key] = len(records)
-        for k, v in records:
+        for idx, k, v in records:
             while True:
                 try:
-                    self._produce(k, v, key)
+                    self._produce(k, v, key, idx, replay=True)
                     break
                 except BufferError:
                     self._transport.poll(0.05)
-        if not records:
-            self._seg_outstanding[key] = 0
         return len(records)
 
     def _replay_one(self, spool: Spool) -> None:
-        got = spool.checkout()
+        got = spool.checkout_indexed()
         if got is None:
             return
         seg_id, records = got
@@ -338,10 +449,10 @@ class Delivery:
             spool.delete(seg_id)
             return
         self._seg_outstanding[seg_id] = len(records)
-        for i, (key, value) in enumerate(records):
+        for i, (idx, key, value) in enumerate(records):
             while True:
                 try:
-                    self._produce(key, value, seg_id)
+                    self._produce(key, value, seg_id, idx, replay=True)
                     break
                 except BufferError:
                     self._transport.poll(0.05)
@@ -349,19 +460,24 @@ class Delivery:
                         # give the unsent rest back, durably, ahead of everything else
                         rest = records[i:]
                         self._seg_outstanding[seg_id] -= len(rest)
-                        self._rescued.extend((self._order + j, k, v) for j, (k, v) in enumerate(rest, 1))
+                        self._rescued.extend((self._order + j, k, v, seg_id, x) for j, (x, k, v) in enumerate(rest, 1))
+                        self._order += len(rest)
                         return
         logger.info("tripwire spool replaying segment=%d records=%d", seg_id, len(records))
 
     def _settle(self) -> None:
-        """Re-spool failed records ahead of everything (keeps the order); drop fully delivered segments."""
+        """Re-spool failed records ahead of everything (keeps the order), write the settled marks, drop
+        segments whose records are all settled."""
+        spool = self._spool
         if self._rescued:
-            rescued = [(k, v) for _, k, v in sorted(self._rescued, key=lambda r: r[0])]
+            rescued = sorted(self._rescued, key=lambda r: r[0])
             self._rescued = []
-            if self._spool is not None:
+            if spool is not None:
                 try:
-                    self._spool.prepend(rescued)
+                    spool.prepend([(k, v) for _, k, v, _, _ in rescued])
                     self._spooled += len(rescued)
+                    # durable in the new segment: the originals are settled
+                    self._marks.extend((seg, idx) for _, _, _, seg, idx in rescued if seg is not None)
                 except OSError as e:
                     self._dropped += len(rescued)
                     logger.error("tripwire spool prepend failed, events dropped count=%d error=%s", len(rescued), e)
@@ -370,34 +486,55 @@ class Delivery:
                 self._log.warning(
                     "spool.drop", "tripwire spool disabled, undelivered events dropped count=%d", len(rescued)
                 )
-        if self._spool is not None:
-            for seg_id, left in list(self._seg_outstanding.items()):
-                if left <= 0:
-                    del self._seg_outstanding[seg_id]
-                    self._spool.flush()
-                    if seg_id < 0 and self._ov is not None:
-                        with self._ov_lock:
-                            self._ov.delete(-seg_id)
+        if spool is None:
+            return
+        if self._marks:
+            by_seg: dict[int, list[int]] = {}
+            for seg, idx in self._marks:
+                by_seg.setdefault(seg, []).append(idx)
+            self._marks = []
+            for seg, idxs in by_seg.items():
+                try:
+                    if seg < 0:
+                        if self._ov is not None:
+                            with self._ov_lock:
+                                self._ov.mark(-seg, idxs)
                     else:
-                        self._spool.delete(seg_id)
+                        spool.mark(seg, idxs)
+                except OSError as e:  # the records stay unmarked: a later process sends them again
+                    self._log.error("spool.mark", "tripwire could not mark records delivered error=%r", e)
+        for seg_id, left in list(self._seg_outstanding.items()):
+            if left <= 0 and not spool.is_active(seg_id):
+                del self._seg_outstanding[seg_id]
+                if seg_id < 0 and self._ov is not None:
+                    with self._ov_lock:
+                        self._ov.delete(-seg_id)
+                else:
+                    spool.delete(seg_id)
 
-    def _on_delivery(self, token: int | tuple[int, int], key: bytes, value: bytes, err: DeliveryFailure | None) -> None:
+    def _on_delivery(
+        self, token: int | tuple[int, int, int, bool], key: bytes, value: bytes, err: DeliveryFailure | None
+    ) -> None:
         if type(token) is int:
-            order, seg_id = token, None
+            order, seg_id, idx, replay = token, None, -1, False
         else:
-            order, seg_id = token  # type: ignore[misc]
+            order, seg_id, idx, replay = token  # type: ignore[misc]
         if err is None:
             self._delivered += 1
             if seg_id is not None:
-                self._replayed += 1
+                self._marks.append((seg_id, idx))
+                if replay:
+                    self._replayed += 1
         elif err.permanent:
             self._dropped += 1
+            if seg_id is not None:
+                self._marks.append((seg_id, idx))
             self._log.error("deliver.permanent", "tripwire event can never be delivered, dropped reason=%s", err.reason)
         else:
             # purged at close, or a retriable failure: re-spooled ahead of newer records by _settle
             if not err.purged:
                 self._log.warning("deliver.retry", "tripwire delivery failed, re-spooled reason=%s", err.reason)
-            self._rescued.append((order, key, value))
+            self._rescued.append((order, key, value, seg_id, idx))
         if seg_id is not None:
             self._seg_outstanding[seg_id] -= 1
 
@@ -451,8 +588,10 @@ class Delivery:
         self._settle()
         spool = self._spool
         if spool is not None:
-            for seg_id in list(self._seg_outstanding):
-                # records never reported: keep the whole segment for the next process
+            for seg_id, left in list(self._seg_outstanding.items()):
+                if left <= 0:
+                    continue  # the active live segment, all settled: deleted once sealed, below
+                # records never reported: their segment stays for the next process (minus what is marked)
                 del self._seg_outstanding[seg_id]
                 if seg_id < 0 and self._ov is not None:
                     self._ov.release(-seg_id)
@@ -468,6 +607,8 @@ class Delivery:
                     continue
             self._to_spool(key, value)
         if spool is not None:
+            spool.seal()
+            self._settle()  # the last live segment, now sealed
             spool.close()
         if self._ov is not None:
             with self._ov_lock:
@@ -476,6 +617,12 @@ class Delivery:
                 self._ov.close()  # what is left is adopted by the next process, after its main spool
         t.close()
         return clean
+
+
+def _call(ref: weakref.WeakMethod[Callable[[], None]]) -> None:
+    method = ref()
+    if method is not None:
+        method()
 
 
 __all__ = ["Delivery", "DeliveryCounters"]

@@ -6,6 +6,10 @@
   here. It must be fast and take no I/O (evaluate a local snapshot). ``done`` is told how the call ended.
 * An *approver* (sync or async callable) answers :class:`ApprovalRequest`s; its answer is recorded
   as an ``ApprovalDecision`` event. No approver configured means a call needing approval is denied.
+  An approver that cannot answer yet may raise an exception carrying ``tripwire_suspend = True`` (a
+  framework's pause for a human, such as a LangGraph interrupt): the call is then neither run nor
+  recorded, its budget reservation is given back (``done`` is told ``suspended``), the exception
+  propagates, and the framework's retry of the call asks again.
 
 A guard that raises anything else fails closed for high-risk tools and open for the others.
 """
@@ -56,7 +60,7 @@ class ToolGuard(Protocol):
         ...
 
     def done(self, request: ToolRequest, status: str) -> None:
-        """Called once the call ended (``ok``, ``error``, ``timeout``, ``blocked``, ``denied``)."""
+        """Called once the call ended (``ok``, ``error``, ``timeout``, ``blocked``, ``denied``, ``suspended``)."""
         ...
 
 

@@ -1,7 +1,7 @@
-"""Kill-switch enforcement inside the agent: :class:`KillSwitchGuard`.
+"""Kill-switch enforcement inside the agent: :class:`KillSwitchGuard`, the SDK's adapter to ``tripwire.killswitch``.
 
-The guard keeps a :class:`KillSwitchState` current from the compacted kill-switch topic (a
-background listener, see ``_ks_listener``) and is consulted by ``run.tool_call(...)`` before the
+The guard keeps a :class:`KillSwitchState` current from the compacted kill-switch topic (the
+package's background :class:`KillSwitchListener`) and is consulted by ``run.tool_call(...)`` before the
 tool runs. For the scopes that match the call (global, tenant, agent, agent@version, tool,
 agent/tool, credential):
 
@@ -41,13 +41,21 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from tripwire.core.errors import ConfigError
 from tripwire.core.ratelimit import RateLimitedLog
-from tripwire.producers._ks_config import KillSwitchConfig
-from tripwire.producers._ks_listener import KillSwitchListener
-from tripwire.producers._ks_scopes import CallIdentity, matching_scopes
-from tripwire.producers._ks_signing import CommandVerifier, load_public_key, parse_public_key
-from tripwire.producers._ks_state import CLEAR, ActiveSwitch, KillSwitchState, Rejection, Throttle, Throttles
+from tripwire.killswitch import (
+    CLEAR,
+    ActiveSwitch,
+    CallIdentity,
+    CommandVerifier,
+    KillSwitchConfig,
+    KillSwitchListener,
+    KillSwitchState,
+    Rejection,
+    Throttle,
+    Throttles,
+    build_verifier,
+    matching_scopes,
+)
 from tripwire.producers.errors import ToolBlocked
 from tripwire.producers.guard import ALLOW as GUARD_ALLOW
 from tripwire.producers.guard import GuardDecision, ToolRequest
@@ -104,18 +112,6 @@ class GuardVerdict:
 
 
 ALLOW = GuardVerdict()
-
-
-def build_verifier(config: KillSwitchConfig) -> CommandVerifier:
-    """The verifier of the control plane's public key named by ``config`` (ConfigError if none is)."""
-    if config.public_key_path is not None:
-        return CommandVerifier([load_public_key(config.public_key_path)])
-    if config.public_key is not None:
-        return CommandVerifier([parse_public_key(config.public_key)])
-    raise ConfigError(
-        "killswitch: no public key configured; set TRIPWIRE_KILLSWITCH_PUBLIC_KEY_PATH (or _PUBLIC_KEY) "
-        "to the control plane's Ed25519 public key (tripwire keys generate)"
-    )
 
 
 class KillSwitchGuard:
@@ -236,9 +232,9 @@ class KillSwitchGuard:
         return GuardDecision(require_approval=True, reason=verdict.approval_reason)
 
     def done(self, request: ToolRequest, status: str) -> None:
-        """A call that did not run (blocked or denied after the check) gives its throttle slots back."""
+        """A call that did not run (blocked, denied or suspended after the check) gives its throttle slots back."""
         taken = self._held_slots.pop(request.tool_call_id, None) if self._held_slots else None
-        if taken and status in ("blocked", "denied"):
+        if taken and status in ("blocked", "denied", "suspended"):
             Throttles.release(taken)
 
     def no_approver(self, request: ToolRequest, decision: GuardDecision) -> AutonomyDisabled:
@@ -278,11 +274,8 @@ __all__ = [
     "AutonomyDisabled",
     "GuardVerdict",
     "KillSwitchBlocked",
-    "KillSwitchConfig",
     "KillSwitchGuard",
     "KillSwitchStale",
-    "KillSwitchState",
     "ToolFrozen",
     "ToolThrottled",
-    "build_verifier",
 ]

@@ -69,6 +69,8 @@ class Run:
         self.trace_id: str = parent[0].trace_id if parent else new_trace_id()
         self.span_id = new_span_id()
         cfg = rt.config
+        if principal is not None:  # an identifier, but agents pass e-mail addresses: redacted like any text
+            principal = rt.redactor.redact_text(principal, "principal")
         self.base: dict[str, Any] = {
             "schema_version": 1,
             "tenant": cfg.tenant,
@@ -125,7 +127,12 @@ class Run:
                 data = rt.encoder.encode(model, fields, self.const, self.base)
             except Exception as e:
                 rt.encode_errors += 1
-                rt.log.error("encode", "tripwire could not encode event type=%s error=%r", model.__name__, e)
+                rt.log.error(
+                    "encode",
+                    "tripwire could not encode event type=%s error=%s",
+                    model.__name__,
+                    rt.redactor.redact_error(e),
+                )
                 return -1
             self._seq = seq + 1
             rt.delivery.emit(self._key, data)

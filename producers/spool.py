@@ -7,6 +7,18 @@ a segment with a lower id, so the replay order stays the emit order (per run, pe
 tail (a crash mid-write) or a record whose CRC does not match is skipped and counted, never replayed.
 The total size is capped; an append that would pass the cap is refused (the caller counts a drop).
 
+*Marks.* A record can be marked *settled* (delivered, dropped for good, or copied into a newer
+segment) in ``seg-<id>.ack`` next to its segment: little-endian u32 record indices, appended. Readers
+skip marked records, so a process killed while a segment was being delivered replays only what was not
+yet settled. Marks are written (not fsynced): a machine crash can only bring back settled records, i.e.
+duplicates, never lose one.
+
+*Live segments.* In the durable hand-off (see :mod:`tripwire.producers.delivery`) every record is
+appended to a *live* segment before it is handed to Kafka; a live segment is never handed out for replay
+by the process writing it (its records are already in flight), only by a later process, for whatever is
+not marked. The active segment is written through a raw file descriptor: appends gather in memory and
+go to the file in one ``write`` per :meth:`Spool.flush` (one ``fsync`` more per :meth:`Spool.sync`).
+
 The configured directory is a root of *slots* (``slot-0``, ``slot-1``, ...): a tracer owns the lowest
 slot nobody holds (``flock`` on ``<slot>/LOCK``), so several tracers in one process or on one machine
 share a root, and a restarted agent takes its slot back and replays what was left in it. The spool is
@@ -23,7 +35,6 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from tripwire.producers.errors import SpoolError
 
@@ -31,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 MAGIC = b"TWSP\x01"
 _HDR = struct.Struct("<II")
+_MARK = struct.Struct("<I")
 _KEYLEN = struct.Struct("<H")
 _FIRST_ID = 10**12  # room below for prepended segments
 _MAX_RECORD = 64 * 1024 * 1024
@@ -46,10 +58,35 @@ def encode_record(key: bytes, value: bytes) -> bytes:
     return _HDR.pack(len(payload), zlib.crc32(payload)) + payload
 
 
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _ack_name(seg_id: int) -> str:
+    return f"seg-{seg_id:016d}.ack"
+
+
 def decode_segment(data: bytes) -> tuple[list[tuple[bytes, bytes]], int]:
     """The valid records of a segment's bytes and the number of corrupt/torn ones skipped."""
-    records: list[tuple[bytes, bytes]] = []
+    indexed, bad = decode_segment_indexed(data)
+    return [(k, v) for _, k, v in indexed], bad
+
+
+def decode_marks(data: bytes) -> set[int]:
+    """The record indices an ``.ack`` file marks settled (a torn last entry is ignored)."""
+    n = len(data) // _MARK.size
+    return set(struct.unpack_from(f"<{n}I", data, 0)) if n else set()
+
+
+def decode_segment_indexed(data: bytes) -> tuple[list[tuple[int, bytes, bytes]], int]:
+    """Like :func:`decode_segment`, each record with its index (its position among the framed records)."""
+    records: list[tuple[int, bytes, bytes]] = []
     bad = 0
+    idx = -1
     if not data.startswith(MAGIC):
         return records, 1 if data else 0
     pos = len(MAGIC)
@@ -65,6 +102,7 @@ def decode_segment(data: bytes) -> tuple[list[tuple[bytes, bytes]], int]:
             break
         payload = data[start : start + length]
         pos = start + length
+        idx += 1
         if zlib.crc32(payload) != crc or length < _KEYLEN.size:
             bad += 1
             continue
@@ -72,8 +110,18 @@ def decode_segment(data: bytes) -> tuple[list[tuple[bytes, bytes]], int]:
         if _KEYLEN.size + klen > length:
             bad += 1
             continue
-        records.append((payload[2 : 2 + klen], payload[2 + klen :]))
+        records.append((idx, payload[2 : 2 + klen], payload[2 + klen :]))
     return records, bad
+
+
+def segment_records(path: Path) -> tuple[list[tuple[bytes, bytes]], int]:
+    """The records of one segment file that are not marked settled, and the corrupt/torn ones skipped."""
+    indexed, bad = decode_segment_indexed(path.read_bytes())
+    try:
+        marks = decode_marks(path.with_suffix(".ack").read_bytes())
+    except FileNotFoundError:
+        marks = set()
+    return [(k, v) for i, k, v in indexed if i not in marks], bad
 
 
 @dataclass
@@ -94,7 +142,7 @@ class Spool:
         self.segment_bytes = segment_bytes
         self.stats = SpoolStats()
         self.dir, self._lock_fd = self._take_slot(slot)
-        self._segments: dict[int, int] = {}  # id -> size in bytes (closed and active)
+        self._segments: dict[int, int] = {}  # id -> size in bytes (closed and active, pending bytes included)
         self._total = 0  # running sum of segment sizes: read from other threads without iterating
         for p in self.dir.glob("seg-*.twsp"):
             try:
@@ -104,8 +152,13 @@ class Spool:
             except (ValueError, OSError):
                 logger.warning("ignoring unexpected spool file path=%s", p)
         self._active_id: int | None = None
-        self._active: BinaryIO | None = None
+        self._active_fd: int | None = None
+        self._active_live = False
         self._active_records = 0
+        self._pending = bytearray()  # appended, not yet written to the active segment's file
+        self._unsynced = False  # appended since the last fsync
+        self._live: set[int] = set()  # segments written by this process's live hand-off (never replayed here)
+        self._ack_fds: dict[int, int] = {}
         self._checked_out: set[int] = set()
         self._closed = False
 
@@ -133,9 +186,9 @@ class Spool:
         return self._total
 
     def has_unread(self) -> bool:
-        """Whether some segment holds records not yet handed out for replay."""
+        """Whether some segment holds records not yet handed out for replay (live ones excepted)."""
         for seg_id in self._segments:
-            if seg_id in self._checked_out:
+            if seg_id in self._checked_out or seg_id in self._live:
                 continue
             if seg_id == self._active_id and self._active_records == 0:
                 continue
@@ -143,55 +196,100 @@ class Spool:
         return False
 
     def is_empty(self) -> bool:
+        """Nothing to replay and nothing checked out (live segments are their writer's business)."""
         return not self._checked_out and not self.has_unread()
+
+    def is_active(self, seg_id: int) -> bool:
+        return seg_id == self._active_id
 
     def segment_ids(self) -> list[int]:
         return sorted(self._segments)
 
     # -- writing -----------------------------------------------------------------------------------
-    def _open_active(self) -> None:
+    def _open_active(self, live: bool) -> None:
         seg_id = max(self._segments, default=_FIRST_ID - 1) + 1
-        path = self.dir / _name(seg_id)
-        f = open(path, "xb")  # noqa: SIM115 - kept open across appends
-        f.write(MAGIC)
-        self._active, self._active_id, self._active_records = f, seg_id, 0
+        fd = os.open(self.dir / _name(seg_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        _fsync_dir(self.dir)  # the new file's name survives a machine crash too
+        self._active_fd, self._active_id, self._active_records, self._active_live = fd, seg_id, 0, live
+        self._pending += MAGIC
         self._segments[seg_id] = len(MAGIC)
         self._total += len(MAGIC)
+        if live:
+            self._live.add(seg_id)
+
+    def _write_pending(self) -> None:
+        if self._pending and self._active_fd is not None:
+            view = memoryview(self._pending)
+            done = 0
+            try:
+                while done < len(view):
+                    done += os.write(self._active_fd, view[done:])
+            finally:
+                view.release()
+                del self._pending[:done]
 
     def _seal_active(self) -> None:
-        if self._active is None:
+        if self._active_fd is None:
             return
-        self._active.flush()
-        os.fsync(self._active.fileno())
-        self._active.close()
-        if self._active_records == 0 and self._active_id is not None:
+        fd, seg_id, records = self._active_fd, self._active_id, self._active_records
+        try:
+            self._write_pending()
+            os.fsync(fd)
+        finally:
+            self._pending.clear()
+            os.close(fd)
+            self._active_fd, self._active_id, self._active_records, self._active_live = None, None, 0, False
+        if records == 0 and seg_id is not None:
             # nothing was written: do not leave an empty segment behind
-            self._remove_file(self._active_id)
-        self._active, self._active_id, self._active_records = None, None, 0
+            self._remove_file(seg_id)
 
-    def append(self, key: bytes, value: bytes) -> bool:
-        """Append one record; False if the size cap (or an I/O error) refuses it."""
-        rec = encode_record(key, value)
-        if self.total_bytes + len(rec) > self.max_bytes:
+    def seal(self) -> None:
+        """Close the active segment (written and fsynced); the next append opens a new one."""
+        self._seal_active()
+
+    def _prepare(self, rec_len: int, live: bool) -> bool:
+        if self.total_bytes + rec_len > self.max_bytes:
             self.stats.refused += 1
             return False
+        active = self._active_fd is not None
+        if active and (self._active_live != live or self._segments[self._active_id] + rec_len > self.segment_bytes):  # type: ignore[index]
+            self._seal_active()
+        if self._active_fd is None:
+            self._open_active(live)
+        return True
+
+    def append(self, key: bytes, value: bytes) -> bool:
+        """Append one record to be replayed; False if the size cap (or an I/O error) refuses it."""
+        return self._append(key, value, live=False) is not None
+
+    def append_live(self, key: bytes, value: bytes) -> tuple[int, int] | None:
+        """Append one record that its writer hands over itself: ``(segment, index)``, or None if refused."""
+        return self._append(key, value, live=True)
+
+    def _append(self, key: bytes, value: bytes, live: bool) -> tuple[int, int] | None:
+        rec = encode_record(key, value)
         try:
-            if self._active is None or self._segments[self._active_id] + len(rec) > self.segment_bytes:  # type: ignore[index]
-                if self._active is not None and self._active_records > 0:
-                    self._seal_active()
-                if self._active is None:
-                    self._open_active()
-            assert self._active is not None and self._active_id is not None
-            self._active.write(rec)
+            if not self._prepare(len(rec), live):
+                return None
         except OSError as e:
             self.stats.refused += 1
             logger.error("spool write failed dir=%s error=%s", self.dir, e)
-            return False
-        self._segments[self._active_id] += len(rec)
+            return None
+        seg_id = self._active_id
+        assert seg_id is not None
+        self._pending += rec
+        self._unsynced = True
+        idx = self._active_records
+        self._segments[seg_id] += len(rec)
         self._total += len(rec)
-        self._active_records += 1
+        self._active_records = idx + 1
         self.stats.appended += 1
-        return True
+        if len(self._pending) >= 1 << 20:
+            try:
+                self._write_pending()
+            except OSError as e:  # kept in memory: the next flush tries again
+                logger.error("spool write failed dir=%s error=%s", self.dir, e)
+        return seg_id, idx
 
     def prepend(self, records: list[tuple[bytes, bytes]]) -> int:
         """Write ``records`` as a new segment read before every existing one (durably). Returns how many."""
@@ -214,14 +312,49 @@ class Spool:
         return len(records)
 
     def flush(self) -> None:
-        if self._active is not None:
-            self._active.flush()
+        """Write what was appended to the file (one ``write``): it then survives the process dying."""
+        try:
+            self._write_pending()
+        except OSError as e:
+            logger.error("spool write failed dir=%s error=%s", self.dir, e)
+            raise
+
+    def sync(self) -> None:
+        """:meth:`flush`, then ``fsync``: what was appended then survives the machine crashing."""
+        if not self._unsynced:
+            return
+        self.flush()
+        if self._active_fd is not None:
+            os.fsync(self._active_fd)
+        self._unsynced = False
+
+    # -- marks -------------------------------------------------------------------------------------
+    def mark(self, seg_id: int, indices: list[int]) -> None:
+        """Mark records of a segment settled (one ``write``); readers and later processes skip them."""
+        if not indices or seg_id not in self._segments:
+            return
+        fd = self._ack_fds.get(seg_id)
+        if fd is None:
+            fd = os.open(self.dir / _ack_name(seg_id), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._ack_fds[seg_id] = fd
+        os.write(fd, struct.pack(f"<{len(indices)}I", *indices))
+
+    def _marks(self, seg_id: int) -> set[int]:
+        try:
+            return decode_marks((self.dir / _ack_name(seg_id)).read_bytes())
+        except FileNotFoundError:
+            return set()
 
     # -- reading -----------------------------------------------------------------------------------
     def checkout(self) -> tuple[int, list[tuple[bytes, bytes]]] | None:
-        """The lowest unread segment and its records (the active one is sealed first); None if none."""
+        """The lowest unread segment and its unsettled records (the active one is sealed first); None if none."""
+        got = self.checkout_indexed()
+        return None if got is None else (got[0], [(k, v) for _, k, v in got[1]])
+
+    def checkout_indexed(self) -> tuple[int, list[tuple[int, bytes, bytes]]] | None:
+        """Like :meth:`checkout`, each record with its index (to :meth:`mark` it)."""
         for seg_id in sorted(self._segments):
-            if seg_id in self._checked_out:
+            if seg_id in self._checked_out or seg_id in self._live:
                 continue
             if seg_id == self._active_id:
                 if self._active_records == 0:
@@ -229,44 +362,55 @@ class Spool:
                 self._seal_active()
             try:
                 data = (self.dir / _name(seg_id)).read_bytes()
+                marks = self._marks(seg_id)
             except OSError as e:
                 logger.error("spool read failed segment=%s error=%s", seg_id, e)
                 self._checked_out.add(seg_id)
                 return seg_id, []
-            records, bad = decode_segment(data)
+            records, bad = decode_segment_indexed(data)
             if bad:
                 self.stats.corrupt += bad
                 logger.warning("spool segment had corrupt or torn records segment=%s skipped=%d", seg_id, bad)
             self._checked_out.add(seg_id)
-            return seg_id, records
+            return seg_id, [r for r in records if r[0] not in marks] if marks else records
         return None
 
     def release(self, seg_id: int) -> None:
-        """Return a checked-out segment unread (it will be handed out again)."""
+        """Return a checked-out segment unread (it will be handed out again, minus what is marked)."""
         self._checked_out.discard(seg_id)
 
     def delete(self, seg_id: int) -> None:
-        """Forget a checked-out segment whose records are all delivered (or re-spooled)."""
+        """Forget a checked-out (or live, sealed) segment whose records are all settled."""
         self._checked_out.discard(seg_id)
         self._remove_file(seg_id)
         self.stats.segments_deleted += 1
 
     def _remove_file(self, seg_id: int) -> None:
         self._total -= self._segments.pop(seg_id, 0)
-        try:
-            (self.dir / _name(seg_id)).unlink()
-        except FileNotFoundError:
-            pass
+        self._live.discard(seg_id)
+        fd = self._ack_fds.pop(seg_id, None)
+        if fd is not None:
+            os.close(fd)
+        for name in (_name(seg_id), _ack_name(seg_id)):
+            try:
+                (self.dir / name).unlink()
+            except FileNotFoundError:
+                pass
 
     def adopt(self, other: Spool) -> int:
         """Move every segment of ``other`` (nothing checked out) to the tail of this spool, in order."""
         moved = 0
         other._seal_active()
         for seg_id in sorted(other._segments):
-            if self._active is not None and self._active_records > 0:
+            if self._active_fd is not None and self._active_records > 0:
                 self._seal_active()
             new_id = max(self._segments, default=_FIRST_ID - 1) + 1
             src, dst = other.dir / _name(seg_id), self.dir / _name(new_id)
+            fd = other._ack_fds.pop(seg_id, None)
+            if fd is not None:
+                os.close(fd)
+            if (other.dir / _ack_name(seg_id)).exists():
+                os.replace(other.dir / _ack_name(seg_id), self.dir / _ack_name(new_id))
             os.replace(src, dst)
             size = other._segments.pop(seg_id)
             other._total -= size
@@ -282,10 +426,32 @@ class Spool:
         try:
             self._seal_active()
         finally:
+            for fd in self._ack_fds.values():
+                os.close(fd)
+            self._ack_fds.clear()
             try:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             finally:
                 os.close(self._lock_fd)
+
+    def abandon(self) -> None:
+        """In a forked child: let go of the parent's spool without writing, unlocking or deleting anything.
+
+        The descriptors are the child's copies (closing them leaves the parent's files, lock and offsets
+        as they are); the bytes the parent had appended but not written yet are the parent's to write.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._pending = bytearray()
+        for fd in [self._active_fd, *self._ack_fds.values(), self._lock_fd]:
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._active_fd = None
+        self._ack_fds.clear()
 
 
 def segment_files(directory: str | Path) -> list[Path]:
@@ -303,12 +469,26 @@ def segment_files(directory: str | Path) -> list[Path]:
 
 
 def read_all(directory: str | Path) -> list[tuple[bytes, bytes]]:
-    """Every valid record of a spool root or slot, in replay order per slot (for tooling and tests; no lock)."""
+    """Every valid record not marked settled of a spool root or slot, in replay order per slot (tooling, tests).
+
+    Takes no lock."""
     out: list[tuple[bytes, bytes]] = []
     for p in segment_files(directory):
-        records, _ = decode_segment(p.read_bytes())
+        records, _ = segment_records(p)
         out.extend(records)
     return out
 
 
-__all__ = ["MAGIC", "MAX_SLOTS", "Spool", "SpoolStats", "decode_segment", "encode_record", "read_all", "segment_files"]
+__all__ = [
+    "MAGIC",
+    "MAX_SLOTS",
+    "Spool",
+    "SpoolStats",
+    "decode_marks",
+    "decode_segment",
+    "decode_segment_indexed",
+    "encode_record",
+    "read_all",
+    "segment_files",
+    "segment_records",
+]

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 
 from tripwire.producers._span_base import _BLOCKED, _DENIED, _Span, _status_of
 
+SUSPEND_ATTR = "tripwire_suspend"
+"""An exception raised by an approver with this attribute true suspends the call instead of failing it."""
+_SUSPENDED = "suspended"
+
 
 class ToolCallSpan(_Span):
     """``with run.tool_call("stripe.issue_refund", args={...}, risk="high") as call: ...``.
@@ -159,7 +163,8 @@ class ToolCallSpan(_Span):
             self._parent_span_id = cur[1] if cur is not None and cur[0] is run else run.span_id
         t = now_us()
         status = _DENIED if isinstance(e, ApprovalDenied) else _BLOCKED
-        run.emit(ToolCall, self._event(status, type(e).__name__, e.reason, t, t))
+        reason = self._rt.redactor.redact_text(e.reason, "blocked_reason") if e.reason else e.reason
+        run.emit(ToolCall, self._event(status, type(e).__name__, reason, t, t))
         self._notify_guard(status)
 
     def _notify_guard(self, status: str) -> None:
@@ -169,7 +174,7 @@ class ToolCallSpan(_Span):
         try:
             guard.done(self._tool_request(), status)
         except Exception as e:
-            self._rt.log.error("guard.done", "tripwire guard.done failed error=%r", e)
+            self._rt.log.error("guard.done", "tripwire guard.done failed error=%s", self._rt.redactor.redact_error(e))
 
     def _check(self) -> GuardDecision | None:
         """Budget + guard. Returns a decision needing approval, or None to proceed; raises if refused."""
@@ -188,7 +193,12 @@ class ToolCallSpan(_Span):
             raise
         except Exception as e:
             # the guard itself failed: high-risk tools fail closed, the others fail open
-            self._rt.log.error("guard.check", "tripwire guard failed risk=%s error=%r", self.risk.value, e)
+            self._rt.log.error(
+                "guard.check",
+                "tripwire guard failed risk=%s error=%s",
+                self.risk.value,
+                self._rt.redactor.redact_error(e),
+            )
             if self.risk is Risk.HIGH:
                 blocked = ToolBlocked(f"guard_error: {type(e).__name__}")
                 self._refuse(blocked, reserved=True)
@@ -201,9 +211,13 @@ class ToolCallSpan(_Span):
         try:
             result = as_result(answer)
         except TypeError as e:
-            self._rt.log.error("approver.type", "tripwire approver answer invalid error=%s", e)
+            self._rt.log.error(
+                "approver.type", "tripwire approver answer invalid error=%s", self._rt.redactor.redact_error(e)
+            )
             result = None
         approved = bool(result and result.approved)
+        red = self._rt.redactor
+        reason = (result.reason if result else "invalid approver answer") or decision.reason
         f = run.fields(new_span_id(), run.span_id, asked_us, max(asked_us, now_us()))
         f.update(
             tool_name=self.tool_name,
@@ -211,7 +225,7 @@ class ToolCallSpan(_Span):
             risk=self.risk.value,
             decision="approved" if approved else "denied",
             approver=result.approver if result else None,
-            reason=(result.reason if result else "invalid approver answer") or decision.reason,
+            reason=red.redact_text(reason, "reason") if reason else reason,
         )
         self._approval_ref = f["event_id"]
         run.emit(ApprovalDecision, f)
@@ -223,6 +237,13 @@ class ToolCallSpan(_Span):
             )
             self._refuse(denied, reserved=True)
             raise denied
+
+    def _suspend(self) -> None:
+        # The approver paused the call (a framework's human-in-the-loop pause, e.g. a LangGraph interrupt):
+        # nothing is recorded, the reservation and any guard slot are given back; the framework runs the
+        # call again when the human answers, and that attempt records the decision.
+        self._run.budget.release_tool_call()
+        self._notify_guard(_SUSPENDED)
 
     def _deny_unanswerable(self, decision: GuardDecision, why: str) -> None:
         denied = ApprovalDenied(f"approval required ({decision.reason or 'guard'}) but {why}")
@@ -258,7 +279,10 @@ class ToolCallSpan(_Span):
         except ToolBlocked:
             raise
         except Exception as e:
-            self._rt.log.error("approver", "tripwire approver failed error=%r", e)
+            if getattr(e, SUSPEND_ATTR, False):
+                self._suspend()
+                raise
+            self._rt.log.error("approver", "tripwire approver failed error=%s", self._rt.redactor.redact_error(e))
             answer = None
         self._record_approval(decision, answer, asked)
 
@@ -272,7 +296,10 @@ class ToolCallSpan(_Span):
             if inspect.isawaitable(answer):
                 answer = await answer
         except Exception as e:
-            self._rt.log.error("approver", "tripwire approver failed error=%r", e)
+            if getattr(e, SUSPEND_ATTR, False):
+                self._suspend()
+                raise
+            self._rt.log.error("approver", "tripwire approver failed error=%s", self._rt.redactor.redact_error(e))
             answer = None
         self._record_approval(decision, answer, asked)
 
@@ -310,4 +337,4 @@ async def _await(aw: Any) -> Any:
     return await aw
 
 
-__all__ = ["ToolCallSpan"]
+__all__ = ["SUSPEND_ATTR", "ToolCallSpan"]

@@ -9,6 +9,10 @@
 
 Disabled by config (``enabled: false`` / ``TRIPWIRE_ENABLED=false``), the tracer is a no-op: the same
 API, no threads, no events, no checks.
+
+Shutdown: ``close()`` runs at exit (``atexit``) and on SIGTERM/SIGINT (see
+:mod:`tripwire.producers._signals`); servers that manage signals themselves call it from their own
+shutdown hook. After ``fork`` the tracer restarts its delivery worker and Kafka client in the child.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tripwire.core.ratelimit import RateLimitedLog
+from tripwire.producers import _signals
 from tripwire.producers._encode import EventEncoder
 from tripwire.producers._framing import events_framing
 from tripwire.producers._noop import NOOP_RUN, NoopRun
@@ -33,10 +38,10 @@ from tripwire.producers.cost import CostCalculator, PriceOverrides
 from tripwire.producers.delivery import Delivery, DeliveryCounters
 from tripwire.producers.errors import SpoolError
 from tripwire.producers.guard import AllowAllGuard, Approver, ToolGuard
-from tripwire.producers.redaction import CustomRedactor, Redactor
 from tripwire.producers.run import CURRENT, Run
 from tripwire.producers.spool import Spool
 from tripwire.producers.transport import KafkaTransport, QueueTransport, Transport
+from tripwire.redaction import CustomRedactor, Redactor
 
 logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -80,13 +85,7 @@ class Tracer:
             config=cfg,
             encoder=encoder,
             delivery=Delivery(transport, cfg.delivery, spool, encoder.encode),
-            redactor=Redactor(
-                red.mode,
-                red.detectors,
-                hash_key=red.hash_key.get_secret_value().encode() if red.hash_key else None,
-                custom=redactor,
-                sensitive_keys=red.sensitive_keys,
-            ),
+            redactor=Redactor.from_spec(red, custom=redactor),
             costs=CostCalculator(PriceOverrides.load(cfg.price_overrides) if cfg.price_overrides else None),
             guard=None if guard is None or type(guard) is AllowAllGuard else guard,
             approver=approver,
@@ -97,6 +96,8 @@ class Tracer:
 
             log_correlation.install()
         atexit.register(_close_at_exit, weakref.ref(self))
+        if cfg.delivery.handle_signals:
+            _signals.install(self, cfg.delivery.signal_flush_s)
 
     @classmethod
     def from_config(cls, path: str | Path, **kwargs: Any) -> Tracer:
@@ -228,8 +229,17 @@ class Tracer:
         return True if self._rt is None else self._rt.delivery.flush(timeout)
 
     def close(self, timeout: float | None = None) -> bool:
-        """Flush within ``timeout``, then keep whatever is undelivered in the spool. Idempotent."""
-        return True if self._rt is None else self._rt.delivery.close(timeout)
+        """Flush within ``timeout``, then keep whatever is undelivered in the spool. Idempotent.
+
+        Runs by itself at exit and on SIGTERM/SIGINT (``delivery.handle_signals``). Servers that own the
+        signals call it from their shutdown hook: gunicorn ``worker_exit(server, worker)`` in the config
+        file, uvicorn/FastAPI a lifespan's shutdown (or ``@app.on_event("shutdown")``), Celery the
+        ``worker_process_shutdown`` signal (prefork children) or ``worker_shutdown``.
+        """
+        if self._rt is None:
+            return True
+        _signals.forget(self)
+        return self._rt.delivery.close(timeout)
 
     def __enter__(self) -> Tracer:
         return self

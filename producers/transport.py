@@ -7,6 +7,7 @@ A transport is driven by the delivery worker thread only. ``produce`` hands over
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 from collections import deque
@@ -60,8 +61,12 @@ class Transport(Protocol):
 
     def close(self) -> None: ...
 
+    def restart_after_fork(self, on_delivery: DeliveryCallback) -> None:
+        """In a forked child: forget the parent's client (without touching it) and start a fresh one."""
+
 
 # -- Kafka -----------------------------------------------------------------------------------------
+_ABANDONED: list[Any] = []  # parents' Kafka clients in a forked child
 _PERMANENT = {"MSG_SIZE_TOO_LARGE", "INVALID_MSG", "INVALID_RECORD", "CORRUPT_MESSAGE", "_MSG_TIMED_OUT_NEVER"}
 
 
@@ -172,6 +177,18 @@ class KafkaTransport:
             self._producer.poll(0)
             self._producer = None
 
+    def restart_after_fork(self, on_delivery: DeliveryCallback) -> None:
+        # librdkafka is not fork-safe: the parent's client has no threads in the child, and destroying it
+        # would wait for them. It is kept alive for the child's lifetime (never destroyed, never used).
+        old = self._producer
+        if old is not None:
+            _ABANDONED.append(old)
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(old))  # not even destroyed at interpreter exit
+        self._producer = None
+        self._healthy = True
+        self._log = RateLimitedLog(logger, interval_s=10.0)
+        self.start(on_delivery)
+
 
 # -- in-process ------------------------------------------------------------------------------------
 class QueueTransport:
@@ -238,6 +255,12 @@ class QueueTransport:
 
     def close(self) -> None:
         self._wake.set()
+
+    def restart_after_fork(self, on_delivery: DeliveryCallback) -> None:
+        self._pending = deque()  # the parent's records are the parent's
+        self._healthy = True
+        self._wake = threading.Event()
+        self.start(on_delivery)
 
 
 def build_transport(kind: str, kafka: KafkaProducerSettings) -> Transport:

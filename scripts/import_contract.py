@@ -3,9 +3,9 @@
 Rules (a module's package is the top-level folder it lives in, mapped by ``package-dir`` in pyproject.toml):
 
 1. **Layers.** Each package imports only the packages listed for it in :data:`ALLOWED` (the shared kernel
-   ``tripwire.core`` and the contract ``tripwire.schemas`` are under everything; the kill-switch package is
-   usable by all stages; the application shell (CLI, demo, simulator, dev services) may import anything and
-   nothing imports it).
+   ``tripwire.core`` and the contract ``tripwire.schemas`` are under everything; the kill-switch package and
+   the redaction detectors are usable by all stages; the application shell (CLI, demo, simulator, dev
+   services) may import anything and nothing imports it).
 2. **Public APIs only.** No module imports a ``_private`` module (or name) of another package.
 3. **Operators are plain Python.** The stream operators (every module of ``tripwire.processors`` outside
    :data:`PROCESSOR_RUNTIME`) import no faust, Kafka or ClickHouse client, and no runtime module.
@@ -30,14 +30,17 @@ ALLOWED: dict[str, set[str]] = {
     "core": set(),
     "schemas": {"core"},
     "killswitch": {"core", "schemas"},
-    "producers": {"core", "schemas", "killswitch"},
-    "processors": {"core", "schemas", "killswitch", "producers"},
-    "sinks": {"core", "schemas", "killswitch"},
-    "notify": {"core", "schemas", "killswitch"},
-    "dashboard": {"core", "schemas", "killswitch", "sinks"},
-    "benchmarks": {"core", "schemas", "killswitch", "producers", "processors", "sinks", "notify", "dashboard", SHELL},
-    SHELL: {"core", "schemas", "killswitch", "producers", "processors", "sinks", "notify", "dashboard", SHELL},
-}
+    "redaction": {"core"},
+    "producers": {"core", "schemas", "killswitch", "redaction"},
+    "processors": {"core", "schemas", "killswitch", "redaction", "producers"},
+    "sinks": {"core", "schemas", "killswitch", "redaction"},
+    "notify": {"core", "schemas", "killswitch", "redaction"},
+    "dashboard": {"core", "schemas", "killswitch", "redaction", "sinks"},
+    "benchmarks": {"core", "schemas", "killswitch", "redaction", "producers", "processors", "sinks", "notify",
+                   "dashboard", SHELL},
+    SHELL: {"core", "schemas", "killswitch", "redaction", "producers", "processors", "sinks", "notify", "dashboard",
+            SHELL},
+}  # fmt: skip
 """package -> the packages it may import (besides itself)."""
 
 PROCESSOR_RUNTIME = {"app", "agents", "worker", "tables", "topics", "admin", "cli", "config", "killswitch_agent",

@@ -84,11 +84,16 @@ class ChdbStore(Store):
     def _run(self, sql: str, params: Mapping[str, Any] | None = None, fmt: str = "Null") -> Any:
         if self._conn is None:
             raise StoreError("store is closed")
-        try:
-            with self._lock:
+        with self._lock:
+            try:
                 return self._conn.query(sql, fmt, params=text_params(params))
-        except Exception as e:
-            raise store_error(e, "chdb query failed") from e
+            except Exception as e:
+                if "Timeout exceeded" in str(e):
+                    try:  # chdb answers the next query on a timed-out connection with an empty result: drain it
+                        self._conn.query("SELECT 1", "Null")
+                    except Exception:
+                        pass
+                raise store_error(e, "chdb query failed") from e
 
     # -- Store ---------------------------------------------------------------------------
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
@@ -101,6 +106,10 @@ class ChdbStore(Store):
         if self.limits is not None and len(rows) > self.limits.max_rows:
             rows, truncated = rows[: self.limits.max_rows], True
         return QueryResult(columns, rows, truncated)
+
+    def explain_ast(self, statement: str) -> list[str]:
+        raw = self._run(f"EXPLAIN AST {statement}", None, "Native")
+        return [str(r[0]) for r in parse_native(raw.bytes())[1]]
 
     def query_df(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         # Built from the Native result rather than chdb's own "dataframe" output: chdb 4.4 hangs
@@ -185,6 +194,12 @@ class ChdbStore(Store):
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+    def location(self) -> str:
+        return f"chdb://{self.path}?database={self.database}"
+
+    def open_reader(self, limits: QueryLimits) -> ChdbStore:
+        return ChdbStore(self.path, self.database, readonly=True, limits=limits, create=False)
 
     def __repr__(self) -> str:
         return f"ChdbStore(path={self.path!r}, database={self.database!r}, readonly={self.readonly})"

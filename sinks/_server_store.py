@@ -98,6 +98,13 @@ class ClickHouseStore(Store):
             rows, truncated = rows[: self.limits.max_rows], True
         return QueryResult(tuple(res.column_names), rows, truncated)
 
+    def explain_ast(self, statement: str) -> list[str]:
+        try:
+            res = self._client.query(f"EXPLAIN AST {statement}")
+        except Exception as e:
+            raise _wrap(e, "ClickHouse query failed") from e
+        return [str(r[0]) for r in res.result_rows]
+
     def query_df(self, sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         try:
             df = self._client.query_df(sql, parameters=normalize_params(params) or None)
@@ -159,6 +166,12 @@ class ClickHouseStore(Store):
         client, self._client = getattr(self, "_client", None), None
         if client is not None:
             client.close()
+
+    def location(self) -> str:
+        return self.url.redacted()
+
+    def open_reader(self, limits: QueryLimits) -> ClickHouseStore:
+        return ClickHouseStore(self.url, readonly=True, limits=limits, create=False)
 
     def __repr__(self) -> str:
         return f"ClickHouseStore({self.url.redacted()}, readonly={self.readonly})"

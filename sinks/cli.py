@@ -1,4 +1,4 @@
-"""``tripwire sink | sql | data delete | gate | migrate``: the ClickHouse storage commands."""
+"""``tripwire sink | sql | data delete | data scan | gate | migrate``: the ClickHouse storage commands."""
 
 from __future__ import annotations
 
@@ -48,7 +48,9 @@ def format_rows(columns: tuple[str, ...], rows: list[tuple[Any, ...]], fmt: str)
 
 
 def register(app: typer.Typer) -> None:
-    data_app = typer.Typer(help="Data-subject requests on the stored telemetry.", no_args_is_help=True)
+    data_app = typer.Typer(
+        help="Data-subject requests and PII/secret scans on the stored telemetry.", no_args_is_help=True
+    )
     app.add_typer(data_app, name="data")
 
     @app.command("migrate")
@@ -91,9 +93,8 @@ def register(app: typer.Typer) -> None:
         from tripwire.sinks.migrations import migrate
         from tripwire.sinks.store import open_store
 
-        overrides = {
-            k: v for k, v in {"bootstrap": bootstrap, "group_id": group, "topic_prefix": topic_prefix}.items() if v
-        }
+        given = {"bootstrap": bootstrap, "group_id": group, "topic_prefix": topic_prefix}
+        overrides: dict[str, Any] = {k: v for k, v in given.items() if v}
         settings = SinkSettings(**overrides)
         ch = _settings()
         with open_store(_url(url)) as store:
@@ -115,7 +116,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("sql")
     def sql_cmd(
-        query: str = typer.Argument(..., help="a read-only query (SELECT, SHOW, DESCRIBE, EXPLAIN)"),
+        query: str = typer.Argument(..., help="one read-only query (SELECT, WITH, EXPLAIN, SHOW TABLES, DESCRIBE)"),
         fmt: str = typer.Option("table", "--format", help="table | csv | json"),
         url: str | None = typer.Option(None, help=_URL_HELP),
         max_rows: int | None = typer.Option(None, help="row limit (default TRIPWIRE_CLICKHOUSE_QUERY_MAX_ROWS)"),
@@ -123,6 +124,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run an analyst query read-only, with a row limit and a time limit."""
         from tripwire.sinks.exceptions import StoreError
+        from tripwire.sinks.sql_guard import check_readonly_sql
         from tripwire.sinks.store import QueryLimits, open_store
 
         if fmt not in ("table", "csv", "json"):
@@ -131,7 +133,7 @@ def register(app: typer.Typer) -> None:
         limits = QueryLimits(max_rows=max_rows or s.query_max_rows, timeout_s=timeout or s.query_timeout_s)
         try:
             with open_store(_url(url), readonly=True, limits=limits, create=False) as store:
-                res = store.query(query)
+                res = store.query(check_readonly_sql(store, query))
         except StoreError as e:
             raise _fail(str(e), 1) from e
         typer.echo(format_rows(res.columns, res.rows, fmt))
@@ -159,6 +161,61 @@ def register(app: typer.Typer) -> None:
         rows = [(t, n, report.remaining[t]) for t, n in report.deleted.items()]
         typer.echo(format_rows(("table", "deleted", "remaining"), rows, "table"))
         typer.echo(f"deleted {report.total} rows of {report.column} {report.value_hint}; none remain")
+
+    @data_app.command("scan")
+    def scan_cmd(
+        since: str | None = typer.Option(None, help="scan rows from this time on (ISO 8601, UTC)"),
+        until: str | None = typer.Option(None, help="scan rows before this time (ISO 8601, UTC)"),
+        table: list[str] = typer.Option([], "--table", help="scan only these tables (repeatable; default all)"),
+        detectors: str = typer.Option(
+            "secret,email,card,iban,phone", help="detector families, comma-separated (secret = every credential)"
+        ),
+        redact: bool = typer.Option(False, "--redact", help="mask what is found, then scan again to verify"),
+        url: str | None = typer.Option(None, help=_URL_HELP),
+    ) -> None:
+        """Run the redaction detectors over the stored text columns; exit 1 if anything is found."""
+        from datetime import UTC, datetime
+
+        from tripwire.redaction import Redactor
+        from tripwire.sinks.scan import ScanIncompleteError, redact_findings, scan
+        from tripwire.sinks.store import open_store
+
+        def when(v: str | None, name: str) -> datetime | None:
+            if v is None:
+                return None
+            try:
+                t = datetime.fromisoformat(v)
+            except ValueError as e:
+                raise _fail(f"--{name}: expected an ISO 8601 time, got {v!r}") from e
+            return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+        lo, hi = when(since, "since"), when(until, "until")
+        try:
+            red = Redactor(detectors=[d.strip() for d in detectors.split(",") if d.strip()])
+        except ValueError as e:
+            raise _fail(str(e)) from e
+        with open_store(_url(url), create=False) as store:
+            report = scan(store, red, since=lo, until=hi, tables=table or None)
+            rows = report.lines()
+            if rows:
+                typer.echo(format_rows(("table", "column", "family", "findings", "run_ids"), rows, "table"))
+            whole = f"; scanned whole (no time column): {', '.join(report.unbounded)}" if report.unbounded else ""
+            typer.echo(
+                f"{report.total} findings in {sum(report.rows.values())} values; {len(report.tables)} tables, "
+                f"{report.candidates} candidate rows{whole}"
+            )
+            if not report.total:
+                return
+            if not redact:
+                raise typer.Exit(1)
+            try:
+                result = redact_findings(store, report, red, since=lo, until=hi)
+            except ScanIncompleteError as e:
+                raise _fail(str(e), 1) from e
+        typer.echo(
+            f"masked {sum(result.masked.values())} values, deleted the rows of {sum(result.deleted.values())} "
+            f"(sorting-key columns); second scan: {result.after.total} findings"
+        )
 
     @app.command("gate")
     def gate_cmd(

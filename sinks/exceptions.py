@@ -26,6 +26,10 @@ class StoreURLError(SinkError, ValueError):
     """A store URL that names no supported backend or is malformed."""
 
 
+class QueryError(SinkError, ValueError):
+    """A named query called with missing or unexpected parameters, or an unknown choice."""
+
+
 class MigrationError(SinkError):
     """A migration file is malformed, or changed after it was applied."""
 
@@ -59,3 +63,8 @@ class RowDataError(StoreError):
 
     Retrying cannot help; the sink splits the batch and dead-letters the offending rows.
     """
+
+
+class ReadOnlyQueryError(StoreError):
+    """The read-only path refused a statement before running it (not one read-only statement:
+    a write, INTO OUTFILE, SETTINGS, a table function outside the whitelist, several statements)."""

@@ -111,8 +111,20 @@ class Store(ABC):
         """Insert an Avro object container; ClickHouse decodes it (fields matched to ``columns`` by name)."""
         raise NotImplementedError(f"{type(self).__name__} does not insert Avro")
 
+    def explain_ast(self, statement: str) -> list[str]:
+        """``EXPLAIN AST`` of one statement (parsed, not run): its lines, never cut by the row limit."""
+        raise NotImplementedError(f"{type(self).__name__} does not explain statements")
+
     @abstractmethod
     def close(self) -> None: ...
+
+    def location(self) -> str:
+        """Where the data lives, without secrets (a redacted URL): the same text for two connections to one database."""
+        return repr(self)
+
+    def open_reader(self, limits: QueryLimits) -> Store:
+        """A new read-only connection to the same database, the engine enforcing ``limits`` (the analyst path)."""
+        raise NotImplementedError(f"{type(self).__name__} opens no read-only connection")
 
     def __enter__(self) -> Store:
         return self

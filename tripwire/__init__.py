@@ -1,7 +1,8 @@
 """tripwire: agent-ops telemetry and control plane.
 
 The top-level folders of the repository are the subpackages of this namespace:
-``tripwire.schemas`` (the event contract), ``tripwire.producers`` (the agent SDK),
+``tripwire.schemas`` (the event contract), ``tripwire.killswitch`` (signed kill-switch commands),
+``tripwire.producers`` (the agent SDK),
 ``tripwire.processors`` (stream processing), ``tripwire.sinks`` (ClickHouse) and
 ``tripwire.dashboard`` (Streamlit).
 """

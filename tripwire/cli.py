@@ -54,8 +54,8 @@ def _root(log_level: str = typer.Option("WARNING", "--log-level", help="logging 
 # ``tripwire --help`` stays fast and works with the base install.
 _COMMAND_MODULES = (
     "tripwire.schemas.cli",
+    "tripwire.killswitch.cli",
     "tripwire.producers.cli",
-    "tripwire.producers.killswitch_cli",
     "tripwire.processors.cli",
     "tripwire.notify.cli",
     "tripwire.sinks.cli",

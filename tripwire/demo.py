@@ -20,18 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from tripwire.embedded import EmbeddedRuntime
-from tripwire.processors.policy import load_policy
-from tripwire.producers import Tracer, TracerConfig
-from tripwire.producers._ks_config import KillSwitchConfig
-from tripwire.producers._ks_signing import (
+from tripwire.killswitch import (
     PRIVATE_KEY_FILE,
     PUBLIC_KEY_FILE,
     CommandSigner,
     CommandVerifier,
+    KillSwitchConfig,
+    KillSwitchState,
     generate_keypair,
     load_public_key,
 )
-from tripwire.producers._ks_state import KillSwitchState
+from tripwire.processors.policy import load_policy
+from tripwire.producers import Tracer, TracerConfig
 from tripwire.producers.killswitch import KillSwitchGuard
 from tripwire.sim import Fleet, FleetConfig
 from tripwire.sim.guards import ChainGuard, RiskTierGuard, SimulatedApprover

@@ -4,6 +4,7 @@ It reads the ground truth the simulator wrote and the data in ClickHouse (the sa
 server): per injected incident, whether an alert of the expected kind was raised for that agent
 (detected/missed) and how long after the incident began; then total cost, p95 by agent version,
 kill-switch commands and the calls they blocked, and a PII check of every stored tool argument.
+Every query is a named query of the catalog (``tripwire.sinks.QUERIES``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tripwire.sim.incidents import PII_CORPUS, read_ground_truth
-from tripwire.sinks.store import Store
+from tripwire.sinks import Store, run_query
 
 DETECTION_GRACE_S = 5.0  # alerts stamped in event time may precede the wall-clock start slightly
 
@@ -41,33 +42,25 @@ def incident_outcomes(store: Store, ground_truth: Path) -> list[IncidentOutcome]
     out = []
     for inc in read_ground_truth(ground_truth):
         kind, agent, expected = str(inc["kind"]), str(inc["agent_id"]), inc.get("expected_alert")
-        start = datetime.fromtimestamp(float(inc["started_epoch_s"]) - DETECTION_GRACE_S, UTC)
+        began = float(inc["started_epoch_s"])
+        start = datetime.fromtimestamp(began - DETECTION_GRACE_S, UTC)
         if expected is None:  # PII: detected means redacted in every stored argument of that tool
             tool = str(inc["tool"])
-            res = store.query(
-                "SELECT count(), countIf(position(ifNull(args, ''), '[REDACTED') > 0) FROM tool_calls "
-                "WHERE agent_id = {agent:String} AND tool_name = {tool:String} AND ts_start >= {since:DateTime64(6)}",
-                {"agent": agent, "tool": tool, "since": start},
-            )
-            calls, redacted = (int(v) for v in res.rows[0])
+            found = run_query(store, "redacted_tool_args", agent_id=agent, tool=tool, start=start).dicts()
+            calls, redacted = (int(found[0]["calls"]), int(found[0]["redacted"])) if found else (0, 0)
             leaks = pii_leaks(store)
             out.append(IncidentOutcome(kind, agent, None, redacted > 0 and not leaks, None,
                                        f"{redacted}/{calls} calls redacted, {len(leaks)} PII strings stored"))
             continue
-        res = store.query(
-            "SELECT min(created_at), count(DISTINCT incident_id) FROM alerts "
-            "WHERE kind = {kind:String} AND (agent_id IN {agents:Array(String)} OR agent_id = '') "
-            "AND created_at >= {since:DateTime64(6)}",
-            {"kind": str(expected), "agents": _alert_agents(inc), "since": start},
-        )
-        first, incidents = res.rows[0]
+        alerts = run_query(store, "first_alert", kind=str(expected), agents=_alert_agents(inc), start=start).rows
+        first, incidents = alerts[0] if alerts else (None, 0)
         detected = int(incidents) > 0
         delay = None
         if detected and first is not None:
             first_ts = first if isinstance(first, datetime) else datetime.fromisoformat(str(first))
             if first_ts.tzinfo is None:
                 first_ts = first_ts.replace(tzinfo=UTC)
-            delay = max(0.0, first_ts.timestamp() - float(inc["started_epoch_s"]))
+            delay = max(0.0, first_ts.timestamp() - began)
         out.append(IncidentOutcome(kind, agent, str(expected), detected, delay, f"{int(incidents)} incident(s)"))
     return out
 
@@ -76,27 +69,17 @@ def pii_leaks(store: Store) -> list[str]:
     """Every corpus string found in any stored tool argument or prompt text (must be empty)."""
     found = []
     for s in PII_CORPUS:
-        res = store.query(
-            "SELECT (SELECT count() FROM tool_calls WHERE position(ifNull(args, ''), {s:String}) > 0) + "
-            "(SELECT count() FROM model_calls WHERE position(ifNull(prompt, ''), {s:String}) > 0 "
-            "OR position(ifNull(completion, ''), {s:String}) > 0)",
-            {"s": s},
-        )
-        if int(res.rows[0][0]) > 0:
+        if run_query(store, "stored_text_hits", text=s).rows:  # a row only when the text is stored
             found.append(s)
     return found
 
 
 def totals(store: Store) -> dict[str, Any]:
-    q = store.query
-    events = sum(int(q(f"SELECT count() FROM {t}", {}).rows[0][0]) for t in ("model_calls", "tool_calls", "run_events"))
-    cost = float(q("SELECT sum(cost_usd) FROM (SELECT argMax(cost_usd, version) AS cost_usd FROM run_summaries "
-                   "GROUP BY run_id)", {}).rows[0][0] or 0.0)
-    p95 = q("SELECT agent_id, agent_version, quantile(0.95)(dateDiff('millisecond', ts_start, ts_end)) AS p95 "
-            "FROM tool_calls GROUP BY agent_id, agent_version ORDER BY agent_id, agent_version", {}).rows
-    ks = q("SELECT action, count() FROM killswitch_audit GROUP BY action ORDER BY action", {}).rows
-    blocked = int(q("SELECT count() FROM tool_calls WHERE status = 'blocked'", {}).rows[0][0])
-    return {"events": events, "cost_usd": cost, "p95_by_version": p95, "killswitch": ks, "blocked_calls": blocked}
+    stored = run_query(store, "stored_totals").dicts()[0]
+    p95 = run_query(store, "tool_p95_by_version").rows
+    ks = run_query(store, "killswitch_actions").rows
+    return {"events": int(stored["events"]), "cost_usd": float(stored["cost_usd"] or 0.0), "p95_by_version": p95,
+            "killswitch": ks, "blocked_calls": int(stored["blocked_calls"])}
 
 
 def render(store: Store, folder: Path) -> tuple[Any, bool]:

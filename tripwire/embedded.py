@@ -28,11 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tripwire.killswitch import CommandSigner, KillSwitchState
 from tripwire.processors.killswitch_policy import KillSwitchPolicy
 from tripwire.processors.pipeline import Pipeline
 from tripwire.processors.policy import Policy
-from tripwire.producers._ks_signing import CommandSigner
-from tripwire.producers._ks_state import KillSwitchState
 from tripwire.schemas import (
     DecodeError,
     KillSwitchCommand,

@@ -42,7 +42,7 @@ def simulate(config: SimulateConfig) -> dict[str, Any]:
     guards: list[ToolGuard] = [RiskTierGuard()]
     ks_guard = None
     if config.public_key is not None:
-        from tripwire.producers._ks_config import KillSwitchConfig
+        from tripwire.killswitch import KillSwitchConfig
         from tripwire.producers.killswitch import KillSwitchGuard
 
         ks_guard = KillSwitchGuard(KillSwitchConfig(bootstrap=config.bootstrap, topic=topics.killswitch,

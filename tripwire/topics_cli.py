@@ -1,4 +1,6 @@
-"""``tripwire topics create | describe``: the pipeline's topics, created up front with explicit counts.
+"""``tripwire topics create | describe | acls``: the pipeline's topics, created up front with explicit
+counts, and the ACLs that keep everyone but the control plane off the kill-switch topic
+(:mod:`tripwire.core.kafka_acls`).
 
 A deployment creates its topics once, before any producer or worker starts (the init service of
 ``docker-compose.yml``), so that broker auto-creation can never make a one-partition events topic
@@ -6,7 +8,7 @@ that breaks the processors' co-partitioning. ``create`` reuses the code the work
 
 - :func:`tripwire.processors.topics.ensure_runtime_topics`: the contract topics (events, runs,
   metrics, alerts, dlq) and the processors' internal topics, all with ``--partitions``;
-- :func:`tripwire.producers._ks_listener.ensure_topic`: the compacted kill-switch topic.
+- :func:`tripwire.killswitch.ensure_topic`: the compacted kill-switch topic.
 
 Both are idempotent and fail when an existing topic has a different partition count.
 """
@@ -38,7 +40,7 @@ def _processor_config(**given: Any) -> Any:
 
 def _killswitch_config(config: Any, partitions: int | None) -> Any:
     """The kill-switch settings for the processors' cluster: its bootstrap and TLS/SASL settings."""
-    from tripwire.producers._ks_config import KillSwitchConfig
+    from tripwire.killswitch import KillSwitchConfig
     from tripwire.schemas import topic_names
 
     base = KillSwitchConfig()
@@ -105,8 +107,8 @@ def create(
     from confluent_kafka import KafkaException
 
     from tripwire.core.errors import TripwireError
+    from tripwire.killswitch import ensure_topic
     from tripwire.processors.topics import RuntimeTopics, ensure_runtime_topics
-    from tripwire.producers._ks_listener import ensure_topic
 
     try:
         config = _processor_config(bootstrap=bootstrap, topic_prefix=topic_prefix, partitions=partitions,
@@ -148,3 +150,36 @@ def describe(
     _print(rows)
     if any(p is None for _, p, _ in rows):
         raise typer.Exit(1)
+
+
+@topics_app.command("acls")
+def acls(
+    control_plane: str = typer.Option(..., help="SASL user of the control plane (processors' policy, CLI, "
+                                      "dashboard): the only principal that may write the kill-switch topic"),
+    agents: str = typer.Option(..., help="SASL user of the agents (the SDK): reads the kill-switch topic, "
+                               "writes the events topic, may not write the kill-switch topic"),
+    bootstrap: str | None = typer.Option(None, help="Kafka bootstrap servers (default: env / 127.0.0.1:9092)"),
+    topic_prefix: str | None = typer.Option(None, help="prefix of every topic name"),
+    timeout: float = typer.Option(30.0, help="seconds to wait for the broker"),
+) -> None:
+    """Create the ACLs that let only the control plane write the kill-switch topic (idempotent). Run it as
+    a super user (TRIPWIRE_KAFKA_SASL_*) against brokers with an authorizer (see docs/scale-out.md)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    from tripwire.core.errors import TripwireError
+    from tripwire.core.kafka_acls import create_acls, killswitch_acls, principal
+    from tripwire.schemas import topic_names
+
+    try:
+        config = _processor_config(bootstrap=bootstrap, topic_prefix=topic_prefix)
+        ks = _killswitch_config(config, None)
+        events = topic_names(config.topic_prefix).events
+        bindings = killswitch_acls(killswitch_topic=ks.topic, events_topic=events, control_plane=control_plane,
+                                   agents=agents)
+        admin = AdminClient({"bootstrap.servers": config.bootstrap, **config.confluent_conf()})
+        n = create_acls(admin, bindings, timeout=timeout)
+    except (TripwireError, KafkaException, ValueError) as e:
+        raise _fail(str(e)) from e
+    typer.echo(f"{n} ACLs: {principal(control_plane)} writes {ks.topic}; {principal(agents)} reads it and "
+               f"writes {events}")

@@ -42,19 +42,20 @@ ARTIFACTS = ROOT / "test-artifacts" / "auth"
 VIEWER = "viewer@example.com"
 ONCALL = "oncall@example.com"
 ROLES = f"""
+version: 2
 claim: groups
-default_role: none
+default_roles: []
 users:
-  {VIEWER}: viewer
+  {VIEWER}: [viewer]
 groups:
-  sre: oncall
-  data: analyst
+  sre: [on-call]
+  data: [analyst]
 """
 
 
 @pytest.fixture
 def served(tmp_path: Path, kafka_bootstrap: str) -> Iterator[dict]:
-    from tripwire.producers._ks_signing import generate_keypair
+    from tripwire.killswitch import generate_keypair
 
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
@@ -145,7 +146,7 @@ def test_sign_in_roles_and_audit_in_chromium(served: dict) -> None:
         sign_in(viewer, VIEWER)
         expect(viewer.get_by_text(f"Signed in as {VIEWER} (viewer)", exact=False)).to_be_visible()
         viewer.goto(base + "/killswitch")
-        expect(viewer.get_by_text("Tripping and resetting kill switches needs the oncall role.")).to_be_visible()
+        expect(viewer.get_by_text("Tripping and resetting kill switches needs the on-call role.")).to_be_visible()
         settle(viewer)
         expect(viewer.get_by_text("Audit history")).to_be_visible()
         assert viewer.get_by_role("button").filter(has_text="Disable").count() == 0
@@ -174,6 +175,6 @@ def test_sign_in_roles_and_audit_in_chromium(served: dict) -> None:
 
     out = check_trip_and_reset(served, ONCALL)
     assert [(a["actor"], a["role"], a["authenticated"], a["action"], a["decision"]) for a in out["actions"]] == [
-        (ONCALL, "oncall", True, "killswitch.trip", "allowed"),
-        (ONCALL, "oncall", True, "killswitch.reset", "allowed"),
+        (ONCALL, "on-call", True, "killswitch.trip", "allowed"),
+        (ONCALL, "on-call", True, "killswitch.reset", "allowed"),
     ]

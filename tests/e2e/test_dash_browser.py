@@ -58,7 +58,7 @@ def _healthy(base: str) -> bool:
 
 @pytest.fixture
 def served(tmp_path: Path, kafka_bootstrap: str) -> Iterator[dict]:
-    from tripwire.producers._ks_signing import generate_keypair
+    from tripwire.killswitch import generate_keypair
 
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
@@ -91,8 +91,7 @@ def served(tmp_path: Path, kafka_bootstrap: str) -> Iterator[dict]:
 
 
 def _commands(bootstrap: str, topic: str) -> list:
-    from tripwire.producers._ks_config import KillSwitchConfig
-    from tripwire.producers._ks_listener import read_topic
+    from tripwire.killswitch import KillSwitchConfig, read_topic
     from tripwire.schemas import decode
 
     return [decode(m.value()) for m in read_topic(KillSwitchConfig(bootstrap=bootstrap, topic=topic), timeout=10)]
@@ -103,7 +102,7 @@ def check_trip_and_reset(served: dict, actor: str) -> dict:
     are on the real broker's kill-switch topic (keyed by scope, signed by the served key, issued by
     ``actor``) and in the audit table. Stops the server (so its folder is free) and returns the
     helper's audit output for the caller's own checks of the actions log."""
-    from tripwire.producers._ks_signing import CommandVerifier, load_public_key
+    from tripwire.killswitch import CommandVerifier, load_public_key
 
     verifier = CommandVerifier([load_public_key(served["public"])])
     cmds = wait_until(lambda: _commands(served["bootstrap"], served["topic"]), timeout=20, message="commands")

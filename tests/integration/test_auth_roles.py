@@ -26,6 +26,7 @@ from streamlit.testing.v1 import AppTest
 from tests.dash_seed import seed
 from tests.helpers import uid
 from tripwire.dashboard import DashboardSettings, actions, data, roles
+from tripwire.dashboard.errors import NotAuthorizedError
 from tripwire.dashboard.killswitch import PENDING
 from tripwire.sinks.migrations import migrate
 from tripwire.sinks.store import Store, open_store
@@ -36,12 +37,13 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "dashboard" / "app.py"
 VIEWER = "viewer@example.com"
 ONCALL = "oncall@example.com"
-ROLES = f"users:\n  {VIEWER}: viewer\ngroups:\n  sre: oncall\n  data: analyst\n"
+ANALYST = "ana@example.com"
+ROLES = f"version: 2\nusers:\n  {VIEWER}: [viewer]\ngroups:\n  sre: [on-call]\n  data: [analyst]\n"
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    from tripwire.producers._ks_signing import generate_keypair
+    from tripwire.killswitch import generate_keypair
 
     tmp = tmp_path_factory.mktemp("auth_roles")
     folder = Path(tempfile.mkdtemp(prefix="auth_chdb_"))
@@ -124,7 +126,7 @@ def test_viewer_has_no_trip_controls_and_a_forged_trip_is_refused_and_audited(en
     assert "Signed in as **viewer@example.com** (viewer)" in [c.value for c in at.sidebar.caption]
     keys = button_keys(at)
     assert not any(k.startswith(("ks_quick_", "ks_reset_")) for k in keys), keys
-    assert "Tripping and resetting kill switches needs the oncall role." in [c.value for c in at.caption]
+    assert "Tripping and resetting kill switches needs the on-call role." in [c.value for c in at.caption]
     # forge: the pending command the absent "Disable" button would have stored, then Confirm
     at.session_state[PENDING] = {"scope": "agent:refund-assistant", "action": "disable_autonomy", "ttl": "",
                                  "reason": "forged"}
@@ -132,11 +134,11 @@ def test_viewer_has_no_trip_controls_and_a_forged_trip_is_refused_and_audited(en
     at.button(key="ks_confirm").click().run()
     assert not at.exception
     assert [e.value for e in at.error] == [
-        "Trip disable_autonomy: viewer@example.com (role viewer) may not killswitch.trip: it needs role oncall "
-        "or higher"]
+        "Trip disable_autonomy: viewer@example.com (role viewer) may not killswitch.trip: it needs role on-call "
+        "or admin"]
     assert dashboard_audit(store, VIEWER) == [
         ("viewer", True, "killswitch.trip", "refused",
-         "viewer@example.com (role viewer) may not killswitch.trip: it needs role oncall or higher")]
+         "viewer@example.com (role viewer) may not killswitch.trip: it needs role on-call or admin")]
     assert ks_audit(store, VIEWER) == []
     assert env["delivered"] == []
 
@@ -159,7 +161,7 @@ def test_oncall_trips_and_resets_and_the_audit_carries_their_email(env: dict) ->
         (scope, "disable_autonomy", ONCALL), (scope, "resume", ONCALL)]
     assert ks_audit(store, ONCALL) == [(scope, "disable_autonomy", ONCALL), (scope, "resume", ONCALL)]
     assert [r[:4] for r in dashboard_audit(store, ONCALL)] == [
-        ("oncall", True, "killswitch.trip", "allowed"), ("oncall", True, "killswitch.reset", "allowed")]
+        ("on-call", True, "killswitch.trip", "allowed"), ("on-call", True, "killswitch.reset", "allowed")]
 
 
 def test_the_sql_page_is_only_in_the_navigation_of_analysts_and_admins(env: dict) -> None:
@@ -175,7 +177,59 @@ def test_the_sql_page_is_only_in_the_navigation_of_analysts_and_admins(env: dict
     read_only = {"Overview", "Runs", "Alerts", "Kill switch", "Cost"}
     assert pages(nav(user(VIEWER))) == read_only
     assert pages(nav(user(ONCALL, "sre"))) == read_only
-    assert pages(nav(user("ana@example.com", "data"))) == read_only | {"SQL"}
+    assert pages(nav(user(ANALYST, "data"))) == read_only | {"SQL"}
+    assert pages(nav(user("both@example.com", "data", "sre"))) == read_only | {"SQL"}
+
+
+def test_an_analyst_cannot_trip_or_reset(env: dict) -> None:
+    """Issue 21, finding 4: roles were a ladder, so an analyst could trip and reset kill switches."""
+    store, delivered = env["store"], env["delivered"]
+    delivered.clear()
+    at = killswitch_page(user(ANALYST, "data"))
+    assert not at.exception
+    assert not any(k.startswith(("ks_quick_", "ks_reset_")) for k in button_keys(at))
+    for action, pending in (("Trip disable_autonomy", {"scope": "agent:refund-assistant",
+                                                       "action": "disable_autonomy", "ttl": "", "reason": "forged"}),
+                            ("Reset agent:refund-assistant", {"scope": "agent:refund-assistant", "action": "resume",
+                                                             "ttl": "", "reason": "forged"})):
+        at.session_state[PENDING] = pending
+        at.run()
+        at.button(key="ks_confirm").click().run()
+        assert not at.exception
+        assert len(at.error) == 1 and at.error[0].value.endswith(
+            f"{ANALYST} (role analyst) may not killswitch.{'reset' if pending['action'] == 'resume' else 'trip'}: "
+            "it needs role on-call or admin"), (action, [e.value for e in at.error])
+    assert [r[:4] for r in dashboard_audit(store, ANALYST)] == [
+        ("analyst", True, "killswitch.trip", "refused"), ("analyst", True, "killswitch.reset", "refused")]
+    assert ks_audit(store, ANALYST) == [] and delivered == []
+
+
+def test_on_call_cannot_use_the_sql_console(env: dict) -> None:
+    at = AppTest.from_string(
+        "from tripwire.dashboard import _signin, console\n_signin.gate()\nconsole.render()\n", default_timeout=60)
+    at.user = user(ONCALL, "sre")
+    at.run()
+    assert not at.exception
+    assert [i.value for i in at.info] == ["The SQL console needs the analyst role."]
+    assert not [b for b in at.button if b.key == "sql_run"]
+    from tripwire.dashboard import console
+
+    with pytest.raises(NotAuthorizedError, match=r"may not sql\.query: it needs role analyst or admin"):
+        console.run_readonly("SELECT 1", max_rows=10, timeout_s=5)  # no session: nobody, no role
+
+
+def test_an_unverified_email_gets_no_role(env: dict) -> None:
+    """Issue 21, finding 4: an e-mail was trusted unless ``email_verified`` was explicitly false."""
+    for claims in ({"is_logged_in": True, "email": VIEWER},
+                   {"is_logged_in": True, "email": VIEWER, "email_verified": False}):
+        at = AppTest.from_file(str(APP), default_timeout=60)
+        at.user = claims
+        at.run()
+        assert not at.exception
+        assert [e.value for e in at.error] == [
+            f"Signed in as {VIEWER}, but no role is granted to you. Ask an admin to add you to the "
+            "dashboard's roles file."]
+        assert len(at.dataframe) == 0 and len(at.metric) == 0
 
 
 def test_the_cli_refuses_dev_mode_off_loopback(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from tests.dash_seed import Seeded, seed
 from tests.helpers import uid
 from tripwire.dashboard import DashboardSettings, actions, console, data
 from tripwire.dashboard.errors import NotAuthorizedError
+from tripwire.sinks import queries
 from tripwire.sinks.migrations import migrate
 from tripwire.sinks.store import Store, open_store
 
@@ -122,6 +123,32 @@ def test_overview_figures_equal_independent_sql(seeded: tuple[Store, Seeded]) ->
     assert list(table["errors"]) == list(raw["errors"])
     assert [round(v, 9) for v in table["cost_usd"]] == [round(v, 9) for v in raw["cost_usd"]]
     assert all(table["p50_ms"] >= raw["lo"]) and all(table["p99_ms"] <= raw["hi"])
+
+
+def test_overview_long_range_reads_the_hourly_rollup_with_the_same_figures(seeded: tuple[Store, Seeded]) -> None:
+    from tripwire.dashboard.data import Filters
+    from tripwire.sinks import queries
+
+    store, _ = seeded
+    week = Filters.for_range("Last 7 days")
+    assert queries.grain({**week.window(workflow=False), "bucket_s": week.bucket_s}) == "hour"
+    assert queries.grain(week.window(workflow=False)) == "hour"  # the cost page's model mix too
+    at = page("overview")
+    at.selectbox(key="f_range").select("Last 7 days").run()
+    clean(at)
+    table = table_with(at, "agent_version", "model", "p50_ms").set_index(["agent_version", "model"]).sort_index()
+    raw = store.query_df(
+        "SELECT agent_version, request_model AS model, count() AS calls, countIf(status != 'ok') AS errors, "
+        "sum(cost_usd) AS cost_usd FROM model_calls GROUP BY agent_version, model"
+    ).set_index(["agent_version", "model"]).sort_index()
+    assert list(table.index) == list(raw.index)
+    assert list(table["calls"]) == list(raw["calls"]) and list(table["errors"]) == list(raw["errors"])
+    assert [round(v, 9) for v in table["cost_usd"]] == [round(v, 9) for v in raw["cost_usd"]]
+    cost = page("cost")
+    cost.selectbox(key="f_range").select("Last 7 days").run()
+    clean(cost)
+    mix = table_with(cost, "model", "calls").set_index("model").sort_index()
+    assert list(mix.calls) == list(raw.groupby("model").calls.sum().sort_index())
 
 
 def test_overview_filters_and_workflow_path(seeded: tuple[Store, Seeded]) -> None:
@@ -254,7 +281,7 @@ def test_alerts_feed_and_acknowledge(seeded: tuple[Store, Seeded]) -> None:
 
 @pytest.fixture
 def signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from tripwire.producers._ks_signing import generate_keypair
+    from tripwire.killswitch import generate_keypair
 
     private, public, _ = generate_keypair(tmp_path / "keys")
     monkeypatch.setenv("TRIPWIRE_KILLSWITCH_PRIVATE_KEY_PATH", str(private))
@@ -264,7 +291,7 @@ def signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_killswitch_disable_autonomy_in_three_clicks_then_reset(
     seeded: tuple[Store, Seeded], signing_key: Path
 ) -> None:
-    from tripwire.producers._ks_signing import CommandVerifier, load_public_key
+    from tripwire.killswitch import CommandVerifier, load_public_key
 
     store, s = seeded
     delivered: list = []
@@ -329,6 +356,34 @@ def test_killswitch_refuses_without_key_or_role(seeded: tuple[Store, Seeded], mo
     finally:
         actions.set_authorizer(None)
         data.set_command_sink(None)
+
+
+def test_killswitch_trip_and_reset_reach_the_real_broker_signed(
+    seeded: tuple[Store, Seeded], signing_key: Path, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No in-process sink: the dashboard's actions publish through the kill switch's CommandPublisher to Kafka."""
+    from tripwire.killswitch import CommandVerifier, KillSwitchConfig, load_public_key, read_topic
+    from tripwire.schemas import decode
+
+    store, _ = seeded
+    topic = uid("t_ks_dash")
+    monkeypatch.setenv("TRIPWIRE_KILLSWITCH_BOOTSTRAP", kafka_bootstrap)
+    monkeypatch.setenv("TRIPWIRE_KILLSWITCH_TOPIC", topic)
+    data.set_command_sink(None)
+    actor = actions.Actor(OPERATOR)
+    tripped = actions.disable_agent_autonomy(actor, agent_id="kafka-path-agent", reason="via kafka", ttl="30m")
+    reset = actions.reset_switch(actor, scope="agent:kafka-path-agent", reason="all clear")
+    records = read_topic(KillSwitchConfig(bootstrap=kafka_bootstrap, topic=topic))
+    assert [(m.key(), decode(m.value())) for m in records] == [
+        (b"agent:kafka-path-agent", tripped), (b"agent:kafka-path-agent", reset)]
+    verifier = CommandVerifier([load_public_key(signing_key)])
+    for c in (tripped, reset):
+        verifier.verify(c)
+    assert [(c.action.value, c.issued_by) for c in (tripped, reset)] == [
+        ("disable_autonomy", OPERATOR), ("resume", OPERATOR)]
+    audit = store.query(
+        "SELECT action, actor FROM killswitch_audit WHERE scope = 'agent:kafka-path-agent' ORDER BY issued_at").rows
+    assert audit == [("disable_autonomy", OPERATOR), ("resume", OPERATOR)]
 
 
 # -- Cost --------------------------------------------------------------------------------------------
@@ -399,13 +454,38 @@ def test_sql_console_read_only_limits_and_examples(seeded: tuple[Store, Seeded])
 def test_sql_console_engine_enforces_read_only_and_timeout(seeded: tuple[Store, Seeded]) -> None:
     from tripwire.dashboard.errors import ConsoleQueryError
 
-    # statement check passes (starts with SELECT) but the engine's read-only mode refuses the write
+    # the statement check refuses it (table function url, SETTINGS) ...
     with pytest.raises(ConsoleQueryError, match=r"readonly|read-only|Cannot execute"):
         console.run_readonly("SELECT * FROM url('http://127.0.0.1:1/x', CSV) SETTINGS readonly = 0",
                              max_rows=10, timeout_s=5)
+    # ... and so does the engine's read-only mode, the second wall, when the check is bypassed
+    with pytest.raises(Exception, match=r"readonly|read-only|Cannot execute"):
+        console._reader(10, 5.0).query("SELECT * FROM url('http://127.0.0.1:1/x', CSV) SETTINGS readonly = 0")
     with pytest.raises(ConsoleQueryError, match="Timeout"):
         console.run_readonly("SELECT count() FROM numbers(100000000000)", max_rows=10, timeout_s=0.5)
     assert console.run_readonly("SELECT 41 + 1 AS x", max_rows=10, timeout_s=5).rows == [(42,)]
+
+
+def test_sql_console_writes_no_file(seeded: tuple[Store, Seeded], tmp_path: Path) -> None:
+    """Issue 21, finding 3: the console let ``SELECT ... INTO OUTFILE`` through (it starts with SELECT)."""
+    from tripwire.dashboard.errors import ConsoleQueryError
+
+    target = tmp_path / "authorized_keys"
+    for sql in (f"SELECT 'ssh-ed25519 AAAA' INTO OUTFILE '{target}'",
+                f"SELECT 'ssh-ed25519 AAAA' INTO OUTFILE '{target}' APPEND",
+                f"SELECT 'x' INTO OUTFILE '{target}' TRUNCATE FORMAT TSVRaw",
+                f"/* c */ SELECT 1 # c\n INTO\u00a0OUTFILE '{target}' AND STDOUT",
+                f"SELECT 1 # '\n; SELECT 2 INTO OUTFILE '{target}' --'"):
+        with pytest.raises(ConsoleQueryError, match=r"INTO OUTFILE is not allowed|one statement at a time"):
+            console.run_readonly(sql, max_rows=10, timeout_s=5)
+        assert list(tmp_path.iterdir()) == [], sql
+
+
+def test_sql_console_examples_pass_the_check(seeded: tuple[Store, Seeded]) -> None:
+    reader = console._reader(1000, 30.0)
+    for name, sql in queries.EXAMPLES.items():
+        canonical = console.check_statement(reader, sql)
+        assert canonical == " ".join(canonical.split()) and canonical.startswith("SELECT "), name
 
 
 # -- empty store and hostile filters -------------------------------------------------------------------

@@ -21,12 +21,14 @@ from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
-from tests.helpers import uid
+from tests.helpers import uid, wait_until
 from tests.store_helpers import chdb_store, table_count  # noqa: F401 - fixture
 from tripwire.core.kafka_security import KafkaAuthError, KafkaSecurity
 from tripwire.devenv.kafka import KafkaDevBroker, KafkaDevConfig, free_port
+from tripwire.killswitch import CommandSigner
 from tripwire.processors.admin import ensure_topics
 from tripwire.processors.config import ProcessorConfig
 from tripwire.processors.topics import ensure_runtime_topics
@@ -44,6 +46,7 @@ GOOD: dict[str, Any] = {
 }
 BAD: dict[str, Any] = {**GOOD, "sasl_password": WRONG}
 FAIL_FAST_S = 8.0  # a refused login is reported within about a second; generous for a loaded CI machine
+SIGNER = CommandSigner(Ed25519PrivateKey.generate())
 
 
 @pytest.fixture(scope="module")
@@ -83,16 +86,23 @@ def test_the_right_credentials_work_for_every_client(broker: KafkaDevBroker, chd
     # processors: the topic admin (confluent-kafka AdminClient) over SCRAM
     topics = ensure_runtime_topics(config)
     names = list(topics.partition_counts(2))
-    assert _partitions(broker.bootstrap, names) == dict.fromkeys(names, 2)
+    wait_until(lambda: _partitions(broker.bootstrap, names) == dict.fromkeys(names, 2),
+               timeout=15,  # metadata reaches the plaintext listener
+               message="the topic in the broker's metadata")
 
     # the kill switch's clients (listener, CLI, dashboard, policy worker share kafka_properties()) over SCRAM
-    from tripwire.producers._ks_config import KillSwitchConfig
-    from tripwire.producers._ks_listener import ensure_topic, read_topic
+    from tripwire.killswitch import CommandPublisher, KillSwitchConfig, ensure_topic, new_command, read_topic
+    from tripwire.schemas import decode
 
     ks = KillSwitchConfig(bootstrap=broker.sasl_bootstrap, topic=f"{prefix}.killswitch", partitions=1, **GOOD)
     assert ensure_topic(ks, timeout=20)
-    assert _partitions(broker.bootstrap, [ks.topic]) == {ks.topic: 1}
+    wait_until(lambda: _partitions(broker.bootstrap, [ks.topic]) == {ks.topic: 1},
+               timeout=15,  # metadata reaches the plaintext listener
+               message="the topic in the broker's metadata")
     assert read_topic(ks, timeout=20) == []
+    signed = CommandPublisher(ks, SIGNER, timeout_s=20).publish(
+        new_command(scope="global", action="freeze_tool", reason="sasl", issued_by="test"))
+    assert [(m.key(), decode(m.value())) for m in read_topic(ks, timeout=20)] == [(b"global", signed)]
 
     # the SDK's producer over SCRAM: every event of one run is acknowledged
     tracer = _tracer(broker.sasl_bootstrap, topics.events, tmp_path / "spool", GOOD)
@@ -169,6 +179,17 @@ def test_a_wrong_password_fails_fast_with_a_clear_error(broker: KafkaDevBroker, 
     with pytest.raises(KafkaAuthError, match="SASL authentication error"):
         sink.run(max_seconds=30)
     assert time.monotonic() - t0 < FAIL_FAST_S
+
+    # the kill switch's publisher (CLI, dashboard, policy worker) raises its typed error, without the password
+    from tripwire.killswitch import CommandPublisher, CommandPublishError, KillSwitchConfig, new_command
+
+    ks = KillSwitchConfig(bootstrap=broker.sasl_bootstrap, topic=f"{prefix}.killswitch", **BAD)
+    t0 = time.monotonic()
+    with pytest.raises(CommandPublishError) as ks_error:
+        CommandPublisher(ks, SIGNER, timeout_s=30).publish(
+            new_command(scope="global", action="freeze_tool", reason="sasl", issued_by="test"))
+    assert time.monotonic() - t0 < FAIL_FAST_S
+    assert "SASL authentication error" in str(ks_error.value) and WRONG not in str(ks_error.value)
 
     # the SDK never raises into the agent: the refused login is logged, the events wait in the spool
     tracer = _tracer(broker.sasl_bootstrap, f"{prefix}.events", tmp_path / "spool", BAD)
@@ -259,7 +280,9 @@ def test_tls_clients_trust_the_brokers_ca_and_refuse_another(broker: KafkaDevBro
     config = ProcessorConfig(bootstrap=broker.ssl_bootstrap, topic_prefix=prefix, partitions=2,
                              data_dir=tmp_path / "proc", **good)
     topics = ensure_runtime_topics(config)  # confluent-kafka over TLS, host name checked
-    assert _partitions(broker.bootstrap, [topics.events]) == {topics.events: 2}
+    wait_until(lambda: _partitions(broker.bootstrap, [topics.events]) == {topics.events: 2},
+               timeout=15,  # metadata reaches the plaintext listener
+               message="the topic in the broker's metadata")
 
     tracer = _tracer(broker.ssl_bootstrap, topics.events, tmp_path / "spool", good)
     _one_run(tracer)

@@ -19,9 +19,7 @@ import pytest
 
 from tests.helpers import uid, wait_until
 from tests.ks_procs import AgentProcess, PolicyWorker
-from tripwire.producers._ks_config import KillSwitchConfig
-from tripwire.producers._ks_listener import ensure_topic, read_topic
-from tripwire.producers._ks_signing import generate_keypair
+from tripwire.killswitch import KillSwitchConfig, ensure_topic, generate_keypair, read_topic
 from tripwire.schemas import Alert, KillSwitchCommand, ToolCall, decode, topic_names
 
 pytestmark = pytest.mark.integration

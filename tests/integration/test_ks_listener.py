@@ -13,10 +13,7 @@ from confluent_kafka import Producer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.helpers import uid, wait_until
-from tripwire.producers._ks_commands import new_command
-from tripwire.producers._ks_config import KillSwitchConfig
-from tripwire.producers._ks_listener import ensure_topic
-from tripwire.producers._ks_signing import CommandSigner, CommandVerifier
+from tripwire.killswitch import CommandSigner, CommandVerifier, KillSwitchConfig, ensure_topic, new_command
 from tripwire.producers.guard import ALLOW, ToolRequest
 from tripwire.producers.killswitch import KillSwitchGuard, KillSwitchStale, ToolFrozen
 from tripwire.schemas import KillSwitchCommand, encode
@@ -166,23 +163,22 @@ def test_fail_closed_when_the_broker_is_gone(tmp_path: Path) -> None:
 
 
 def test_the_control_plane_puts_the_command_in_force_back_after_a_replay(kafka_bootstrap: str, ks_config) -> None:
-    from tripwire.processors.killswitch_agent import CommandPublisher
-    from tripwire.producers._ks_listener import KillSwitchListener, read_topic
-    from tripwire.producers._ks_state import KillSwitchState
+    from tripwire.killswitch import CommandPublisher, KillSwitchListener, KillSwitchState, read_topic
 
     scope = "agent:refund-assistant/tool:stripe.issue_refund"
     now = datetime.now(UTC)
     old_resume = SIGNER.sign(command(scope, "resume", at=now - timedelta(seconds=60)))
     freeze = SIGNER.sign(command(scope, "freeze_tool", at=now - timedelta(seconds=30)))
     publish(kafka_bootstrap, ks_config.topic, old_resume, freeze)
-    publisher = CommandPublisher(ks_config)
+    publisher = CommandPublisher(ks_config, SIGNER)
     state = KillSwitchState(CommandVerifier([SIGNER.public_key()]))
     listener = KillSwitchListener(ks_config, state, name="test-control-plane", on_replay=publisher.republish).start()
     try:
         assert listener.wait_ready(15)
         publish(kafka_bootstrap, ks_config.topic, old_resume)  # an attacker replays the older signed resume
         wait_until(lambda: listener.records == 4, timeout=15, message="the replay and the re-publication read")
-        assert publisher.republished == 1 and state.rejected["replay"] == 2  # the re-published copy is a replay too
+        # the replay is counted; the re-published copy of the held command is a (routine) duplicate
+        assert publisher.republished == 1 and state.rejected["replay"] == 1 and state.rejected["duplicate"] == 1
         records = [m for m in read_topic(ks_config) if m.key() == scope.encode()]
         assert [m.value() for m in records] == [encode(old_resume), encode(freeze), encode(old_resume), encode(freeze)]
         # After compaction only the last record of the key remains: the freeze, not the replayed resume.

@@ -1,6 +1,7 @@
-"""Pure parts of the dashboard: the console's statement check, the split whitelist, time ranges,
-formatting, the trace explanation, the action layer's checks (which run before any I/O), the CLI's
-argument errors."""
+"""Pure parts of the dashboard: time ranges (and the catalog
+parameters they give), formatting, the trace explanation, the action layer's checks (which run
+before any I/O), the CLI's argument errors. The dashboard's queries are tested with the catalog
+(tests/unit/test_store_queries.py)."""
 
 from __future__ import annotations
 
@@ -11,71 +12,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from tripwire.dashboard import DashboardSettings, _ui, actions, data, queries
+from tripwire.dashboard import DashboardSettings, _ui, actions, data
 from tripwire.dashboard.actions import Action, Actor
-from tripwire.dashboard.console import MAX_SQL_CHARS, check_statement
 from tripwire.dashboard.data import EPOCH, Filters
-from tripwire.dashboard.errors import ActionError, ConsoleQueryError, DashboardError, NoStoreError, NotAuthorizedError
+from tripwire.dashboard.errors import ActionError, NoStoreError, NotAuthorizedError
 
 pytestmark = pytest.mark.unit
 
 
-@pytest.mark.parametrize(
-    ("sql", "expected"),
-    [
-        ("SELECT 1", "SELECT 1"),
-        ("  select 1;  ", "select 1"),
-        ("WITH x AS (SELECT 1) SELECT * FROM x", "WITH x AS (SELECT 1) SELECT * FROM x"),
-        ("-- a comment\nSELECT ';' AS semi", "SELECT ';' AS semi"),
-        ("SHOW TABLES", "SHOW TABLES"),
-        ("DESCRIBE TABLE alerts", "DESCRIBE TABLE alerts"),
-        ("EXPLAIN SELECT 1", "EXPLAIN SELECT 1"),
-        ("(SELECT 1)", "(SELECT 1)"),
-    ],
-)
-def test_console_accepts_one_read_statement(sql: str, expected: str) -> None:
-    assert check_statement(sql) == expected
-
-
-@pytest.mark.parametrize(
-    ("sql", "message"),
-    [
-        ("", "enter a query"),
-        ("   ;  ", "enter a query"),
-        ("INSERT INTO alerts SELECT * FROM alerts", "INSERT is not allowed"),
-        ("DROP TABLE alerts", "DROP is not allowed"),
-        ("ALTER TABLE alerts DELETE WHERE 1", "ALTER is not allowed"),
-        ("SET readonly = 0", "SET is not allowed"),
-        ("SELECT 1; SELECT 2", "one statement at a time"),
-        ("SELECT 1; DROP TABLE alerts", "one statement at a time"),
-        ("SELECT 1 -- x\n; TRUNCATE alerts", "one statement at a time"),
-        ("SELECT '" + "x" * MAX_SQL_CHARS + "'", f"longer than {MAX_SQL_CHARS}"),
-    ],
-)
-def test_console_refuses_anything_else(sql: str, message: str) -> None:
-    with pytest.raises(ConsoleQueryError) as e:
-        check_statement(sql)
-    assert message in str(e.value)
-
-
-def test_split_columns_are_a_whitelist() -> None:
-    assert queries.split_column("version") == "agent_version"
-    assert queries.split_column("model") == "model"
-    assert queries.split_column("none") == "'all'"
-    with pytest.raises(DashboardError, match="unknown split"):
-        queries.split_column("model; DROP TABLE alerts")
-    assert "model AS series" in queries.model_call_rollup("model")
-
-
-def test_every_dashboard_query_takes_parameters_not_text() -> None:
-    # no Python formatting placeholders survive in the SQL (only ClickHouse {name:Type} parameters)
-    import re
-
-    texts = [v for k, v in vars(queries).items() if k.isupper() and isinstance(v, str)]
-    texts += [queries.model_call_rollup(s) for s in ("version", "model", "none")]
-    for text in texts:
-        for placeholder in re.findall(r"\{[^{}]*\}", text):
-            assert re.fullmatch(r"\{[a-z_]+:[A-Za-z0-9(), ']+\}", placeholder), placeholder
 
 
 def test_time_ranges() -> None:
@@ -83,6 +27,8 @@ def test_time_ranges() -> None:
     f = Filters.for_range("Last hour", now=now, tenant="acme")
     assert (f.since, f.until) == (now - timedelta(hours=1), now + timedelta(minutes=1))
     assert f.params() == {"since": f.since, "until": f.until, "tenant": "acme", "agent": "", "workflow": ""}
+    assert f.window() == {"start": f.since, "end": f.until, "tenant": "acme", "agent_id": "", "workflow": ""}
+    assert f.window(workflow=False) == {"start": f.since, "end": f.until, "tenant": "acme", "agent_id": ""}
     assert f.minutes == 61.0
     everything = Filters.for_range("All time", now=now)
     assert everything.since == EPOCH
@@ -109,15 +55,16 @@ def test_explain_reads_the_trace_in_order() -> None:
         dict(seq=0, kind="run_started", name="run_started", status="", duration_ms=0.0, input_tokens=0,
              output_tokens=0, cost_usd=nan, risk=None, approval_ref=None, blocked_reason=None, error_type=None,
              detail="budget $0.05"),
-        dict(seq=1, kind="model", name="gpt-4o", status="ok", duration_ms=337.0, input_tokens=1023, output_tokens=123,
-             cost_usd=0.003, risk=None, approval_ref=None, blocked_reason=None, error_type=None, detail="tool_calls"),
+        dict(seq=1, kind="model_call", name="gpt-4o", status="ok", duration_ms=337.0, input_tokens=1023,
+             output_tokens=123, cost_usd=0.003, risk=None, approval_ref=None, blocked_reason=None, error_type=None,
+             detail="tool_calls"),
         dict(seq=2, kind="approval_decision", name="issue_refund", status="approved", duration_ms=40.0,
              input_tokens=0, output_tokens=0, cost_usd=nan, risk="high", approval_ref=None, blocked_reason=None,
              error_type=None, detail="approved by oncall:jane: looks fine"),
-        dict(seq=3, kind="tool", name="issue_refund", status="ok", duration_ms=80.0, input_tokens=0,
+        dict(seq=3, kind="tool_call", name="issue_refund", status="ok", duration_ms=80.0, input_tokens=0,
              output_tokens=0, cost_usd=nan, risk="high", approval_ref="ev-2", blocked_reason=None, error_type=None,
              detail="c1"),
-        dict(seq=4, kind="tool", name="send_email", status="blocked", duration_ms=5.0, input_tokens=0,
+        dict(seq=4, kind="tool_call", name="send_email", status="blocked", duration_ms=5.0, input_tokens=0,
              output_tokens=0, cost_usd=nan, risk="high", approval_ref=None,
              blocked_reason="kill switch: freeze_tool on agent:a/tool:send_email", error_type=None, detail="c2"),
         dict(seq=5, kind="run_finished", name="run_finished", status="aborted", duration_ms=0.0, input_tokens=0,

@@ -157,9 +157,9 @@ def _scram_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_every_component_reads_the_shared_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tripwire.killswitch import KillSwitchConfig
     from tripwire.notify.config import NotifyConfig
     from tripwire.processors.config import ProcessorConfig
-    from tripwire.producers._ks_config import KillSwitchConfig
     from tripwire.producers.config import KafkaProducerSettings
     from tripwire.producers.transport import KafkaTransport
     from tripwire.sinks.config import SinkSettings
@@ -178,7 +178,7 @@ def test_every_component_reads_the_shared_environment(monkeypatch: pytest.Monkey
 
 
 def test_killswitch_variables_win_over_the_shared_ones(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tripwire.producers._ks_config import KillSwitchConfig
+    from tripwire.killswitch import KillSwitchConfig
 
     _scram_env(monkeypatch)
     monkeypatch.setenv("TRIPWIRE_KILLSWITCH_SASL_USERNAME", "ks-user")

@@ -50,3 +50,19 @@ def test_cli_help_lists_devenv() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0
     assert "devenv" in result.output
+
+
+def test_the_authorizer_settings_and_their_checks(tmp_path: Path) -> None:
+    users = {"admin": "a-Pass", "agent": "b-Pass"}
+    c = KafkaDevConfig(port=1, controller_port=2, sasl_port=3, scram_users=users, authorizer=True,
+                       super_users=["admin"], run_dir=tmp_path)
+    props = dict(line.split("=", 1) for line in KafkaDevBroker(c)._write_config().read_text().splitlines())
+    assert props["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["super.users"] == "User:ANONYMOUS;User:admin"
+    plain = KafkaDevBroker(KafkaDevConfig(port=1, controller_port=2, run_dir=tmp_path / "p"))._write_config()
+    assert "authorizer.class.name" not in plain.read_text()
+    with pytest.raises(ValueError, match="authorizer needs sasl_port"):
+        KafkaDevConfig(authorizer=True)
+    with pytest.raises(ValueError, match=r"super_users \['root'\] are not among scram_users"):
+        KafkaDevConfig(sasl_port=3, scram_users=users, authorizer=True, super_users=["root"])

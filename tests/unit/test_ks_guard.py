@@ -8,10 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tripwire.producers._ks_commands import new_command
-from tripwire.producers._ks_config import KillSwitchConfig
-from tripwire.producers._ks_signing import CommandSigner, CommandVerifier
-from tripwire.producers._ks_state import KillSwitchState
+from tripwire.killswitch import CommandSigner, CommandVerifier, KillSwitchConfig, KillSwitchState, new_command
 from tripwire.producers.errors import ToolBlocked
 from tripwire.producers.guard import ALLOW, ToolGuard, ToolRequest
 from tripwire.producers.killswitch import (
@@ -165,8 +162,7 @@ def test_config_reads_its_env_falls_back_to_the_kafka_bootstrap_and_needs_a_publ
     from pydantic import ValidationError
 
     from tripwire.core.errors import ConfigError
-    from tripwire.producers._ks_signing import generate_keypair
-    from tripwire.producers.killswitch import build_verifier
+    from tripwire.killswitch import build_verifier, generate_keypair
 
     monkeypatch.setenv("TRIPWIRE_KAFKA_BOOTSTRAP", "kafka-a:9092")
     assert KillSwitchConfig().bootstrap == "kafka-a:9092"

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tripwire.killswitch import CommandSigner, CommandVerifier
 from tripwire.processors.errors import PolicyError
 from tripwire.processors.killswitch_policy import KillSwitchPolicy, load_killswitch_policy
-from tripwire.producers._ks_signing import CommandSigner, CommandVerifier
 from tripwire.schemas import Alert
 from tripwire.schemas.enums import KillSwitchAction, Risk
 
@@ -122,8 +122,7 @@ def test_user_policy_file_and_its_errors(tmp_path) -> None:
 
 
 def _held(action: str, *, ttl_s: float | None = None, **kw: object):  # type: ignore[no-untyped-def]
-    from tripwire.producers._ks_commands import new_command
-    from tripwire.producers._ks_state import ActiveSwitch
+    from tripwire.killswitch import ActiveSwitch, new_command
 
     command = new_command(scope="agent:refund-assistant/tool:stripe.issue_refund", action=action, reason="human",
                           issued_by="user:alice", now=T0 - timedelta(minutes=1),

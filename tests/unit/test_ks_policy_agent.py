@@ -36,7 +36,7 @@ class FlakyPublisher:
         self.failures = failures
         self.published: list[Any] = []
 
-    def publish(self, commands: list[Any]) -> None:
+    def publish_all(self, commands: list[Any]) -> None:
         if self.failures:
             self.failures -= 1
             raise RuntimeError("broker unreachable")
@@ -74,7 +74,7 @@ def test_bad_bytes_and_non_alerts_go_to_the_dlq() -> None:
     runtime, publisher = FakeRuntime(), FlakyPublisher(failures=0)
     agent = KillSwitchPolicyAgent(runtime, KillSwitchPolicy(), {}, publisher)  # type: ignore[arg-type]
     asyncio.run(agent.handle(message(value=b"\x00not avro")))
-    from tripwire.producers._ks_commands import new_command
+    from tripwire.killswitch import new_command
 
     command = new_command(scope="global", action="freeze_tool", reason="x", issued_by="y")
     asyncio.run(agent.handle(message(value=encode(command))))

@@ -8,26 +8,25 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tripwire.producers._ks_commands import new_command, parse_duration
-from tripwire.producers._ks_scopes import (
+from tripwire.killswitch import (
     CallIdentity,
-    Scope,
-    ScopeError,
-    ScopeKind,
-    matching_scopes,
-    parse_scope,
-    scope_text,
-)
-from tripwire.producers._ks_signing import (
     CommandSigner,
     CommandVerifier,
     KillSwitchKeyError,
+    Scope,
+    ScopeError,
+    ScopeKind,
     SignatureError,
     canonical_bytes,
     generate_keypair,
     load_private_key,
     load_public_key,
+    matching_scopes,
+    new_command,
+    parse_duration,
     parse_public_key,
+    parse_scope,
+    scope_text,
 )
 from tripwire.schemas import KillSwitchCommand, decode, encode
 from tripwire.schemas.enums import KillSwitchAction, Risk

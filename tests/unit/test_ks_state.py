@@ -7,10 +7,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tripwire.producers._ks_commands import new_command
-from tripwire.producers._ks_scopes import CallIdentity
-from tripwire.producers._ks_signing import CommandSigner, CommandVerifier
-from tripwire.producers._ks_state import CLEAR, KillSwitchState, Rejection, Throttle, Throttles
+from tripwire.killswitch import (
+    CLEAR,
+    CallIdentity,
+    CommandSigner,
+    CommandVerifier,
+    KillSwitchState,
+    Rejection,
+    Throttle,
+    Throttles,
+    new_command,
+)
 from tripwire.schemas.enums import KillSwitchAction, Risk
 
 pytestmark = pytest.mark.unit
@@ -105,13 +112,14 @@ def test_replays_and_older_commands_are_ignored() -> None:
     freeze = cmd("agent:refund-assistant", "freeze_tool", T0)
     resume = cmd("agent:refund-assistant", "resume", T0 + timedelta(seconds=10))
     assert state.apply(freeze).accepted and state.apply(resume).accepted
-    assert state.apply(freeze).rejection is Rejection.REPLAY  # the same signed bytes again
+    assert state.apply(freeze).rejection is Rejection.REPLAY  # an older command's signed bytes again
+    assert state.apply(resume).rejection is Rejection.DUPLICATE  # the held command again: a re-publication
     older = cmd("agent:refund-assistant", "freeze_tool", T0 + timedelta(seconds=5))
     assert state.apply(older).rejection is Rejection.REPLAY
     same_time = cmd("agent:refund-assistant", "freeze_tool", T0 + timedelta(seconds=10))
     assert state.apply(same_time).rejection is Rejection.REPLAY
     assert state.evaluate(CALL, Risk.LOW) is CLEAR
-    assert state.rejected["replay"] == 3 and state.accepted == 2
+    assert state.rejected["replay"] == 3 and state.rejected["duplicate"] == 1 and state.accepted == 2
 
 
 def test_expired_command_is_ignored_but_supersedes_older_ones() -> None:

@@ -8,11 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tripwire.killswitch import CommandSigner, CommandVerifier, KillSwitchConfig, KillSwitchState, new_command
 from tripwire.producers import ApprovalDenied, ApprovalResult, Tracer, TracerConfig
-from tripwire.producers._ks_commands import new_command
-from tripwire.producers._ks_config import KillSwitchConfig
-from tripwire.producers._ks_signing import CommandSigner, CommandVerifier
-from tripwire.producers._ks_state import KillSwitchState
 from tripwire.producers.killswitch import AutonomyDisabled, KillSwitchGuard, ToolFrozen, ToolThrottled
 from tripwire.schemas import ApprovalDecision, ToolCall, decode
 

@@ -220,3 +220,34 @@ def test_broken_guard_fails_closed_for_high_risk_only(tmp_path: Path) -> None:
             pass
     tracer.close()
     assert [(t.tool_name, t.status) for t in got.of(ToolCall)] == [("low", "ok"), ("high", "blocked")]
+
+
+class Pause(Exception):
+    """A framework's pause for a human (e.g. LangGraph's GraphInterrupt), marked for the SDK."""
+
+    tripwire_suspend = True
+
+
+def test_an_approver_that_suspends_records_nothing_and_gives_the_reservation_back(tmp_path: Path) -> None:
+    guard = FreezeGuard()
+    answers: list[object] = [Pause(), ApprovalResult(True, approver="alice")]
+
+    def approver(req) -> ApprovalResult:
+        a = answers.pop(0)
+        if isinstance(a, Exception):
+            raise a
+        return a  # type: ignore[return-value]
+
+    tracer, got = make_tracer(tmp_path, guard=guard, approver=approver, agent={"max_tool_calls": 1})
+    ran = []
+    with tracer.run() as run:
+        with pytest.raises(Pause), run.tool_call("refund", risk="high"):
+            ran.append("first")
+        assert run.budget.tool_calls == 0
+        with run.tool_call("refund", risk="high"):  # the framework's retry once the human answered
+            ran.append("retry")
+    tracer.close()
+    assert ran == ["retry"]
+    assert [(t.tool_name, t.status) for t in got.of(ToolCall)] == [("refund", "ok")]
+    assert [(a.decision, a.approver) for a in got.of(ApprovalDecision)] == [("approved", "alice")]
+    assert guard.done_calls == [("refund", "suspended"), ("refund", "ok")]

@@ -196,3 +196,147 @@ def test_close_during_overflow_hands_everything_to_the_next_process_in_order(tmp
     assert d2.flush(10)
     assert d2.close(5)
     assert sink.got + sink2.got == recs + more  # across both processes: every record once, in order
+
+
+class CheckingTransport(QueueTransport):
+    """Records, at each hand-over, whether the record was already on disk (unmarked) in the spool."""
+
+    def __init__(self, root: Path, sink: FlakySink) -> None:
+        super().__init__(sink)
+        self.root = root
+        self.on_disk_at_produce: list[bool] = []
+
+    def produce(self, key: bytes, value: bytes, token: object) -> None:
+        self.on_disk_at_produce.append((key, value) in read_all(self.root))
+        super().produce(key, value, token)
+
+
+def test_durable_handoff_writes_each_record_before_the_transport_gets_it(tmp_path: Path) -> None:
+    sink = FlakySink()
+    settings = DeliverySettings(spool_dir=tmp_path, poll_interval_s=0.005)
+    assert (settings.handoff, settings.fsync) == ("durable", "batch")
+    spool = Spool(tmp_path, max_bytes=settings.spool_max_bytes, segment_bytes=settings.segment_bytes)
+    transport = CheckingTransport(tmp_path, sink)
+    d = Delivery(transport, settings, spool)
+    recs = _values(200)
+    for k, v in recs:
+        d.emit(k, v)
+    assert d.flush(10)
+    assert transport.on_disk_at_produce == [True] * 200
+    assert read_all(tmp_path) == []  # every record marked settled on its ack
+    c = d.counters()
+    assert (c.logged, c.delivered, c.spooled, c.replayed) == (200, 200, 0, 0)
+    assert d.close(5)
+    assert sink.got == recs
+    assert [p.name for p in spool.dir.glob("seg-*")] == []
+
+
+def test_memory_handoff_logs_nothing(tmp_path: Path) -> None:
+    sink = FlakySink()
+    settings = DeliverySettings(spool_dir=tmp_path, poll_interval_s=0.005, handoff="memory")
+    spool = Spool(tmp_path, max_bytes=settings.spool_max_bytes, segment_bytes=settings.segment_bytes)
+    transport = CheckingTransport(tmp_path, sink)
+    d = Delivery(transport, settings, spool)
+    for k, v in _values(50):
+        d.emit(k, v)
+    assert d.flush(10)
+    assert transport.on_disk_at_produce == [False] * 50 and d.counters().logged == 0
+    assert d.close(5)
+
+
+class AckSomeTransport(QueueTransport):
+    """Acknowledges the first ``n`` records it gets; the rest stay in flight forever."""
+
+    def __init__(self, sink: FlakySink, n: int) -> None:
+        super().__init__(sink)
+        self.n = n
+        self.held: list[tuple[bytes, bytes]] = []
+
+    def produce(self, key: bytes, value: bytes, token: object) -> None:
+        if self.n > 0:
+            self.n -= 1
+            super().produce(key, value, token)
+        else:
+            self.held.append((key, value))
+
+    def pending(self) -> int:
+        return super().pending() + len(self.held)
+
+
+def test_a_process_that_dies_leaves_exactly_the_unacknowledged_records_to_the_next(tmp_path: Path) -> None:
+    sink = FlakySink()
+    d = _delivery(tmp_path, sink)
+    d._transport = transport = AckSomeTransport(sink, 25)
+    transport.start(d._on_delivery)
+    recs = _values(40)
+    for k, v in recs:
+        d.emit(k, v)
+    wait_until(lambda: d.counters().delivered == 25 and len(transport.held) == 15, timeout=10, message="25 acked")
+    wait_until(lambda: read_all(tmp_path) == recs[25:], timeout=10, message="the 25 acks marked")
+    # the process dies: the worker stops where it is, the spool's descriptors close, nothing is finished
+    d._stop.set()
+    d._worker.join(5)
+    d._spool.abandon()
+
+    sink2 = FlakySink()
+    d2 = _delivery(tmp_path, sink2)
+    assert d2.flush(10)
+    assert sink2.got == recs[25:]  # what was in flight is sent again; nothing acknowledged is
+    assert d2.counters().replayed == 15
+    assert d2.close(5)
+    assert read_all(tmp_path) == []
+
+
+def test_a_forked_child_restarts_delivery_and_sends_only_its_own_records(tmp_path: Path) -> None:
+    import os
+
+    out = tmp_path / "got"
+    parent = os.getpid()
+    gate = threading.Event()
+
+    def sink(key: bytes, value: bytes) -> None:
+        if os.getpid() == parent:
+            gate.wait(10)  # the parent's records are held: queued or in flight at the fork
+        with open(out, "ab") as f:
+            f.write(b"%d %s\n" % (os.getpid(), value))
+
+    settings = DeliverySettings(spool_dir=tmp_path / "spool", poll_interval_s=0.005)
+    spool = Spool(settings.spool_dir, max_bytes=settings.spool_max_bytes, segment_bytes=settings.segment_bytes)
+    d = Delivery(QueueTransport(sink), settings, spool)
+    for k, v in _values(10):
+        d.emit(k, v)
+    wait_until(lambda: d.counters().pending >= 1, timeout=5, message="the parent's records in flight")
+    pid = os.fork()
+    if pid == 0:  # the child: same Delivery object, restarted by the at-fork hook
+        code = 1
+        try:
+            for k, v in _values(5, 100):
+                d.emit(k, v)
+            code = 0 if d.flush(10) and d.close(5) and d.counters().delivered == 5 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    child_lines = out.read_bytes().splitlines()
+    assert child_lines == [b"%d %s" % (pid, v) for _, v in _values(5, 100)]
+    gate.set()
+    assert d.flush(10)
+    assert d.close(5)
+    lines = out.read_bytes().splitlines()
+    assert lines[5:] == [b"%d %s" % (parent, v) for _, v in _values(10)]
+    assert read_all(settings.spool_dir) == []
+
+
+def test_a_full_log_hands_records_over_from_memory_in_order(tmp_path: Path) -> None:
+    sink = FlakySink()
+    settings = DeliverySettings(spool_dir=tmp_path, poll_interval_s=0.005, spool_max_bytes=2048, segment_bytes=1024)
+    spool = Spool(tmp_path, max_bytes=settings.spool_max_bytes, segment_bytes=settings.segment_bytes)
+    d = Delivery(QueueTransport(sink), settings, spool)
+    recs = _values(300)  # far more than 2 KiB: most cannot be logged
+    for k, v in recs:
+        d.emit(k, v)
+    assert d.flush(10)
+    c = d.counters()
+    assert d.close(5)
+    assert sink.got == recs  # nothing dropped, the emit order kept
+    assert 0 < c.logged < 300 and c.dropped == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tripwire.producers.redaction import FULL_MASK, Redactor, iban_valid, luhn_valid
+from tripwire.redaction import FULL_MASK, Redactor, iban_valid, luhn_valid
 
 pytestmark = pytest.mark.unit
 

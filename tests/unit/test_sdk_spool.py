@@ -133,3 +133,66 @@ def test_total_bytes_tracks_the_files_on_disk(tmp_path: Path) -> None:
     assert s.total_bytes == 0 == on_disk()
     s.close()
     other.close()
+
+
+def test_marked_records_are_skipped_by_checkout_read_all_and_the_next_process(tmp_path: Path) -> None:
+    s = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=1 << 16)
+    recs = _recs(10)
+    for k, v in recs:
+        s.append(k, v)
+    s.flush()
+    seg_id = s.segment_ids()[0]
+    s.mark(seg_id, [0, 3])
+    s.mark(seg_id, [9])
+    keep = [r for i, r in enumerate(recs) if i not in (0, 3, 9)]
+    assert read_all(tmp_path) == keep
+    s.close()
+    s2 = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=1 << 16)
+    got = s2.checkout_indexed()
+    assert got is not None and [i for i, _, _ in got[1]] == [1, 2, 4, 5, 6, 7, 8]
+    assert [(k, v) for _, k, v in got[1]] == keep
+    s2.delete(got[0])
+    assert sorted(p.name for p in s2.dir.iterdir()) == ["LOCK"]  # the .ack file goes with its segment
+    s2.close()
+
+
+def test_live_segments_are_not_replayed_by_their_writer_but_by_the_next_process(tmp_path: Path) -> None:
+    s = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=1 << 16)
+    positions = [s.append_live(k, v) for k, v in _recs(5, "live")]
+    seg = positions[0][0]
+    assert positions == [(seg, i) for i in range(5)]
+    assert not s.has_unread() and s.checkout() is None and s.is_empty()
+    s.append(b"k", b"outage")  # a replayable record seals the live segment and opens another one
+    assert s.has_unread() and len(s.segment_ids()) == 2
+    assert s.checkout() == (s.segment_ids()[1], [(b"k", b"outage")])
+    s.mark(seg, [0, 1, 2])
+    s.close()
+    s2 = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=1 << 16)
+    assert s2.checkout() == (seg, _recs(5, "live")[3:])
+    s2.close()
+
+
+def test_appends_reach_the_file_in_one_write_per_flush_and_adopt_moves_marks(tmp_path: Path) -> None:
+    s = Spool(tmp_path / "a", max_bytes=1 << 20, segment_bytes=1 << 16)
+    for k, v in _recs(4):
+        s.append(k, v)
+    path = s.dir / f"seg-{s.segment_ids()[0]:016d}.twsp"
+    assert path.read_bytes() == b""  # gathered in memory until flush
+    s.sync()
+    assert decode_segment(path.read_bytes()) == (_recs(4), 0)
+    s.mark(s.segment_ids()[0], [1])
+    t = Spool(tmp_path / "b", max_bytes=1 << 20, segment_bytes=1 << 16)
+    assert t.adopt(s) == 1
+    assert read_all(tmp_path / "b") == [_recs(4)[0], *_recs(4)[2:]]
+    s.close()
+    t.close()
+
+
+def test_abandon_writes_nothing_of_what_was_pending(tmp_path: Path) -> None:
+    s = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=1 << 16)
+    s.append_live(b"k", b"written")
+    s.flush()
+    s.append_live(b"k", b"only in the parent's memory")
+    path = s.dir / f"seg-{s.segment_ids()[0]:016d}.twsp"
+    s.abandon()  # what a forked child does with its copy of the parent's spool
+    assert decode_segment(path.read_bytes()) == ([(b"k", b"written")], 0)

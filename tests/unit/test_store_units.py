@@ -178,30 +178,3 @@ def test_format_rows() -> None:
     assert format_rows(cols, rows, "csv") == 'a,b\n1,\n22,"x,y"'
     assert format_rows(cols, rows, "json") == '[{"a": 1, "b": null}, {"a": 22, "b": "x,y"}]'
     assert format_rows(cols, rows, "table").splitlines() == ["a   b", "--  ----", "1   NULL", "22  x,y"]
-
-
-def test_named_query_binding_fails_fast_and_picks_the_grain() -> None:
-    from datetime import timedelta
-
-    from tripwire.sinks import queries as Q
-
-    with pytest.raises(KeyError, match="unknown query"):
-        Q.bind("nope", {})
-    with pytest.raises(ValueError, match="missing \\['end'"):
-        Q.bind("agent_overview", {"tenant": "a", "agent_id": "", "start": datetime.now(UTC)})
-    with pytest.raises(ValueError, match="unexpected \\['x'\\]"):
-        Q.bind("dead_letters_recent", {"start": datetime.now(UTC), "x": 1})
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    sql, _ = Q.bind("cost_timeseries", Q.default_params("cost_timeseries", tenant="t", now=now) | {"bucket_s": 60})
-    assert "FROM model_calls_1m" in sql and "@" not in sql
-    sql, _ = Q.bind("cost_timeseries", Q.default_params("cost_timeseries", tenant="t", now=now) | {"bucket_s": 7200})
-    assert "FROM model_calls_1h" in sql and "toStartOfHour(" in sql
-    p = Q.default_params("version_latency", tenant="t", now=now, hours=1)
-    assert "model_calls_1m" in Q.bind("version_latency", p)[0]
-    p["start"] = now - timedelta(hours=6)
-    assert "model_calls_1h" in Q.bind("version_latency", p)[0]
-    for name in Q.QUERIES:  # values never reach the SQL text
-        sql, _ = Q.bind(name, Q.default_params(name, tenant="x' OR 1=1 --", now=now))
-        assert "1=1" not in sql
-        if "tenant" in Q.QUERIES[name].params:
-            assert "{tenant:String}" in sql

@@ -3,6 +3,8 @@
 - :mod:`tripwire.core.errors`: the root :class:`TripwireError` and the errors shared by all packages;
 - :mod:`tripwire.core.kafka_security`: the one block of Kafka TLS/SASL settings, with converters for
   librdkafka and aiokafka, and the fail-fast watch for refused logins;
+- :mod:`tripwire.core.kafka_acls`: who may write the kill-switch topic (the ACLs of a broker with an
+  authorizer: only the control plane writes it, agents read it);
 - :mod:`tripwire.core.ratelimit`: rate-limited log lines.
 
 The kernel imports no framework (no faust, no ClickHouse, no Streamlit) and nothing of the application

@@ -59,11 +59,23 @@ class KafkaDevConfig(BaseSettings):
     is ``<run_dir>/tls/ca.pem`` (valid for 127.0.0.1 and localhost)."""
     scram_users: dict[str, SecretStr] = Field(default_factory=dict)
     """SCRAM-SHA-512 users (name -> password) created when the storage is formatted (needs ``sasl_port``)."""
+    authorizer: bool = False
+    """Run Kafka's StandardAuthorizer with ``allow.everyone.if.no.acl.found=false`` (needs ``sasl_port``):
+    SASL users may do only what ACLs allow (``tripwire.core.kafka_acls``), except ``super_users``. The
+    loopback PLAINTEXT listener's anonymous principal (the broker itself, the controller, the readiness
+    check) is a super user too."""
+    super_users: list[str] = Field(default_factory=list)
+    """SCRAM user names with every right when ``authorizer`` is on (the admin that creates topics and ACLs)."""
 
     @model_validator(mode="after")
     def _sasl_needs_users(self) -> KafkaDevConfig:
         if (self.sasl_port is None) != (not self.scram_users):
             raise ValueError("sasl_port and scram_users go together (a SASL listener needs at least one user)")
+        if self.authorizer and self.sasl_port is None:
+            raise ValueError("authorizer needs sasl_port and scram_users (ACLs name SASL users)")
+        unknown = [u for u in self.super_users if u not in self.scram_users]
+        if unknown:
+            raise ValueError(f"super_users {unknown} are not among scram_users")
         for name, password in self.scram_users.items():
             for text in (name, password.get_secret_value()):
                 if not text or any(ch in text for ch in ',[]="\\ '):
@@ -233,6 +245,10 @@ class KafkaDevBroker:
             props["listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config"] = (
                 "org.apache.kafka.common.security.scram.ScramLoginModule required;"
             )
+        if c.authorizer:
+            props["authorizer.class.name"] = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+            props["allow.everyone.if.no.acl.found"] = "false"
+            props["super.users"] = ";".join(["User:ANONYMOUS", *(f"User:{u}" for u in c.super_users)])
         if c.ssl_port is not None:
             from tripwire.devenv._tls import ensure_dev_tls
 

@@ -52,6 +52,20 @@ PII_CORPUS: tuple[str, ...] = (
     "AKIAIOSFODNN7EXAMPLE",
     "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    # the families of issue 18 (single-line, so that the stored-text checks can look for them verbatim)
+    "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+    "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+    "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY",
+    "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "-----BEGIN RSA PRIVATE KEY----- MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw "
+    "-----END RSA PRIVATE KEY-----",
+    "postgres://app:Zq8w2LmN4pX7@db.internal:5432/prod",
+    "glpat-xK9mP2vL8nQ4rT6wY1zB",
+    "hf_aBcDeFgHiJkLmNoPqRsTuVwXyZaBcDeFgH",
+    "josé.müller@bücher.de",
+    "иван.петров@пример.рф",
+    "+44 20 7946 0958",
+    "FR1420041010050500013M02606",
 )
 
 

@@ -20,6 +20,7 @@ ks_app = typer.Typer(help="Trip, reset and inspect kill switches (signed command
                      no_args_is_help=True)
 
 ACTIONS = ("disable_autonomy", "force_approval", "freeze_tool", "throttle")
+PUBLISH_TIMEOUT_S = 15.0
 
 
 def register(app: typer.Typer) -> None:
@@ -29,7 +30,7 @@ def register(app: typer.Typer) -> None:
 
 def _config(bootstrap: str | None, topic: str | None, private_key: Path | None = None,
             public_key: Path | None = None) -> Any:
-    from tripwire.producers._ks_config import KillSwitchConfig
+    from tripwire.killswitch.config import KillSwitchConfig
 
     overrides: dict[str, Any] = {}
     if bootstrap:
@@ -51,12 +52,12 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _signer(config: Any) -> Any:
-    from tripwire.producers._ks_signing import CommandSigner, KillSwitchKeyError
+    from tripwire.killswitch.signing import KillSwitchKeyError, build_signer
 
     if config.private_key_path is None:
         raise _fail("no signing key: pass --key or set TRIPWIRE_KILLSWITCH_PRIVATE_KEY_PATH (tripwire keys generate)")
     try:
-        return CommandSigner.from_file(config.private_key_path)
+        return build_signer(config)
     except KillSwitchKeyError as e:
         raise _fail(str(e)) from e
 
@@ -64,8 +65,7 @@ def _signer(config: Any) -> Any:
 def _verifier(config: Any) -> Any:
     """The public key from the config; else the one derived from the private key (same machine)."""
     from tripwire.core.errors import ConfigError
-    from tripwire.producers._ks_signing import CommandVerifier, KillSwitchKeyError
-    from tripwire.producers.killswitch import build_verifier
+    from tripwire.killswitch.signing import CommandVerifier, KillSwitchKeyError, build_verifier
 
     try:
         return build_verifier(config)
@@ -86,7 +86,7 @@ def keys_generate(
     force: bool = typer.Option(False, "--force", help="overwrite existing key files"),
 ) -> None:
     """Write a new Ed25519 keypair: the private key (mode 0600) for the control plane, the public key for SDKs."""
-    from tripwire.producers._ks_signing import KillSwitchKeyError, generate_keypair
+    from tripwire.killswitch.signing import KillSwitchKeyError, generate_keypair
 
     try:
         private, public, key_id = generate_keypair(out, overwrite=force)
@@ -100,20 +100,16 @@ def keys_generate(
 # -- trip / reset ---------------------------------------------------------------------------------
 
 
-def _publish(config: Any, command: Any, timeout: float = 15.0) -> None:
-    from confluent_kafka import Producer
+def _publish(config: Any, signer: Any, command: Any, timeout: float = PUBLISH_TIMEOUT_S) -> Any:
+    """Sign ``command`` and publish it through the one ``CommandPublisher``; returns the signed command."""
+    from tripwire.killswitch.errors import CommandPublishError
+    from tripwire.killswitch.publisher import CommandPublisher
 
-    from tripwire.producers._ks_listener import ensure_topic
-    from tripwire.schemas import encode
-
-    ensure_topic(config, timeout=timeout)
-    producer = Producer({**config.kafka_properties(), "enable.idempotence": True, "acks": "all", "linger.ms": 0})
-    errors: list[Any] = []
-    producer.produce(config.topic, key=command.scope.encode(), value=encode(command),
-                     on_delivery=lambda err, _m: errors.append(err) if err is not None else None)
-    remaining = producer.flush(timeout)
-    if remaining or errors:
-        raise _fail(f"the command was not delivered to {config.topic}: {errors[0] if errors else 'timed out'}")
+    publisher = CommandPublisher(config, signer, timeout_s=timeout, client_id="tripwire-killswitch-cli")
+    try:
+        return publisher.publish(command)
+    except CommandPublishError as e:
+        raise _fail(f"the command was not delivered to {config.topic}: {e}") from e
 
 
 def _issuer(config: Any, issued_by: str | None) -> str:
@@ -135,7 +131,7 @@ def trip(
     topic: str | None = typer.Option(None, "--topic"),
 ) -> None:
     """Trip a kill switch: sign a command and publish it on the compacted topic (key = scope)."""
-    from tripwire.producers._ks_commands import new_command, parse_duration
+    from tripwire.killswitch.commands import new_command, parse_duration
 
     if action not in ACTIONS:
         raise _fail(f"--action must be one of {', '.join(ACTIONS)} (use `killswitch reset` to resume)")
@@ -148,8 +144,7 @@ def trip(
                               ttl=parse_duration(ttl), min_risk=min_risk, throttle_per_minute=per_minute)
     except ValueError as e:
         raise _fail(str(e)) from e
-    command = signer.sign(command)
-    _publish(config, command)
+    command = _publish(config, signer, command)
     expiry = command.expires_at.isoformat() if command.expires_at else "until reset"
     typer.echo(f"tripped {command.action.value} on {command.scope} (command {command.command_id}, {expiry})")
 
@@ -164,7 +159,7 @@ def reset(
     topic: str | None = typer.Option(None, "--topic"),
 ) -> None:
     """Resume a scope: publish a signed ``resume`` that supersedes the scope's switch."""
-    from tripwire.producers._ks_commands import new_command
+    from tripwire.killswitch.commands import new_command
 
     config = _config(bootstrap, topic, private_key=key)
     signer = _signer(config)
@@ -172,8 +167,7 @@ def reset(
         command = new_command(scope=scope, action="resume", reason=reason, issued_by=_issuer(config, issued_by))
     except ValueError as e:
         raise _fail(str(e)) from e
-    command = signer.sign(command)
-    _publish(config, command)
+    command = _publish(config, signer, command)
     typer.echo(f"resumed {command.scope} (command {command.command_id})")
 
 
@@ -185,8 +179,8 @@ def _replay(config: Any, timeout: float) -> tuple[Any, list[tuple[Any, Any, Any]
 
     Returns the state (judged now) and, per record, (message, command or None, ApplyResult).
     """
-    from tripwire.producers._ks_listener import read_topic
-    from tripwire.producers._ks_state import KillSwitchState, Rejection
+    from tripwire.killswitch.listener import read_topic
+    from tripwire.killswitch.state import KillSwitchState, Rejection
     from tripwire.schemas import DecodeError, KillSwitchCommand, decode
 
     verifier = _verifier(config)

@@ -7,7 +7,7 @@ import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from tripwire.producers._ks_scopes import parse_scope
+from tripwire.killswitch.scopes import parse_scope
 from tripwire.schemas import KillSwitchCommand
 from tripwire.schemas.enums import KillSwitchAction, Risk
 

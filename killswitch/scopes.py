@@ -21,11 +21,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tripwire.core.errors import TripwireError
-
-
-class ScopeError(TripwireError, ValueError):
-    """A scope string does not follow the grammar; the message says what was expected."""
+from tripwire.killswitch.errors import ScopeError
 
 
 class ScopeKind(StrEnum):

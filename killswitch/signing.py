@@ -19,14 +19,18 @@ import os
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from tripwire.core.errors import TripwireError
+from tripwire.core.errors import ConfigError
+from tripwire.killswitch.errors import KillSwitchKeyError, SignatureError
 from tripwire.schemas import KillSwitchCommand
+
+if TYPE_CHECKING:
+    from tripwire.killswitch.config import KillSwitchConfig
 
 SIGNING_DOMAIN = b"tripwire.killswitch.v1\n"
 PRIVATE_KEY_FILE = "killswitch_ed25519.pem"
@@ -48,21 +52,6 @@ SIGNED_FIELDS = (
     "nonce",
     "key_id",
 )
-
-
-class KillSwitchKeyError(TripwireError, ValueError):
-    """A key file is missing, unreadable or not an Ed25519 key."""
-
-
-class SignatureError(TripwireError):
-    """A command is unsigned, signed by an unknown key, or its signature does not verify.
-
-    ``reason`` is one of ``unsigned``, ``unknown_key``, ``bad_signature``.
-    """
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 def _micros(value: datetime) -> int:
@@ -222,13 +211,51 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
         raise KillSwitchKeyError(f"{path}: {e}") from e
 
 
+# -- keys named by the settings ------------------------------------------------------------
+
+
+def configured_public_keys(config: KillSwitchConfig) -> list[Ed25519PublicKey]:
+    """The public keys ``config`` names (``public_key_path`` or ``public_key``); empty when it names none."""
+    if config.public_key_path is not None:
+        return [load_public_key(config.public_key_path)]
+    if config.public_key is not None:
+        return [parse_public_key(config.public_key)]
+    return []
+
+
+def build_verifier(config: KillSwitchConfig) -> CommandVerifier:
+    """The verifier of the control plane's public key named by ``config`` (ConfigError if none is)."""
+    keys = configured_public_keys(config)
+    if not keys:
+        raise ConfigError(
+            "killswitch: no public key configured; set TRIPWIRE_KILLSWITCH_PUBLIC_KEY_PATH (or _PUBLIC_KEY) "
+            "to the control plane's Ed25519 public key (tripwire keys generate)"
+        )
+    return CommandVerifier(keys)
+
+
+def build_signer(config: KillSwitchConfig) -> CommandSigner:
+    """The signer of ``config.private_key_path`` (ConfigError if none is set, KillSwitchKeyError if unreadable)."""
+    if config.private_key_path is None:
+        raise ConfigError(
+            "killswitch: no signing key configured; run `tripwire keys generate` and set "
+            "TRIPWIRE_KILLSWITCH_PRIVATE_KEY_PATH (control plane and on-call only)"
+        )
+    return CommandSigner.from_file(config.private_key_path)
+
+
 __all__ = [
+    "PRIVATE_KEY_FILE",
+    "PUBLIC_KEY_FILE",
     "SIGNED_FIELDS",
     "CommandSigner",
     "CommandVerifier",
     "KillSwitchKeyError",
     "SignatureError",
+    "build_signer",
+    "build_verifier",
     "canonical_bytes",
+    "configured_public_keys",
     "generate_keypair",
     "key_id_of",
     "load_private_key",

@@ -1,4 +1,4 @@
-"""Settings of the kill switch, shared by the SDK guard, the on-call CLI and the policy worker."""
+"""Settings of the kill switch, shared by the SDK guard, the on-call CLI, the dashboard and the policy worker."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from tripwire.core.kafka_security import KafkaSecurity, SaslMechanism, SecurityProtocol, security_env
+from tripwire.killswitch.state import DEFAULT_MAX_CLOCK_SKEW_S
 from tripwire.schemas.topics import KILLSWITCH
 
 DEFAULT_STALENESS_S = 15.0
 DEFAULT_READY_TIMEOUT_S = 5.0
 DEFAULT_HEARTBEAT_S = 1.0
+DEFAULT_MIN_COMPACTION_LAG_S = 7 * 86400.0
+DEFAULT_REPUBLISH_INTERVAL_S = 3600.0
 
 
 class KillSwitchConfig(KafkaSecurity):
@@ -47,7 +50,14 @@ class KillSwitchConfig(KafkaSecurity):
     """How long the first guarded call waits for the initial state to load from the topic."""
     heartbeat_s: float = Field(default=DEFAULT_HEARTBEAT_S, gt=0)
     """How often the listener confirms it is current with the topic (watermark check)."""
-    max_clock_skew_s: float = Field(default=300.0, ge=0)
+    max_clock_skew_s: float = Field(default=DEFAULT_MAX_CLOCK_SKEW_S, ge=0)
+    """How far in the future a command's ``issued_at`` may be and still be obeyed (clock skew allowance)."""
+    min_compaction_lag_s: float = Field(default=DEFAULT_MIN_COMPACTION_LAG_S, gt=0)
+    """``min.compaction.lag.ms`` of the topic: no record younger than this is ever compacted away, so the
+    newest signed command of a scope (re-published more often than this) always survives a replay or tombstone."""
+    republish_interval_s: float = Field(default=DEFAULT_REPUBLISH_INTERVAL_S, gt=0)
+    """How often the control plane (the policy worker) re-publishes the exact signed bytes of every scope's
+    newest command; must be shorter than ``min_compaction_lag_s``."""
     issued_by: str | None = None
     """Who the CLI records as the issuer (default: the OS user)."""
     # The shared security fields, also read from the kill switch's own (older) variables, which win.
@@ -74,6 +84,11 @@ class KillSwitchConfig(KafkaSecurity):
     def _one_public_key_source(self) -> KillSwitchConfig:
         if self.public_key_path is not None and self.public_key is not None:
             raise ValueError("set either public_key_path or public_key, not both")
+        if self.republish_interval_s >= self.min_compaction_lag_s:
+            raise ValueError(
+                f"republish_interval_s ({self.republish_interval_s:g}) must be shorter than min_compaction_lag_s "
+                f"({self.min_compaction_lag_s:g}): otherwise compaction can drop a scope's newest command"
+            )
         return self
 
     def kafka_properties(self) -> dict[str, Any]:

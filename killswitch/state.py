@@ -14,7 +14,9 @@ Rules (the security boundary):
 - a validly signed command whose ``expires_at`` has passed is ``expired``: it still supersedes
   older commands for its scope (so a restarted SDK reading an uncompacted log ends in the same
   state as a live one), but it is not in force.
-Tombstones (null values) are unsigned, so they never clear a scope: ``resume`` does.
+Tombstones (null values) are unsigned, so they never clear a scope: ``resume`` does. A copy of the
+command a scope already holds (same id and time, verified) is a ``duplicate``: the control plane
+re-publishes every scope's command so that compaction never leaves an older one last on its key.
 """
 
 from __future__ import annotations
@@ -28,13 +30,13 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
-from tripwire.producers._ks_scopes import CallIdentity, ScopeError, matching_scopes, parse_scope
-from tripwire.producers._ks_signing import CommandVerifier, SignatureError
+from tripwire.killswitch.scopes import CallIdentity, ScopeError, matching_scopes, parse_scope
+from tripwire.killswitch.signing import CommandVerifier, SignatureError
 from tripwire.schemas import KillSwitchCommand
 from tripwire.schemas.enums import KillSwitchAction, Risk
 
 RISK_ORDER = {Risk.LOW: 0, Risk.MEDIUM: 1, Risk.HIGH: 2}
-DEFAULT_MAX_CLOCK_SKEW_S = 300.0
+DEFAULT_MAX_CLOCK_SKEW_S = 30.0
 
 
 class Rejection(StrEnum):
@@ -49,6 +51,8 @@ class Rejection(StrEnum):
     KEY_MISMATCH = "key_mismatch"
     MALFORMED = "malformed"
     TOMBSTONE = "tombstone"
+    DUPLICATE = "duplicate"
+    """A copy of the command the scope already holds (the control plane re-publishes it): harmless."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +158,8 @@ class KillSwitchState:
             return self._reject(Rejection.FUTURE, f"issued_at {command.issued_at.isoformat()} is in the future")
         with self._write_lock:
             held = self._switches.get(scope)
+            if held is not None and held.command_id == command.command_id and command.issued_at == held.issued_at:
+                return self._reject(Rejection.DUPLICATE, f"a copy of {held.command_id}, the command held")
             if held is not None and command.issued_at <= held.issued_at:
                 return self._reject(
                     Rejection.REPLAY, f"issued_at {command.issued_at.isoformat()} is not newer than {held.command_id}"

@@ -24,9 +24,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from tripwire.core.kafka_security import AuthWatch
 from tripwire.core.ratelimit import RateLimitedLog
-from tripwire.producers._ks_config import KillSwitchConfig
-from tripwire.producers._ks_state import KillSwitchState, Rejection
+from tripwire.killswitch.config import KillSwitchConfig
+from tripwire.killswitch.state import KillSwitchState, Rejection
 from tripwire.schemas import DecodeError, KillSwitchCommand, decode
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ CONSUME_TIMEOUT_S = 0.05
 METADATA_REFRESH_S = 30.0
 CLOSE_TIMEOUT_S = 5.0
 HEARTBEAT_TIMEOUT_S = 5.0
+AUTH_CHECK_S = 0.25
 
 
 class KillSwitchListener:
@@ -52,9 +54,10 @@ class KillSwitchListener:
         self.config = config
         self.state = state
         self.records = 0
-        # ``on_replay(scope, held_bytes)``: an older signed command was replayed on ``scope``; called with the
-        # exact bytes of the command the scope holds, so the control plane can re-publish them (see
-        # ``killswitch_agent``). Only the control plane sets it; SDKs just ignore replays.
+        # ``on_replay(scope, held_bytes)``: a record that is not the scope's held command landed on its key (an
+        # older signed command, a tombstone, a re-keyed or forged copy); called with the exact bytes of the
+        # command the scope holds, so the control plane can re-publish them after it (see
+        # ``killswitch_agent``). Only the control plane sets it; SDKs just ignore such records.
         self._on_replay = on_replay
         self._held_raw: dict[str, bytes] = {}
         self._name = name
@@ -272,6 +275,7 @@ class KillSwitchListener:
         if value is None:
             self.state.reject(Rejection.TOMBSTONE, "tombstones are unsigned; use resume")
             self._rl.warning("tombstone", "killswitch tombstone ignored key=%s", key)
+            self._defend(key, value)
             return
         try:
             command = decode(value)
@@ -279,64 +283,94 @@ class KillSwitchListener:
             self.state.reject(Rejection.MALFORMED, e.reason)
             self._rl.warning("malformed", "killswitch record ignored reason=malformed key=%s offset=%d error=%s",
                              key, message.offset(), e.reason)
+            self._defend(key, value)
             return
         if not isinstance(command, KillSwitchCommand):
             self.state.reject(Rejection.MALFORMED, f"a {type(command).__name__} on the kill-switch topic")
             self._rl.warning("malformed", "killswitch record ignored reason=not_a_command key=%s type=%s",
                              key, type(command).__name__)
+            self._defend(key, value)
             return
         result = self.state.apply(command, key=key)
-        if self._on_replay is not None:
-            self._track(command, value, result)
+        if result.accepted or result.rejection is Rejection.EXPIRED:  # the command became the scope's state
+            self._held_raw[command.scope] = value
+        else:
+            self._defend(key, value)
         if result.accepted:
             log.info("killswitch command applied scope=%s action=%s command_id=%s issued_by=%s expires_at=%s",
                      command.scope, command.action, command.command_id, command.issued_by,
                      command.expires_at.isoformat() if command.expires_at else None)
-        else:
+        elif result.rejection is not Rejection.DUPLICATE:  # a re-published copy of the held command is routine
             reason = result.rejection.value if result.rejection else "unknown"
             self._rl.warning(f"rejected:{reason}",
                              "killswitch command ignored reason=%s scope=%s command_id=%s detail=%s",
                              reason, command.scope, command.command_id, result.detail)
 
+    def held_records(self) -> dict[str, bytes]:
+        """The exact bytes of each scope's newest signed command read so far (what the control plane
+        re-publishes; see :class:`~tripwire.killswitch.publisher.Republisher`)."""
+        return dict(self._held_raw)
 
-    def _track(self, command: KillSwitchCommand, value: bytes, result: Any) -> None:
-        """Keep the bytes of each scope's held command; report replays of older commands."""
-        rejection = result.rejection
-        if result.accepted or rejection is Rejection.EXPIRED:  # the command became the scope's state
-            self._held_raw[command.scope] = value
+    def _defend(self, key: str | None, value: bytes | None) -> None:
+        """A record on ``key`` that did not become its scope's state (an older signed command, a tombstone, a
+        re-keyed or forged copy) would be the last record of that key once compaction runs: the control plane
+        (``on_replay`` set) puts the exact bytes of the scope's held command back after it."""
+        if self._on_replay is None or key is None:
             return
-        if rejection is not Rejection.REPLAY:
-            return
-        held = self.state.switches().get(command.scope)
-        raw = self._held_raw.get(command.scope)
-        if held is None or raw is None or held.command_id == command.command_id:
-            return  # a copy of the command in force (such as our own re-publication) is harmless
+        raw = self._held_raw.get(key)
+        if raw is None or value == raw:
+            return  # nothing held on that key, or a copy of the held command itself (such as a re-publication)
         try:
-            self._on_replay(command.scope, raw)  # type: ignore[misc]
+            self._on_replay(key, raw)
         except Exception as e:  # the hook must not stop the listener
-            self._rl.warning("on_replay", "killswitch replay hook failed scope=%s error=%r", command.scope, e)
+            self._rl.warning("on_replay", "killswitch replay hook failed scope=%s error=%r", key, e)
+
+
+def topic_config(config: KillSwitchConfig) -> dict[str, str]:
+    """The kill-switch topic's configs: compacted by scope, and no record younger than
+    ``min_compaction_lag_s`` ever compacted (see the README's "Compaction cannot undo a switch")."""
+    return {
+        "cleanup.policy": "compact",
+        "min.compaction.lag.ms": str(int(config.min_compaction_lag_s * 1000)),
+        "segment.ms": str(int(min(3600.0, config.min_compaction_lag_s) * 1000)),
+    }
 
 
 def ensure_topic(config: KillSwitchConfig, timeout: float = 15.0) -> bool:
-    """Create the compacted kill-switch topic if it does not exist; True if this call created it."""
+    """Create the compacted kill-switch topic if it does not exist; True if this call created it.
+
+    A refused login or TLS handshake raises :class:`~tripwire.core.kafka_security.KafkaAuthError` within about
+    a second instead of waiting out ``timeout``; no answer at all raises ``TimeoutError``."""
+    from concurrent.futures import TimeoutError as FutureTimeout
+
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient(config.kafka_properties())
+    watch = AuthWatch(config, config.bootstrap)
+    conf: dict[str, Any] = {**config.kafka_properties(), "error_cb": watch}
+    admin = AdminClient(conf)
     topic = NewTopic(
         config.topic,
         num_partitions=config.partitions,
         replication_factor=-1,  # the broker default (1 on a dev broker, 3 on a cluster)
-        config={"cleanup.policy": "compact", "min.compaction.lag.ms": "60000", "segment.ms": "3600000"},
+        config=topic_config(config),
     )
     future = admin.create_topics([topic], operation_timeout=timeout, request_timeout=timeout)[config.topic]
-    try:
-        future.result(timeout=timeout)
-    except KafkaException as e:
-        if e.args and isinstance(e.args[0], KafkaError) and e.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
-            return False
-        raise
-    return True
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            future.result(timeout=max(0.01, min(AUTH_CHECK_S, deadline - time.monotonic())))
+            return True
+        except FutureTimeout:
+            admin.poll(0)  # serve the error callback: librdkafka reports a refused login only there
+            watch.check()
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"the broker at {config.bootstrap} did not answer within {timeout:g}s") from None
+        except KafkaException as e:
+            if e.args and isinstance(e.args[0], KafkaError) and e.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                return False
+            watch.check()
+            raise
 
 
 def read_topic(config: KillSwitchConfig, timeout: float = 15.0) -> list[Any]:
