@@ -117,8 +117,13 @@ def run_agent(client: Any, tracer: Any, *, loops: int, agent: str = "refund-assi
     from opentelemetry.trace import Status, StatusCode
 
     if semconv:
-        agent_attrs = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": agent, "gen_ai.agent.version": "3.0.1",
-                       "gen_ai.conversation.id": "conv-42", "gen_ai.provider.name": "openai"}  # fmt: skip
+        agent_attrs = {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.name": agent,
+            "gen_ai.agent.version": "3.0.1",
+            "gen_ai.conversation.id": "conv-42",
+            "gen_ai.provider.name": "openai",
+        }
     else:
         agent_attrs = {"openinference.span.kind": "AGENT", "agent.name": agent, "session.id": "conv-42"}
     with tracer.start_as_current_span(f"invoke_agent {agent}", attributes=agent_attrs) as root:
@@ -127,14 +132,25 @@ def run_agent(client: Any, tracer: Any, *, loops: int, agent: str = "refund-assi
             r = client.chat.completions.create(model=MODEL, messages=messages)
             call = r.choices[0].message.tool_calls[0]
             if semconv:
-                tool_attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.function.name,
-                              "gen_ai.tool.call.id": call.id, "gen_ai.tool.call.arguments": call.function.arguments}  # fmt: skip
+                tool_attrs = {
+                    "gen_ai.operation.name": "execute_tool",
+                    "gen_ai.tool.name": call.function.name,
+                    "gen_ai.tool.call.id": call.id,
+                    "gen_ai.tool.call.arguments": call.function.arguments,
+                }
             else:
-                tool_attrs = {"openinference.span.kind": "TOOL", "tool.name": call.function.name, "tool.id": call.id,
-                              "input.value": call.function.arguments}  # fmt: skip
+                tool_attrs = {
+                    "openinference.span.kind": "TOOL",
+                    "tool.name": call.function.name,
+                    "tool.id": call.id,
+                    "input.value": call.function.arguments,
+                }
             with tracer.start_as_current_span(f"execute_tool {call.function.name}", attributes=tool_attrs):
                 result = {"status": "shipped"}
-            messages = [*messages, r.choices[0].message.model_dump(exclude_none=True),
-                        {"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)}]  # fmt: skip
+            messages = [
+                *messages,
+                r.choices[0].message.model_dump(exclude_none=True),
+                {"role": "tool", "tool_call_id": call.id, "content": json.dumps(result)},
+            ]
             client.chat.completions.create(model=MODEL, messages=messages)
         root.set_status(Status(StatusCode.OK))

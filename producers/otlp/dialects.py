@@ -198,7 +198,9 @@ def role_of(attrs: dict[str, Any], dialect: Dialect) -> tuple[SpanRole, str]:
     if dialect == "openinference":
         role = OPENINFERENCE_ROLES.get(str(attrs.get("openinference.span.kind", "")).upper(), "other")
         if role == "llm":
-            return role, str(op) if op else ("embeddings" if attrs["openinference.span.kind"] == "EMBEDDING" else "chat")
+            return role, str(op) if op else (
+                "embeddings" if attrs["openinference.span.kind"] == "EMBEDDING" else "chat"
+            )
         return role, {"tool": "execute_tool", "agent": "invoke_agent"}.get(role, "")
     if dialect == "traceloop":
         kind = attrs.get("traceloop.span.kind")

@@ -150,7 +150,9 @@ class SpanMapper:
                 range(len(spans)),
                 key=lambda i: (
                     self._known[(spans[i].trace_id, spans[i].span_id)].agent_run is not None,
-                    spans[i].end_us if self._known[(spans[i].trace_id, spans[i].span_id)].agent_run else spans[i].start_us,
+                    spans[i].end_us
+                    if self._known[(spans[i].trace_id, spans[i].span_id)].agent_run
+                    else spans[i].start_us,
                 ),
             )
             for i in order:
@@ -180,7 +182,11 @@ class SpanMapper:
         o = self.options
         res = s.resource
         tenant = identity.tenant or _str(res.get(o.tenant_attribute)) or o.default_tenant
-        fp = _str(s.attrs.get(o.credential_attribute) or res.get(o.credential_attribute)) if o.credential_attribute else None
+        fp = (
+            _str(s.attrs.get(o.credential_attribute) or res.get(o.credential_attribute))
+            if o.credential_attribute
+            else None
+        )
         if fp is None and identity.name is not None:
             fp = "token:" + hashlib.sha256(identity.name.encode()).hexdigest()[:16]
         env = next((_str(res[a]) for a in _ENVIRONMENT_ATTRS if res.get(a)), None) or o.default_environment
@@ -212,7 +218,12 @@ class SpanMapper:
             base = self._base(s, identity, run_id, owner, f)
             kind = "ModelCall" if f.role == "llm" else "ToolCall"
             eid = event_id(s.trace_id, s.span_id, kind)
-            base |= {"event_id": eid, "seq": self._seq(run_id, eid), "ts_start": _dt(s.start_us), "ts_end": _dt(s.end_us)}
+            base |= {
+                "event_id": eid,
+                "seq": self._seq(run_id, eid),
+                "ts_start": _dt(s.start_us),
+                "ts_end": _dt(s.end_us),
+            }
             out.append(self._model_call(base, s, f) if f.role == "llm" else self._tool_call(base, s, f))
         if known.agent_run is not None:
             out.extend(self._run_events(s, f, identity, known))

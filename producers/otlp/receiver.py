@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from tripwire.core.ratelimit import RateLimitedLog
 from tripwire.producers.config import TracerConfig, load_config
-from tripwire.producers.cost import CostCalculator, PriceOverrides
+from tripwire.producers.cost import CostCalculator, PriceOverrides, TokenUsage
 from tripwire.producers.delivery import Delivery
 from tripwire.producers.otlp._proto import decompress, encode_response, parse_request, raw_spans
 from tripwire.producers.otlp.config import OtlpSettings, TokenAuth
@@ -33,6 +34,7 @@ from tripwire.redaction import Redactor
 from tripwire.schemas import make_codec
 
 logger = logging.getLogger(__name__)
+_ACCEPTED_MAX = 500_000
 
 
 @dataclass
@@ -43,6 +45,7 @@ class ReceiverCounters:
     rejected_spans: int = 0
     refused_requests: int = 0
     backpressure: int = 0
+    duplicates: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **kw: int) -> None:
@@ -98,7 +101,12 @@ class OtlpReceiver:
             Redactor.from_spec(cfg.redaction),
             CostCalculator(PriceOverrides.load(cfg.price_overrides) if cfg.price_overrides else None),
         )
+        # import and load the price table now, on this thread: a lazy first import on a server thread races
+        # with the application's (openai checks sys.modules for a half-imported httpx2, which genai-prices uses)
+        self.mapper.costs.compute("openai", "gpt-4o-mini", TokenUsage(input_tokens=1))
         self.counters = ReceiverCounters()
+        self._accepted: OrderedDict[str, None] = OrderedDict()
+        self._accepted_lock = threading.Lock()
         self._log = RateLimitedLog(logger, interval_s=10.0)
 
     # -- the one export path -------------------------------------------------------------------
@@ -106,9 +114,12 @@ class OtlpReceiver:
         """Map and hand over one request; raises :class:`Backpressure` when it cannot be accepted now."""
         spans, invalid, reasons = raw_spans(request)
         events, rejected, more = self.mapper.map_spans(spans, identity)
-        records: list[tuple[bytes, bytes]] = []
-        size = 0
-        for ev in events:
+        records: list[tuple[str, bytes, bytes]] = []
+        size = dup = 0
+        with self._accepted_lock:
+            fresh = [ev for ev in events if ev.event_id not in self._accepted]
+        dup = len(events) - len(fresh)
+        for ev in fresh:
             try:
                 value = self.codec.encode(ev, validate=False)
             except Exception as e:
@@ -116,13 +127,13 @@ class OtlpReceiver:
                 more.append(f"span {ev.span_id}: encode failed: {type(e).__name__}")
                 continue
             size += len(value)
-            records.append((ev.run_id.encode(), value))
+            records.append((ev.event_id, ev.run_id.encode(), value))
         retry = self.settings.retry_after_s
         if not self.delivery.has_room(len(records), size):
             self.counters.add(backpressure=1)
             raise Backpressure("the producer's queue and spool are full; retry later", retry)
         dropped = self.delivery.counters().dropped
-        for key, value in records:
+        for _, key, value in records:
             self.delivery.emit(key, value)
         if not self.delivery.wait_accepted(self.settings.ack_timeout_s):
             self.counters.add(backpressure=1)
@@ -130,14 +141,30 @@ class OtlpReceiver:
         if self.delivery.counters().dropped > dropped:
             self.counters.add(backpressure=1)
             raise Backpressure("the producer dropped events (spool full); retry later", retry)
+        self._remember([eid for eid, _, _ in records])
         bad = invalid + rejected
-        self.counters.add(requests=1, spans=len(spans) + invalid, events=len(records), rejected_spans=bad)
+        self.counters.add(
+            requests=1, spans=len(spans) + invalid, events=len(records), rejected_spans=bad, duplicates=dup
+        )
         resp = ExportTraceServiceResponse()
         if bad:
             resp.partial_success.rejected_spans = bad
             resp.partial_success.error_message = "; ".join([*reasons, *more][:5])
-            self._log.warning("rejected", "otlp spans rejected count=%d reason=%s", bad, resp.partial_success.error_message)
+            self._log.warning(
+                "rejected", "otlp spans rejected count=%d reason=%s", bad, resp.partial_success.error_message
+            )
         return resp
+
+    def _remember(self, event_ids: list[str]) -> None:
+        """Event ids accepted (handed over, nothing dropped): a retried or replayed export skips them, so
+        the topic (and the sink's tables, which do not dedup by event_id) holds them once. Bounded; only
+        ids accepted by this process (a replay after a restart is deduplicated by the processors only)."""
+        with self._accepted_lock:
+            acc = self._accepted
+            for eid in event_ids:
+                acc[eid] = None
+            while len(acc) > _ACCEPTED_MAX:
+                acc.popitem(last=False)
 
     # -- HTTP ----------------------------------------------------------------------------------
     def handle_http(self, headers: Any, body: bytes) -> HttpAnswer:
