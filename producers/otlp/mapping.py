@@ -106,6 +106,7 @@ class SpanMapper:
         self._known: OrderedDict[tuple[str, str], _Known] = OrderedDict()
         self._counters: OrderedDict[str, int] = OrderedDict()
         self._seqs: OrderedDict[str, int] = OrderedDict()
+        self._resolved: OrderedDict[tuple[str, str], tuple[str, _Known | None]] = OrderedDict()
 
     # -- bounded caches ------------------------------------------------------------------------
     def _remember(self, key: tuple[str, str], known: _Known) -> None:
@@ -165,6 +166,17 @@ class SpanMapper:
                         reasons.append(f"span {s.span_id}: {type(e).__name__}: {_short(e)}")
         return events, rejected, reasons
 
+    def _resolve(self, s: RawSpan) -> tuple[str, _Known | None]:
+        """:meth:`_ancestor_run` of a span, memoised: a retried span keeps the run it was first given
+        even if its ancestors arrived in between (same event_id, same run_id, same seq)."""
+        key = (s.trace_id, s.span_id)
+        got = self._resolved.get(key)
+        if got is None:
+            got = self._resolved[key] = self._ancestor_run(s.trace_id, s.parent_span_id)
+            if len(self._resolved) > self.options.cache_spans:
+                self._resolved.popitem(last=False)
+        return got
+
     def _ancestor_run(self, trace_id: str, parent: str | None) -> tuple[str, _Known | None]:
         """The run of the nearest known agent ancestor (and its record), else the trace run."""
         seen = 0
@@ -212,7 +224,7 @@ class SpanMapper:
         out: list[EventBase] = []
         known = self._known[(s.trace_id, s.span_id)]
         if f.role in ("llm", "tool"):
-            run_id, owner = self._ancestor_run(s.trace_id, s.parent_span_id)
+            run_id, owner = self._resolve(s)
             if owner is None and known.agent_run is not None:  # an LLM/tool span that is the trace's root
                 run_id, owner = known.agent_run, known
             base = self._base(s, identity, run_id, owner, f)
@@ -234,7 +246,7 @@ class SpanMapper:
         assert run_id is not None
         parent_run = None
         if s.parent_span_id is not None:
-            parent_run, _ = self._ancestor_run(s.trace_id, s.parent_span_id)
+            parent_run, _ = self._resolve(s)
         base = self._base(s, identity, run_id, known, f)
         started_id = event_id(s.trace_id, s.span_id, "RunStarted")
         finished_id = event_id(s.trace_id, s.span_id, "RunFinished")
