@@ -34,9 +34,8 @@ def otlp(
     except MissingExtraError as e:
         typer.echo(str(e), err=True)
         raise typer.Exit(2) from e
-    overrides: dict[str, Any] = {
-        k: v for k, v in (("tracer_config", config), ("http_port", http_port), ("grpc_port", grpc_port)) if v is not None
-    }
+    given = (("tracer_config", config), ("http_port", http_port), ("grpc_port", grpc_port))
+    overrides: dict[str, Any] = {k: v for k, v in given if v is not None}
     try:
         settings = OtlpSettings(**overrides)
         receiver = OtlpReceiver(settings)
