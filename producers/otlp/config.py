@@ -23,10 +23,15 @@ class OtlpSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRIPWIRE_OTLP_", frozen=True, extra="forbid")
 
     host: str = "0.0.0.0"
+    """Address both front ends listen on."""
     http_enabled: bool = True
+    """Serve OTLP/HTTP (``POST /v1/traces``, protobuf or JSON, gzip; ``GET /health``)."""
     http_port: int = Field(default=4318, ge=0, le=65535)
+    """OTLP/HTTP port (0: any free port, printed at start)."""
     grpc_enabled: bool = True
+    """Serve OTLP/gRPC (``TraceService/Export``)."""
     grpc_port: int = Field(default=4317, ge=0, le=65535)
+    """OTLP/gRPC port (0: any free port, printed at start)."""
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Largest accepted body, compressed and decompressed (HTTP 413 / gRPC RESOURCE_EXHAUSTED)."""
     tokens_file: Path | None = None
@@ -34,6 +39,7 @@ class OtlpSettings(BaseSettings):
     token: SecretStr | None = None
     """A single bearer token (for one tenant, ``token_tenant``); adds to ``tokens_file``."""
     token_tenant: str | None = None
+    """The tenant ``token`` authenticates."""
     tenant_attribute: str = "tripwire.tenant"
     """Resource attribute naming the tenant when the request's token does not bind one."""
     credential_attribute: str | None = None
