@@ -75,7 +75,7 @@ FIELDS: dict[str, dict[Dialect, tuple[str, ...]]] = {
         "traceloop": ("gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_creation_input_tokens"),
     },
     "reasoning_tokens": {
-        "genai": ("gen_ai.usage.reasoning.output_tokens",),
+        "genai": ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens"),
         "openinference": ("llm.token_count.completion_details.reasoning",),
         "traceloop": ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens"),
     },
@@ -258,6 +258,17 @@ def _text(v: Any) -> str | None:
         return str(v)
 
 
+def _traceloop_kwargs(text: str) -> str:
+    """traceloop records a tool's input as ``{"args": [], "kwargs": {...}}``: keep the keyword arguments."""
+    try:
+        v = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(v, dict) and set(v) == {"args", "kwargs"} and not v["args"] and isinstance(v["kwargs"], dict):
+        return json.dumps(v["kwargs"], sort_keys=True, separators=(",", ":"))
+    return text
+
+
 def read_facts(attrs: dict[str, Any], events: dict[str, dict[str, Any]] | None = None) -> SpanFacts:
     """Map one span's attributes (and the attributes of its span events, by event name) to facts."""
     dialect = dialect_of(attrs)
@@ -290,6 +301,8 @@ def read_facts(attrs: dict[str, Any], events: dict[str, dict[str, Any]] | None =
         "error_type",
     ):
         setattr(f, name, _text(get(name)))
+    if dialect == "traceloop" and f.tool_args is not None:
+        f.tool_args = _traceloop_kwargs(f.tool_args)
     fr = get("finish_reason")
     if isinstance(fr, list | tuple):
         fr = fr[0] if fr else None

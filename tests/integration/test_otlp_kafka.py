@@ -288,3 +288,40 @@ def test_openinference_http_tokens_cost_and_parents(env: Env) -> None:
     assert {e.run_id for e in events} == {started.run_id}
     assert {e.parent_span_id for e in calls + tools} == {started.span_id}
     assert sorted(e.seq for e in events) == list(range(8))
+
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "otlp" / "traceloop_openai.pb"
+
+
+def test_traceloop_recorded_trace_over_http(env: Env) -> None:
+    """A trace recorded from the real traceloop-sdk 0.62.4 (tests/fixtures/otlp/record_traceloop.py),
+    posted as its OTLP/HTTP exporter would."""
+    import httpx
+
+    r = httpx.post(env.http_url, content=FIXTURE.read_bytes(), headers={"Content-Type": "application/x-protobuf"})
+    assert r.status_code == 200
+    events = _read_events(env, 8)
+    assert len(events) == 8
+    started = next(e for e in events if isinstance(e, RunStarted))
+    finished = next(e for e in events if isinstance(e, RunFinished))
+    assert (started.agent_id, started.agent_version, started.run_id) == (
+        "refund-assistant", "2.1.0", trace_run_id(started.trace_id))  # fmt: skip
+    assert finished.outcome.value == "success" and finished.last_seq == 7
+    calls = [e for e in events if isinstance(e, ModelCall)]
+    tools = [e for e in events if isinstance(e, ToolCall)]
+    assert len(calls) == 4 and len(tools) == 2
+    for c in calls:
+        assert (c.input_tokens, c.cache_read_tokens, c.output_tokens, c.reasoning_tokens) == (
+            PROMPT_TOKENS - CACHED_TOKENS,
+            CACHED_TOKENS,
+            COMPLETION_TOKENS - REASONING_TOKENS,
+            REASONING_TOKENS,
+        )
+        assert c.cost_usd == pytest.approx(OPENINFERENCE_COST, abs=1e-12)
+        assert (c.request_model, c.response_model, c.agent_id) == ("gpt-4o-mini", RESPONSE_MODEL, "refund-assistant")
+    assert sorted(c.finish_reason for c in calls) == ["stop", "stop", "tool_call", "tool_call"]
+    assert {t.tool_name for t in tools} == {TOOL} and {t.args for t in tools} == {'{"order_id":"A-1001"}'}
+    assert {t.tool_call_id for t in tools} == {t.span_id for t in tools}  # traceloop sends no call id
+    assert {e.run_id for e in events} == {started.run_id}
+    assert {e.parent_span_id for e in calls + tools} == {started.span_id}
+    assert sorted(e.seq for e in events) == list(range(8))
