@@ -91,7 +91,7 @@ def run() -> list[Result]:
     import httpx
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-    from tripwire.producers.otlp._proto import raw_spans
+    from tripwire.producers.otlp import raw_spans
 
     servers = bootstrap()
     now = time.time_ns()

@@ -22,6 +22,7 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the install
     raise MissingExtraError("opentelemetry-proto", "otlp") from e
 
+from tripwire.producers.otlp._proto import RawSpan, parse_request, raw_spans
 from tripwire.producers.otlp.config import OtlpSettings, TokenAuth
 from tripwire.producers.otlp.dialects import FIELDS, SpanFacts, read_facts
 from tripwire.producers.otlp.errors import Backpressure, MalformedRequest, OtlpError, RequestTooLarge, Unauthenticated
@@ -70,6 +71,7 @@ __all__ = [
     "OtlpHttpServer",
     "OtlpReceiver",
     "OtlpSettings",
+    "RawSpan",
     "RequestTooLarge",
     "Servers",
     "SpanFacts",
@@ -77,6 +79,8 @@ __all__ = [
     "TokenAuth",
     "Unauthenticated",
     "event_id",
+    "parse_request",
+    "raw_spans",
     "read_facts",
     "serve",
     "span_run_id",

@@ -9,8 +9,7 @@ import pytest
 from tripwire.producers import CostCalculator, PriceOverrides
 from tripwire.producers.config import RedactionSpec
 from tripwire.producers.cost import PriceOverride
-from tripwire.producers.otlp import Identity, MappingOptions, SpanMapper, read_facts, span_run_id, trace_run_id
-from tripwire.producers.otlp._proto import RawSpan
+from tripwire.producers.otlp import Identity, MappingOptions, RawSpan, SpanMapper, read_facts, span_run_id, trace_run_id
 from tripwire.redaction import Redactor
 from tripwire.schemas import ModelCall, RunFinished, RunStarted, ToolCall, decode, encode
 
