@@ -258,6 +258,16 @@ def _text(v: Any) -> str | None:
         return str(v)
 
 
+_COMMON = ("principal", "error_type")
+_TEXT_FIELDS: dict[str, tuple[str, ...]] = {
+    "llm": ("provider", "request_model", "response_model", "prompt", "completion", *_COMMON),
+    "tool": ("tool_name", "tool_call_id", "tool_args", *_COMMON),
+    "agent": ("agent_name", "agent_version", "conversation_id", *_COMMON),
+    "root_only": ("agent_name", "agent_version", "conversation_id", *_COMMON),
+}
+"""The fields read per role (a tool span has no model, an LLM span no tool)."""
+
+
 def _traceloop_kwargs(text: str) -> str:
     """traceloop records a tool's input as ``{"args": [], "kwargs": {...}}``: keep the keyword arguments."""
     try:
@@ -282,28 +292,15 @@ def read_facts(attrs: dict[str, Any], events: dict[str, dict[str, Any]] | None =
     def get(field: str) -> Any:
         return _first(attrs, FIELDS[field][dialect])
 
-    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"):
-        setattr(f, name, _int(get(name)))
-    f.cost_usd = _float(get("cost_usd"))
-    for name in (
-        "provider",
-        "request_model",
-        "response_model",
-        "prompt",
-        "completion",
-        "tool_name",
-        "tool_call_id",
-        "tool_args",
-        "agent_name",
-        "agent_version",
-        "conversation_id",
-        "principal",
-        "error_type",
-    ):
+    if role == "llm":
+        for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"):
+            setattr(f, name, _int(get(name)))
+        f.cost_usd = _float(get("cost_usd"))
+    for name in _TEXT_FIELDS[role]:
         setattr(f, name, _text(get(name)))
     if dialect == "traceloop" and f.tool_args is not None:
         f.tool_args = _traceloop_kwargs(f.tool_args)
-    fr = get("finish_reason")
+    fr = get("finish_reason") if role == "llm" else None
     if isinstance(fr, list | tuple):
         fr = fr[0] if fr else None
     f.finish_reason = None if fr is None else str(fr)

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -21,6 +22,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from tripwire.core.ratelimit import RateLimitedLog
+from tripwire.producers._encode import EventEncoder
+from tripwire.producers._framing import events_framing
 from tripwire.producers.config import TracerConfig, load_config
 from tripwire.producers.cost import CostCalculator, PriceOverrides, TokenUsage
 from tripwire.producers.delivery import Delivery
@@ -31,10 +34,12 @@ from tripwire.producers.otlp.mapping import Identity, MappingOptions, SpanMapper
 from tripwire.producers.spool import Spool
 from tripwire.producers.transport import KafkaTransport, Transport
 from tripwire.redaction import Redactor
-from tripwire.schemas import make_codec
+from tripwire.schemas import EventBase
 
 logger = logging.getLogger(__name__)
 _ACCEPTED_MAX = 500_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
 
 
 @dataclass
@@ -87,7 +92,8 @@ class OtlpReceiver:
                 cfg.delivery.spool_dir, max_bytes=cfg.delivery.spool_max_bytes, segment_bytes=cfg.delivery.segment_bytes
             )
         self.delivery = Delivery(transport if transport is not None else KafkaTransport(cfg.kafka), cfg.delivery, spool)
-        self.codec = make_codec(cfg.schemas)
+        # the SDK's compiled encoder and framing (TRIPWIRE_SCHEMA_FRAMING), byte-identical to the contract codec
+        self.encoder = EventEncoder(framing=events_framing(cfg.schemas, cfg.kafka.topic))
         self.mapper = SpanMapper(
             MappingOptions(
                 default_tenant=cfg.tenant,
@@ -121,7 +127,7 @@ class OtlpReceiver:
         dup = len(events) - len(fresh)
         for ev in fresh:
             try:
-                value = self.codec.encode(ev, validate=False)
+                value = self._encode(ev)
             except Exception as e:
                 rejected += 1
                 more.append(f"span {ev.span_id}: encode failed: {type(e).__name__}")
@@ -154,6 +160,12 @@ class OtlpReceiver:
                 "rejected", "otlp spans rejected count=%d reason=%s", bad, resp.partial_success.error_message
             )
         return resp
+
+    def _encode(self, ev: EventBase) -> bytes:
+        record = dict(ev.__dict__)
+        record["ts_start"] = (ev.ts_start - _EPOCH) // _US
+        record["ts_end"] = (ev.ts_end - _EPOCH) // _US
+        return self.encoder.encode(type(ev), record)
 
     def _remember(self, event_ids: list[str]) -> None:
         """Event ids accepted (handed over, nothing dropped): a retried or replayed export skips them, so
