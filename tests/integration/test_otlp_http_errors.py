@@ -192,8 +192,14 @@ def test_receiver_encoding_is_the_contract_codec(rig: Rig) -> None:
     from tripwire.producers.otlp import Identity, raw_spans
     from tripwire.schemas import encode
 
-    root = Span(trace_id=TRACE, span_id=(1).to_bytes(8, "big"), name="invoke_agent", start_time_unix_nano=1,
-                end_time_unix_nano=2_000_000_000, attributes=[_kv("gen_ai.operation.name", "invoke_agent")])  # fmt: skip
+    root = Span(
+        trace_id=TRACE,
+        span_id=(1).to_bytes(8, "big"),
+        name="invoke_agent",
+        start_time_unix_nano=1,
+        end_time_unix_nano=2_000_000_000,
+        attributes=[_kv("gen_ai.operation.name", "invoke_agent")],
+    )
     tool = chat_span(3, **{"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "t"})
     spans, _, _ = raw_spans(request(chat_span(2), tool, root))
     events, rejected, _ = rig.receiver.mapper.map_spans(spans, Identity())
