@@ -22,6 +22,7 @@ TRACES_PATH = "/v1/traces"
 class _Handler(BaseHTTPRequestHandler):
     server: OtlpHttpServer
     protocol_version = "HTTP/1.1"
+    timeout = 30  # seconds a connection may sit idle or trickle its body (a slow client cannot pin a thread)
 
     def log_message(self, format: str, *args: object) -> None:
         logger.debug("otlp http " + format, *args)
