@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import zlib
 from dataclasses import dataclass, field
@@ -164,4 +163,4 @@ def raw_spans(req: ExportTraceServiceRequest) -> tuple[list[RawSpan], int, list[
     return out, invalid, reasons
 
 
-__all__ = ["RawSpan", "decompress", "encode_response", "gzip", "parse_request", "raw_spans"]
+__all__ = ["RawSpan", "decompress", "encode_response", "parse_request", "raw_spans"]
