@@ -58,6 +58,7 @@ class DemoConfig:
     port: int = 8501
     address: str = "127.0.0.1"
     policy: Path | None = None  # processor policy YAML (default: the demo's shortened time scales)
+    otlp_port: int | None = None  # accept OTLP/HTTP traces on this port into the same pipeline (None: off)
 
     @property
     def store_url(self) -> str:
@@ -97,6 +98,7 @@ class Demo:
         self.approver = SimulatedApprover(config.seed)
         self.release = PacedRelease(self.runtime.submit)
         self.started_at = 0.0
+        self.otlp: Any = None  # (receiver, servers) when OTLP is on
 
     def _skips_approval(self, request: Any, index: int) -> bool:
         if index != 0:
@@ -116,8 +118,38 @@ class Demo:
     def start(self) -> None:
         self.started_at = time.time()
         self.runtime.start()
+        if self.config.otlp_port is not None:
+            self.otlp = self._start_otlp(self.config.otlp_port)
         self._fleet_thread = threading.Thread(target=self.fleet.run, name="tripwire-fleet", daemon=True)
         self._fleet_thread.start()
+
+    def _start_otlp(self, port: int) -> Any:
+        """The OTLP receiver, publishing straight into the embedded runtime (real-time spans are not paced)."""
+        from tripwire.core.errors import MissingExtraError
+        from tripwire.producers import QueueTransport
+
+        try:
+            from tripwire.producers.otlp import OtlpReceiver, OtlpSettings, serve
+        except MissingExtraError as e:
+            log.warning("demo OTLP receiver off: %s", e)
+            return None
+        cfg = TracerConfig(environment="demo", delivery={"spool_dir": str(self.config.folder / "spool" / "otlp"),
+                                                         "transport": "queue", "handle_signals": False})
+        receiver = OtlpReceiver(OtlpSettings(host=self.config.address, http_port=port, grpc_enabled=False), cfg,
+                                transport=QueueTransport(self.runtime.submit))
+        try:
+            servers = serve(receiver)
+        except OSError as e:
+            log.warning("demo OTLP receiver off: cannot listen on port %d: %s", port, e)
+            receiver.close(1)
+            return None
+        assert servers.http is not None
+        log.info("demo OTLP/HTTP receiver listening port=%d", servers.http.port)
+        return receiver, servers
+
+    @property
+    def otlp_port(self) -> int | None:
+        return self.otlp[1].http.port if self.otlp is not None else None
 
     def running(self) -> bool:
         return self._fleet_thread.is_alive()
@@ -130,10 +162,15 @@ class Demo:
         for t in self.fleet.tracers:
             if not t.close(timeout=30):
                 undelivered += 1
+        otlp_clean = True
+        if self.otlp is not None:
+            receiver, servers = self.otlp
+            servers.stop()
+            otlp_clean = receiver.close(30)
         self.release.close()
         drained = self.runtime.stop()
         summary = self.summary()
-        summary.update(drained=drained, tracers_not_flushed=undelivered)
+        summary.update(drained=drained, tracers_not_flushed=undelivered + (0 if otlp_clean else 1))
         (self.config.folder / LAST_RUN).write_text(json.dumps(summary, indent=2, sort_keys=True))
         return summary
 
@@ -158,6 +195,7 @@ class Demo:
             "internal_errors": rs.internal_errors,
             "blocked_calls": self.ks_guard.blocked,
             "outcomes": dict(self.fleet.stats.outcomes),
+            "otlp": self.otlp[0].counters.as_dict() if self.otlp is not None else None,
         }
 
 
