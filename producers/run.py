@@ -124,7 +124,7 @@ class Run:
                 rt.delivery.emit(self._key, (model, fields, self.const, self.base))
                 return seq
             try:
-                data = rt.encoder.encode(model, fields, self.const, self.base)
+                data = rt.encode(model, fields, self.const, self.base)
             except Exception as e:
                 rt.encode_errors += 1
                 rt.log.error(

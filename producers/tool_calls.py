@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from tripwire.producers._args import PendingArgs, args_digest, snapshot_args
 from tripwire.producers._runtime import (
     Runtime,
     as_risk,
@@ -32,15 +32,17 @@ from tripwire.producers._span_base import _BLOCKED, _DENIED, _Span, _status_of
 class ToolCallSpan(_Span):
     """``with run.tool_call("stripe.issue_refund", args={...}, risk="high") as call: ...``.
 
-    Before the body runs: the args are checked (JSON-serializable) and hashed, the tool-call budget
-    is reserved, the guard is asked and, if it wants one, an approval is obtained. A refused call
-    emits a ToolCall with status ``blocked`` or ``denied`` and raises (a :class:`ToolBlocked`).
+    Before the body runs: the args are checked (JSON-serializable) and snapshotted as canonical JSON,
+    the tool-call budget is reserved, the guard is asked and, if it wants one, an approval is obtained.
+    A refused call emits a ToolCall with status ``blocked`` or ``denied`` and raises (a
+    :class:`ToolBlocked`). The args are hashed and redacted where the event is encoded (see
+    :mod:`tripwire.producers._args`), or here if a guard or approver needed them redacted already.
     """
 
     __slots__ = (
         "_approval_ref",
         "_args",
-        "_args_hash",
+        "_args_done",
         "_args_json",
         "_request",
         "idempotency_key",
@@ -74,38 +76,50 @@ class ToolCallSpan(_Span):
             raise InvalidArgumentError(f"tool_call_id must be a non-empty string, got {tool_call_id!r}")
         self.span_id = new_span_id()
         self.tool_call_id = tool_call_id if tool_call_id is not None else self.span_id
-        if args is None:
-            self._args = None
-            self._args_hash = None
-            self._args_json = None
-        else:
-            canonical = canonical_json(args)  # raises InvalidArgumentError at the call site
-            self._args = args
-            self._args_hash = hashlib.sha256(canonical.encode()).hexdigest()
-            self._args_json = canonical
+        self._args = args
+        self._args_json = None if args is None else snapshot_args(args)  # raises InvalidArgumentError here
+        self._args_done: tuple[str | None, str] | None = None  # (args as logged, hash) once finished here
         self._approval_ref: str | None = None
         self._request: ToolRequest | None = None
 
-    def _redacted_args(self) -> tuple[Any, str | None]:
-        if self._args is None:
-            return None, None
+    def _redacted_args(self) -> Any:
+        """The args redacted, for a guard or an approver (on the agent thread); the event reuses the work."""
+        canonical = self._args_json
+        if canonical is None:
+            return None
         rt = self._rt
-        if rt.redactor.is_clean_json(self._args_json):  # type: ignore[arg-type]
-            return self._args, self._args_json if rt.log_tool_args else None
-        red = rt.redactor.redact(self._args, "args")
-        if not rt.log_tool_args:
-            return red, None
-        if red == self._args:
-            return red, self._args_json
-        try:
-            return red, canonical_json(red)
-        except InvalidArgumentError:
-            return red, '"[REDACTED]"'
+        fin = rt.args
+        if rt.redactor.is_clean_json(canonical):
+            red, logged = self._args, canonical
+        else:
+            red = rt.redactor.redact(self._args, "args")
+            if red == self._args:
+                logged = canonical
+            else:
+                try:
+                    logged = canonical_json(red)
+                except InvalidArgumentError:
+                    logged = '"[REDACTED]"'
+        self._args_done = (logged if fin.log_args else None, args_digest(canonical))
+        return red
+
+    def _args_fields(self) -> tuple[Any, str | None]:
+        """The event's (args, args_hash): finished here, or left to the encoder (:class:`PendingArgs`)."""
+        canonical = self._args_json
+        if canonical is None:
+            return None, None
+        done = self._args_done
+        if done is None:
+            fin = self._rt.args
+            if fin.deferred:
+                return PendingArgs(canonical), None
+            self._args_done = done = fin.finish(canonical)
+        return done
 
     def _event(
         self, status: str, error_type: str | None, blocked_reason: str | None, start: int, end: int
     ) -> dict[str, Any]:
-        _, args_json = self._redacted_args()
+        args_json, args_hash = self._args_fields()
         return {
             "event_id": new_uuid(),
             "run_id": self._run.run_id,
@@ -117,7 +131,7 @@ class ToolCallSpan(_Span):
             "tool_call_id": self.tool_call_id,
             "risk": self.risk.value,
             "args": args_json,
-            "args_hash": self._args_hash,
+            "args_hash": args_hash,
             "status": status,
             "error_type": error_type,
             "idempotency_key": self.idempotency_key,
@@ -130,7 +144,7 @@ class ToolCallSpan(_Span):
     def _tool_request(self) -> ToolRequest:
         if self._request is None:
             run = self._run
-            redacted, _ = self._redacted_args()
+            redacted = self._redacted_args()
             self._request = ToolRequest(
                 tenant=self._rt.tenant,
                 agent_id=run.agent_id,
