@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from tripwire.producers._args import PendingArgs, args_digest, snapshot_args
 from tripwire.producers._runtime import (
+    _RISKS,
     Runtime,
     as_risk,
     canonical_json,
@@ -26,7 +27,7 @@ from tripwire.schemas.events import ApprovalDecision, ToolCall
 if TYPE_CHECKING:
     from tripwire.producers.run import Run
 
-from tripwire.producers._span_base import _BLOCKED, _DENIED, _Span, _status_of
+from tripwire.producers._span_base import _BLOCKED, _DENIED, _OK, _Span, _status_of
 
 
 class ToolCallSpan(_Span):
@@ -45,6 +46,7 @@ class ToolCallSpan(_Span):
         "_args_done",
         "_args_json",
         "_request",
+        "_risk_value",
         "idempotency_key",
         "risk",
         "side_effect",
@@ -63,9 +65,17 @@ class ToolCallSpan(_Span):
         side_effect: bool | None,
         tool_call_id: str | None,
     ) -> None:
-        super().__init__(run, rt)
-        self.tool_name = non_empty("tool name", name)
-        self.risk: Risk = as_risk(risk)
+        # _Span.__init__ inlined, and the checks' common cases tested in place: the per-call cost counts
+        self._run = run
+        self._rt = rt
+        self._parent_span_id: str | None = ""  # "" = not decided yet
+        self._token = None
+        self.tool_name = name if type(name) is str and name.strip() else non_empty("tool name", name)
+        try:
+            self.risk: Risk = _RISKS[risk]
+        except (KeyError, TypeError):
+            self.risk = as_risk(risk)
+        self._risk_value = self.risk.value
         if idempotency_key is not None and not isinstance(idempotency_key, str):
             raise InvalidArgumentError(f"idempotency_key must be a string, got {idempotency_key!r}")
         self.idempotency_key = idempotency_key
@@ -103,23 +113,22 @@ class ToolCallSpan(_Span):
         self._args_done = (logged if fin.log_args else None, args_digest(canonical))
         return red
 
-    def _args_fields(self) -> tuple[Any, str | None]:
-        """The event's (args, args_hash): finished here, or left to the encoder (:class:`PendingArgs`)."""
-        canonical = self._args_json
-        if canonical is None:
-            return None, None
-        done = self._args_done
-        if done is None:
-            fin = self._rt.args
-            if fin.deferred:
-                return PendingArgs(canonical), None
-            self._args_done = done = fin.finish(canonical)
-        return done
-
     def _event(
         self, status: str, error_type: str | None, blocked_reason: str | None, start: int, end: int
     ) -> dict[str, Any]:
-        args_json, args_hash = self._args_fields()
+        # the args: finished here (a guard needed them redacted; or a custom hook must run on this
+        # thread), else left to the encoder (PendingArgs: see tripwire.producers._args)
+        canonical = self._args_json
+        args_json: Any
+        if canonical is None:
+            args_json = args_hash = None
+        elif self._args_done is not None:
+            args_json, args_hash = self._args_done
+        elif self._rt.args.deferred:
+            args_json, args_hash = PendingArgs(canonical), None
+        else:
+            self._args_done = self._rt.args.finish(canonical)
+            args_json, args_hash = self._args_done
         return {
             "event_id": new_uuid(),
             "run_id": self._run.run_id,
@@ -129,7 +138,7 @@ class ToolCallSpan(_Span):
             "ts_end": end,
             "tool_name": self.tool_name,
             "tool_call_id": self.tool_call_id,
-            "risk": self.risk.value,
+            "risk": self._risk_value,
             "args": args_json,
             "args_hash": args_hash,
             "status": status,
@@ -317,10 +326,11 @@ class ToolCallSpan(_Span):
 
     def __exit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         end = self._close()
-        status = _status_of(exc)
-        self._run.emit(
-            ToolCall, self._event(status, type(exc).__name__ if exc is not None else None, None, self._start_us, end)
-        )
+        if exc is None:
+            status, error_type = _OK, None
+        else:
+            status, error_type = _status_of(exc), type(exc).__name__
+        self._run.emit(ToolCall, self._event(status, error_type, None, self._start_us, end))
         if self._rt.guard is not None:
             self._notify_guard(status)
 
