@@ -17,8 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from bisect import bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any, Literal, NamedTuple, Protocol
 
 from tripwire.redaction._catalog import SECRET, Detector, detectors_for, expand_families
@@ -42,7 +41,6 @@ _DIGITS_SEPS = bytes(ord("D") if (48 <= i <= 57 or i in b" -.()/+") else ord("x"
 _CAPS_DIGITS = bytes(ord("D") if 48 <= i <= 57 else ord("U") if 65 <= i <= 90 else ord("x") for i in range(256))
 _EMAIL_BEFORE, _EMAIL_AFTER = 65, 256  # local part <= 64, domain <= 255
 _IBAN_SPAN = 48  # 34 characters and their spaces
-_JOIN = '""'  # between the strings of one structure scanned together (see Redactor._may_hold)
 
 
 class CustomRedactor(Protocol):
@@ -317,16 +315,15 @@ class Redactor:
                 self._key_cache[key] = hit
         return hit
 
-    def _walk(self, value: Any, field: str, scan: Iterator[bool] | None) -> Any:
-        # ``scan``: for each string _collect gathered, in order, whether it may hold a finding (None: all may)
+    def _walk(self, value: Any, field: str) -> Any:
         t = type(value)
         if t is str:
-            return self.redact_text(value, field) if scan is None or next(scan) else value
+            return self.redact_text(value, field)
         if t is bool or value is None or t is float:
             return value
         if t is int:
             # a card or phone number passed as an int
-            if abs(value) >= 10_000_000 and (scan is None or next(scan)):
+            if abs(value) >= 10_000_000:
                 masked = self.redact_text(str(value), field)
                 return value if masked == str(value) else masked
             return value
@@ -337,57 +334,13 @@ class Redactor:
                 if v is not None and self._is_sensitive_key(key):
                     out[key] = FULL_MASK if self.mode != "hash" else self._replacement("secret", str(v))
                 else:
-                    out[key] = self._walk(v, f"{field}.{key}" if field else key, scan)
+                    out[key] = self._walk(v, f"{field}.{key}" if field else key)
             return out
         if isinstance(value, list | tuple):
-            return [self._walk(v, f"{field}[{i}]", scan) for i, v in enumerate(value)]
+            return [self._walk(v, f"{field}[{i}]") for i, v in enumerate(value)]
         if isinstance(value, bytes | bytearray):
-            text = bytes(value).decode("utf-8", "replace")
-            return self.redact_text(text, field) if scan is None or next(scan) else text
-        return self.redact_text(str(value), field)  # str() of an object may differ per call: always scanned
-
-    def _collect(self, value: Any, out: list[str]) -> None:
-        """The strings :meth:`_walk` would scan (not under a sensitive key), in its order."""
-        t = type(value)
-        if t is str:
-            out.append(value)
-        elif t is int:
-            if abs(value) >= 10_000_000:
-                out.append(str(value))
-        elif t is bool or value is None or t is float:
-            return
-        elif isinstance(value, dict):
-            for k, v in value.items():
-                if v is None or not self._is_sensitive_key(k if type(k) is str else str(k)):
-                    self._collect(v, out)
-        elif isinstance(value, list | tuple):
-            for v in value:
-                self._collect(v, out)
-        elif isinstance(value, bytes | bytearray):
-            out.append(bytes(value).decode("utf-8", "replace"))
-
-    def _may_hold(self, strings: list[str]) -> list[bool]:
-        """Which strings may hold a finding, from one :meth:`find` over all of them joined by ``""``.
-
-        No detector matches across ``""`` (its classes exclude a quote or admit one at most, and its
-        look-arounds treat a quote as they treat the text's start or end), so a finding in a string alone
-        is found, or overlapped by a finding, in the joined text too: the strings no finding overlaps are
-        provably left as they are, and only the others are scanned alone (exact per-string results)."""
-        n = len(strings)
-        if n < 2:
-            return [True] * n
-        found = self.find(_JOIN.join(strings))
-        flags = [False] * n
-        if not found:
-            return flags
-        starts, pos = [], 0
-        for s in strings:
-            starts.append(pos)
-            pos += len(s) + len(_JOIN)
-        for f in found:
-            for i in range(bisect_right(starts, f.start) - 1, bisect_right(starts, f.end - 1)):
-                flags[i] = True
-        return flags
+            return self.redact_text(bytes(value).decode("utf-8", "replace"), field)
+        return self.redact_text(str(value), field)
 
     def is_clean_json(self, text: str) -> bool:
         """True if redacting the value serialized as ``text`` (JSON) provably changes nothing.
@@ -409,15 +362,7 @@ class Redactor:
     def redact(self, value: Any, field: str = "") -> Any:
         """A masked copy of a JSON-like value (dicts, lists, strings, numbers); fails closed."""
         try:
-            scan = None
-            if self._custom is None:  # a hook must see every string
-                strings: list[str] = []
-                self._collect(value, strings)
-                try:
-                    scan = iter(self._may_hold(strings))
-                except Exception:  # scan each string alone: each one fails closed by itself
-                    scan = None
-            return self._walk(value, field, scan)
+            return self._walk(value, field)
         except Exception as e:
             logger.warning("redaction failed, value fully masked field=%s error=%s", field, type(e).__name__)
             return FULL_MASK
