@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from tripwire.producers._runtime import canonical_json
+from tripwire.producers._runtime import canonical_json, new_uuid
 from tripwire.producers.errors import InvalidArgumentError
 from tripwire.redaction import FULL_MASK, Redactor
 
@@ -97,14 +97,17 @@ class ArgsFinisher:
             return _MASKED_JSON
 
     def wrap(self, encode: Callable[..., bytes]) -> Callable[..., bytes]:
-        """``encode(model, fields, const, base)`` that first finishes pending args (the one encoder every
-        delivery path and the on-agent-thread mode use)."""
+        """``encode(model, fields, const, base)`` that first finishes pending args and draws an event_id
+        left ``None`` (a ToolCall's: nothing on the agent thread reads it), the one encoder every delivery
+        path and the on-agent-thread mode use."""
         finish = self.finish
 
         def encode_event(model: Any, fields: dict[str, Any], const: bytes = b"", base: Any = None) -> bytes:
             pending = fields.get("args")
             if type(pending) is PendingArgs:
                 fields["args"], fields["args_hash"] = finish(pending.json)
+            if fields.get("event_id", "") is None:  # drawn here (once: the bytes are what is stored and sent)
+                fields["event_id"] = new_uuid()
             return encode(model, fields, const, base)
 
         return encode_event

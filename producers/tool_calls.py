@@ -14,7 +14,6 @@ from tripwire.producers._runtime import (
     as_risk,
     canonical_json,
     new_span_id,
-    new_uuid,
     non_empty,
     now_us,
 )
@@ -118,6 +117,7 @@ class ToolCallSpan(_Span):
     ) -> dict[str, Any]:
         # the args: finished here (a guard needed them redacted; or a custom hook must run on this
         # thread), else left to the encoder (PendingArgs: see tripwire.producers._args)
+        # the event_id too: nothing on this thread reads a ToolCall's, so the encoder draws it
         canonical = self._args_json
         args_json: Any
         if canonical is None:
@@ -130,7 +130,7 @@ class ToolCallSpan(_Span):
             self._args_done = self._rt.args.finish(canonical)
             args_json, args_hash = self._args_done
         return {
-            "event_id": new_uuid(),
+            "event_id": None,
             "run_id": self._run.run_id,
             "span_id": self.span_id,
             "parent_span_id": self._parent_span_id,

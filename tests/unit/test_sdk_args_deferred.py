@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,9 @@ def test_every_record_written_to_the_durable_log_and_the_overflow_spool_is_redac
     assert len(tools) == 20
     assert {t.args for t in tools} == {REDACTED}
     assert {t.args_hash for t in tools} == {hashlib.sha256(CANONICAL.encode()).hexdigest()}
+    # the encoder draws a ToolCall's event_id: one per event, a version-4 UUID
+    assert len({t.event_id for t in tools}) == 20
+    assert all(uuid.UUID(t.event_id).version == 4 for t in tools)
     for f in (tmp_path / "spool").rglob("*"):
         if f.is_file():
             assert STRIPE.encode() not in f.read_bytes() and EMAIL.encode() not in f.read_bytes()
