@@ -173,8 +173,8 @@ def _feed() -> None:
     lines = []
     for r in rows[:20]:
         links = []
-        if r["alert_id"]:
-            links.append(f"[alert](alerts?alert_id={r['alert_id']})")
+        if r["alert_incident"]:
+            links.append(f"[alert](alerts?incident_id={r['alert_incident']})")
         if r["run_id"]:
             links.append(f"[run trace]({_ui.run_url(r['run_id'])})")
         if r["command_id"]:

@@ -38,6 +38,7 @@ class Story:
     injected_at: float
     tool: str | None = None
     alert_id: str | None = None
+    alert_incident: str | None = None  # the pipeline's incident id of the alert (the Alerts page's key)
     alert_at: float | None = None
     run_ids: tuple[str, ...] = ()
     command_id: str | None = None
@@ -79,6 +80,7 @@ class Story:
             "story": self.text(),
             "incident": self.incident_id,
             "alert_id": self.alert_id,
+            "alert_incident": self.alert_incident,
             "run_id": self.run_ids[0] if self.run_ids else None,
             "command_id": self.command_id,
             "complete": self.complete,
@@ -130,6 +132,7 @@ class StoryFeed:
                 for alert, seen_at in self._alerts:
                     if self._matches(s, alert):
                         s.alert_id, s.alert_at = alert.alert_id, max(seen_at, s.injected_at)
+                        s.alert_incident = alert.incident_id
                         s.run_ids = (alert.run_id,) if alert.run_id else ()
                         break
             if s.alert_id is not None and s.command_id is None:

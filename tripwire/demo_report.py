@@ -119,7 +119,7 @@ def render(store: Store, folder: Path) -> tuple[Any, bool]:
     s.add_row("kill-switch commands", ", ".join(f"{a}={n}" for a, n in tot["killswitch"]) or "-")
     s.add_row("calls blocked", str(tot["blocked_calls"]))
     detected_kinds = sorted({o.kind for o in outcomes if o.detected})
-    s.add_row("incident kinds detected", f"{len(detected_kinds)}: {', '.join(detected_kinds) or '-'}")
+    s.add_row("incident kinds caught", f"{len(detected_kinds)}: {', '.join(detected_kinds) or '-'}")
     p = Table(title="tool-call p95 by agent version", caption=P95_DEFINITION)
     for col in ("agent", "version", "p95 ms"):
         p.add_column(col)
