@@ -106,11 +106,11 @@ def render(store: Store, folder: Path) -> tuple[Any, bool]:
 
     outcomes = incident_outcomes(store, folder / "ground_truth.jsonl", _stopped_at(folder))
     t = Table(title="injected incidents vs alerts raised")
-    for col in ("incident", "kind", "agent", "expected alert", "verdict", "delay", "evidence"):
+    for col in ("incident", "agent", "expected alert", "verdict", "delay", "evidence"):
         t.add_column(col)
     for o in outcomes:
         verdict = "[green]detected[/]" if o.detected else "[yellow]pending[/]" if o.pending else "[red]missed[/]"
-        t.add_row(o.incident_id, o.kind, o.agent_id, o.expected_alert or "(redaction)", verdict,
+        t.add_row(o.incident_id or o.kind, o.agent_id, o.expected_alert or "(redaction)", verdict,
                   f"{o.delay_s:.1f}s" if o.delay_s is not None else "-", o.evidence)
     tot = totals(store)
     s = Table(title="totals", show_header=False)

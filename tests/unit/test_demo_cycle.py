@@ -43,22 +43,33 @@ def test_the_cycle_repeats_with_new_ids_agents_and_parameters() -> None:
     c1 = {i.kind: i for i in c.cycle(1)}
     assert {i.incident_id for i in c1.values()} == {f"c1-{k}" for k in INCIDENT_KINDS}
     assert all(c1[k].start_s == c0[k].start_s + CYCLE_S for k in INCIDENT_KINDS)
-    assert c0["runaway_loop"].agent_id == "pr-agent" and c1["runaway_loop"].agent_id == "support-triage"
-    assert c0["high_risk_unapproved"].tool == "stripe.issue_refund"
-    assert c1["high_risk_unapproved"].tool == "github.merge_pr"
+    assert (c0["pii_in_args"].agent_id, c1["pii_in_args"].agent_id) == ("support-triage", "refund-assistant")
+    assert (c0["latency_slo_breach"].tool, c1["latency_slo_breach"].tool) == ("zendesk.search_kb", "zendesk.get_ticket")
+    assert c0["shared_credential"].agent_id == "crm-updater"
+    assert c1["shared_credential"].params == {"shares_with": "support-triage"}
+    assert c1["shared_credential"].agent_id == "expense-categorizer"
     assert c0["cost_spike"].params == {"token_multiplier": 4}
+    assert 4 <= c1["cost_spike"].params["token_multiplier"] <= 6
+    assert 8 <= c1["runaway_loop"].params["repeats"] <= 12
     # every injected tool belongs to the misbehaving agent, in every cycle of a long run
     for k in range(12):
         for i in c.cycle(k):
             if i.tool is not None:
                 assert i.tool in AGENTS[i.agent_id].tools, (i.incident_id, i.agent_id, i.tool)
             assert i.expected_alert == INCIDENT_KINDS[i.kind]
+        kinds = {i.kind: i for i in c.cycle(k)}
+        # no trip hides another incident of its cycle (see the comment on the role tables)
+        loop_agent = kinds["runaway_loop"].agent_id
+        assert all(i.agent_id != loop_agent for i in kinds.values() if i.kind != "runaway_loop")
+        unapproved = kinds["high_risk_unapproved"].agent_id
+        shared = kinds["shared_credential"]
+        assert unapproved not in (shared.agent_id, shared.params["shares_with"], kinds["tool_error_burst"].agent_id,
+                                  kinds["cost_spike"].agent_id)
     due = c.due(CYCLE_S * 2 + 60)  # two cycles and a bit, at once
     assert len(due) == 21 and len({i.incident_id for i in due}) == 21
-    # cycle 1: the loop is on support-triage, the unapproved high-risk call on pr-agent
-    assert [i.incident_id for i in c.active("pr-agent", CYCLE_S + 25)] == ["c1-high_risk_unapproved"]
-    assert [i.incident_id for i in c.active("support-triage", CYCLE_S + 25)] == ["c1-runaway_loop"]
-    assert [i.incident_id for i in c.active("refund-assistant", CYCLE_S + 25)] == ["c1-pii_in_args"]
+    assert [i.incident_id for i in c.active("pr-agent", CYCLE_S + 25)] == ["c1-runaway_loop"]
+    assert [i.incident_id for i in c.active("refund-assistant", CYCLE_S + 25)] == [
+        "c1-pii_in_args", "c1-high_risk_unapproved"]
 
 
 def test_ground_truth_is_appended_as_incidents_start_and_the_cycle_continues(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ pipeline must raise for it. Two schedules:
 - :meth:`IncidentSchedule.standard` spreads the seven kinds over a run of known length (``--duration``);
 - :class:`IncidentCycle` repeats them for an open-ended run: every ``period_s`` (180 s) a new cycle
   injects all seven kinds within its first minute (the first at 10 s), with new incident ids and,
-  from the second cycle on, other agents, tools and parameters.
+  from the second cycle on, other agents (PII, shared credential), tools (error burst, latency) and
+  parameters (every kind).
 
 The fleet appends each incident to the ground truth (JSON lines for ``tripwire demo report``) when it
 starts (:meth:`IncidentSchedule.due`), so the ground truth is right whenever the run stops.
@@ -144,14 +145,16 @@ CYCLE_SLOTS: dict[str, tuple[float, float]] = {
     "cost_spike": (55, 100),
 }
 # Who misbehaves, by cycle (cycle n uses entry n % len): the first entry is the standard schedule's.
-_RUNAWAY = (("pr-agent", "github.read_issue"), ("support-triage", "zendesk.get_ticket"),
-            ("crm-updater", "salesforce.query"), ("expense-categorizer", "ledger.fetch_expenses"),
-            ("refund-assistant", "stripe.get_charge"))
-_SHARED = (("crm-updater", "support-triage"), ("expense-categorizer", "pr-agent"),
-           ("refund-assistant", "crm-updater"))
-_UNAPPROVED = (("refund-assistant", "stripe.issue_refund"), ("pr-agent", "github.merge_pr"))
-_ERRORS = (("crm-updater", "salesforce.update"), ("crm-updater", "salesforce.query"),
-           ("support-triage", "zendesk.get_ticket"))
+# A trip must not hide another incident of the same cycle, so some roles stay put: a freeze_tool on
+# the looping agent's tool ends that agent's runs at the tool (pr-agent carries no other incident),
+# and an approval switch (shared credential, error-rate handoff, cost spike) on the agent that skips
+# its approval would approve the very call the unapproved-high-risk incident is about (refund-assistant
+# carries only that, and sometimes the PII, whose redaction no switch hides).
+_RUNAWAY = (("pr-agent", "github.read_issue"),)
+_UNAPPROVED = (("refund-assistant", "stripe.issue_refund"),)
+_SHARED = (("crm-updater", "support-triage"), ("expense-categorizer", "support-triage"),
+           ("support-triage", "crm-updater"))
+_ERRORS = (("crm-updater", "salesforce.update"), ("crm-updater", "salesforce.query"))
 # (tool, slowdown range): support-triage's zendesk.* SLO is 2500 ms in the demo policy
 _SLOW = (("zendesk.search_kb", (10.0, 14.0)), ("zendesk.get_ticket", (30.0, 40.0)))
 _PII = (("support-triage", "zendesk.reply"), ("refund-assistant", "zendesk.reply"))
