@@ -148,7 +148,8 @@ class Demo:
             cmd = KillSwitchCommand(
                 command_id=c[0], scope=scope, action=c[1], min_risk=c[2], throttle_per_minute=c[3],
                 issued_at=_utc(c[4]), expires_at=_utc(c[5]) if c[5] is not None else None, reason=c[6],
-                alert_id=c[7], issued_by=c[8], nonce=c[9], key_id=c[10], signature=c[11],
+                alert_id=c[7], issued_by=c[8], nonce=c[9], key_id=c[10],
+                signature=bytes.fromhex(c[11]) if c[11] else None,
             )
             res = self.ks_state.apply(cmd, key=scope)
             applied += int(res.accepted)

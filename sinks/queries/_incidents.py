@@ -134,13 +134,13 @@ LIMIT {limit:UInt32}
     query(
         "killswitch_commands_in_force",
         "The signed command in force per scope, every field of it (a restarted embedded demo re-applies "
-        "them to its agents' kill-switch state, which verifies the signatures): the newest issue per scope "
-        "unless it is a resume or expired at ``now``.",
+        "them to its agents' kill-switch state, which verifies the signatures; the signature comes hex-encoded): "
+        "the newest issue per scope unless it is a resume or expired at ``now``.",
         """
 SELECT * FROM (
     SELECT scope,
            argMax(tuple(command_id, action, min_risk, throttle_per_minute, issued_at, expires_at, reason,
-                        alert_id, issued_by, nonce, key_id, signature), (issued_at, command_id)) AS c
+                        alert_id, issued_by, nonce, key_id, hex(signature)), (issued_at, command_id)) AS c
     FROM killswitch_audit
     GROUP BY scope
 )
