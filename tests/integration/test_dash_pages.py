@@ -552,3 +552,30 @@ def test_overview_auto_refresh_renders_the_same_figures(seeded: tuple[Store, See
     after = metrics(at)
     assert after["Runs"] == before["Runs"] and after["Total spend"] == before["Total spend"]
     assert at.toggle(key="f_live").value is True
+
+
+def test_sub_minute_buckets_read_the_raw_calls_with_the_rollups_sums(seeded: tuple[Store, Seeded]) -> None:
+    """Issue 19: charts of a few minutes of data use 10-second buckets, read from the raw calls (the
+    "second" grain); their sums equal the minute rollup's, and each bucket is a 10-second boundary."""
+    from tripwire.dashboard.data import Filters
+    from tripwire.sinks import queries
+
+    store, _ = seeded
+    f = Filters.for_range("All time")
+    params = {**f.window(workflow=False), "split": "none"}
+    assert queries.grain({**params, "bucket_s": 10}) == "second"
+    fine = queries.run_df(store, "model_call_series", **params, bucket_s=10)
+    coarse = queries.run_df(store, "model_call_series", **params, bucket_s=60)
+    fine_series, coarse_series = fine[fine["bucket"].notna()], coarse[coarse["bucket"].notna()]
+    assert int(fine_series["calls"].sum()) == int(coarse_series["calls"].sum()) > 0
+    assert int(fine_series["errors"].sum()) == int(coarse_series["errors"].sum())
+    assert fine_series["cost_usd"].sum() == pytest.approx(coarse_series["cost_usd"].sum(), rel=1e-9)
+    assert all(pd.Timestamp(b).second % 10 == 0 and pd.Timestamp(b).microsecond == 0 for b in fine_series["bucket"])
+    raw = store.query_df("SELECT count() AS calls, countIf(status != 'ok') AS errors FROM model_calls")
+    assert int(fine_series["calls"].sum()) == int(raw["calls"][0])
+    tools_fine = queries.run_df(store, "tool_timeseries", **{k: v for k, v in params.items() if k != "split"},
+                                bucket_s=10)
+    tools_coarse = queries.run_df(store, "tool_timeseries", **{k: v for k, v in params.items() if k != "split"},
+                                  bucket_s=60)
+    for col in ("calls", "errors", "blocked"):
+        assert int(tools_fine[col].sum()) == int(tools_coarse[col].sum()), col
