@@ -48,6 +48,7 @@ DASHBOARD_QUERIES = (
     "run_search",
     "run_summary",
     "run_trace",
+    "run_window_p95",
     "run_alerts",
     "active_alerts",
     "evidence_runs",

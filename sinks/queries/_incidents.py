@@ -222,6 +222,42 @@ SELECT (SELECT count() FROM model_calls) + (SELECT count() FROM tool_calls) + (S
         exactness="exact: FINAL keeps the highest version of each run summary",
     ),
     query(
+        "run_window_p95",
+        "For each tool of the run's agent and version, the latency window (``window_stats``) holding the run's "
+        "first tool call: the streaming p95 (DDSketch, within 1% of the exact value at the same rank) next to the "
+        "exact p95 of the stored calls that ended in that window (quantileExact(0.95), the value at rank "
+        "floor(0.95 * n)) and the exact value at the sketch's own rank (0.95 * (n - 1), the DDSketch definition: "
+        "the streaming p95 is within 1% of it); ``stored_calls`` vs ``window_calls`` shows whether both saw the "
+        "same calls.",
+        """
+WITH (SELECT tuple(any(tenant), any(agent_id), any(agent_version), min(ts_start))
+      FROM tool_calls WHERE run_id = {run_id:String}) AS r
+SELECT w.name AS tool, w.window_start AS window_start, w.window_end AS window_end,
+       any(w.count) AS window_calls, any(w.p95_ms) AS streaming_p95_ms,
+       quantileExact(0.95)(t.duration_ms) AS exact_p95_ms,
+       arrayElement(arraySort(groupArray(t.duration_ms)), toUInt64(floor(0.95 * (count() - 1))) + 1)
+           AS exact_at_sketch_rank_ms,
+       count() AS stored_calls
+FROM (
+    SELECT name, window_start, window_end, count, p95_ms
+    FROM window_stats FINAL
+    WHERE kind = 'tool' AND tenant = r.1 AND agent_id = r.2 AND agent_version = r.3
+      AND window_start <= r.4 AND window_end > r.4
+) AS w
+INNER JOIN (
+    SELECT tool_name, ts_end, duration_ms
+    FROM tool_calls
+    WHERE tenant = r.1 AND agent_id = r.2 AND agent_version = r.3
+      AND ts_start >= r.4 - INTERVAL 1 HOUR AND ts_start < r.4 + INTERVAL 1 HOUR
+) AS t ON t.tool_name = w.name
+WHERE t.ts_end >= w.window_start AND t.ts_end < w.window_end
+GROUP BY tool, window_start, window_end
+ORDER BY tool
+""",
+        "run_id",
+        exactness="streaming: DDSketch (1% relative); exact_p95_ms: quantileExact",
+    ),
+    query(
         "tool_p95_by_version",
         "Tool-call p95 latency (ms) per agent and version, all time: quantileExact(0.95), the stored "
         "duration at rank floor(0.95 * n).",
