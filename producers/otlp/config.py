@@ -45,7 +45,7 @@ class OtlpSettings(BaseSettings):
     credential_attribute: str | None = None
     """Span or resource attribute holding the credential fingerprint; else the token's identity."""
     retry_after_s: int = Field(default=5, ge=1, le=3600)
-    """Retry-After of a 503 when the producer's queue and spool are full."""
+    """Retry-After (gRPC RetryInfo) of a 429 (queue and spool full) or 503 (hand-off not done in time)."""
     ack_timeout_s: float = Field(default=5.0, gt=0, le=120)
     """How long a request waits for its events to be handed to the producer or the spool."""
     tracer_config: Path | None = None

@@ -1,8 +1,10 @@
 """OTLP/gRPC front end: ``opentelemetry.proto.collector.trace.v1.TraceService/Export`` on grpcio.
 
-Errors map to the codes the OTLP exporters act on: UNAVAILABLE (retried) when the producer's queue
-and spool are full, UNAUTHENTICATED for a bad token, INVALID_ARGUMENT otherwise; grpcio itself answers
-RESOURCE_EXHAUSTED for a message above ``max_request_bytes``.
+Errors map to the codes the OTLP exporters act on: RESOURCE_EXHAUSTED when the producer's queue and
+spool are full, UNAVAILABLE when the hand-off did not finish in time, both with a ``RetryInfo`` (so
+the exporter retries after its delay); UNAUTHENTICATED for a bad token, INVALID_ARGUMENT otherwise;
+grpcio itself answers RESOURCE_EXHAUSTED (no RetryInfo: not retried) for a message above
+``max_request_bytes``.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
             identity = r.auth.identify(auth)
             return r.export(request, identity)
         except Backpressure as e:
-            context.set_trailing_metadata((("retry-after", str(e.retry_after_s)),))
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+            context.set_trailing_metadata(_retry_metadata(e))
+            context.abort(getattr(grpc.StatusCode, e.grpc_code), str(e))
         except Unauthenticated as e:
             r.counters.add(refused_requests=1)
             context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
@@ -44,6 +46,27 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
             r.counters.add(refused_requests=1)
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         raise AssertionError("unreachable: context.abort raises")
+
+
+def _retry_metadata(e: Backpressure) -> tuple[tuple[str, str | bytes], ...]:
+    """A ``google.rpc.RetryInfo`` with the delay, in the standard ``grpc-status-details-bin`` (a
+    ``google.rpc.Status`` carrying it) and in ``google.rpc.retryinfo-bin`` (where the Python OTLP exporter
+    reads it); the spec makes RESOURCE_EXHAUSTED retryable only when RetryInfo is present."""
+    from google.protobuf.any_pb2 import Any as AnyProto
+    from google.protobuf.duration_pb2 import Duration
+    from google.rpc.error_details_pb2 import RetryInfo
+    from google.rpc.status_pb2 import Status
+
+    info = RetryInfo(retry_delay=Duration(seconds=e.retry_after_s))
+    detail = AnyProto()
+    detail.Pack(info)
+    code = getattr(grpc.StatusCode, e.grpc_code).value[0]
+    status = Status(code=code, message=str(e), details=[detail])
+    return (
+        ("grpc-status-details-bin", status.SerializeToString()),
+        ("google.rpc.retryinfo-bin", info.SerializeToString()),
+        ("retry-after", str(e.retry_after_s)),
+    )
 
 
 class OtlpGrpcServer:

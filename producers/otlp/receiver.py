@@ -29,7 +29,7 @@ from tripwire.producers.cost import CostCalculator, PriceOverrides, TokenUsage
 from tripwire.producers.delivery import Delivery
 from tripwire.producers.otlp._proto import decompress, encode_response, parse_request, raw_spans
 from tripwire.producers.otlp.config import OtlpSettings, TokenAuth
-from tripwire.producers.otlp.errors import Backpressure, OtlpError, RequestTooLarge
+from tripwire.producers.otlp.errors import Backpressure, OtlpError, RequestTooLarge, Throttled
 from tripwire.producers.otlp.mapping import Identity, MappingOptions, SpanMapper
 from tripwire.producers.spool import Spool
 from tripwire.producers.transport import KafkaTransport, Transport
@@ -49,7 +49,8 @@ class ReceiverCounters:
     events: int = 0
     rejected_spans: int = 0
     refused_requests: int = 0
-    backpressure: int = 0
+    backpressure: int = 0  # requests answered 429/503 (gRPC RESOURCE_EXHAUSTED/UNAVAILABLE)
+    throttled: int = 0  # of which 429 / RESOURCE_EXHAUSTED: no room in the queue and spool
     duplicates: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -136,8 +137,8 @@ class OtlpReceiver:
             records.append((ev.event_id, ev.run_id.encode(), value))
         retry = self.settings.retry_after_s
         if not self.delivery.has_room(len(records), size):
-            self.counters.add(backpressure=1)
-            raise Backpressure("the producer's queue and spool are full; retry later", retry)
+            self.counters.add(backpressure=1, throttled=1)
+            raise Throttled("the producer's queue and spool are full; retry later", retry)
         dropped = self.delivery.counters().dropped
         for _, key, value in records:
             self.delivery.emit(key, value)
@@ -191,8 +192,9 @@ class OtlpReceiver:
             request = parse_request(data, ctype)
             resp = self.export(request, identity)
         except Backpressure as e:
+            code = 8 if isinstance(e, Throttled) else 14  # google.rpc.Code RESOURCE_EXHAUSTED / UNAVAILABLE
             return HttpAnswer(
-                e.status, "application/json", _status_json(14, str(e)), (("Retry-After", str(e.retry_after_s)),)
+                e.status, "application/json", _status_json(code, str(e)), (("Retry-After", str(e.retry_after_s)),)
             )
         except OtlpError as e:
             self.counters.add(refused_requests=1)
