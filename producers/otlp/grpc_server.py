@@ -21,6 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from tripwire.producers.otlp.errors import Backpressure, OtlpError, Unauthenticated
+from tripwire.producers.otlp.mtls import grpc_peer_cert, grpc_server_credentials
 from tripwire.producers.otlp.receiver import OtlpReceiver
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         r = self.receiver
         auth = dict(context.invocation_metadata()).get("authorization")
         try:
-            identity = r.auth.identify(auth)
+            identity = r.identify(auth, grpc_peer_cert(context))
             return r.export(request, identity)
         except Backpressure as e:
             context.set_trailing_metadata(_retry_metadata(e))
@@ -77,7 +78,12 @@ class OtlpGrpcServer:
             options=[("grpc.max_receive_message_length", limit)],
         )
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(receiver), self._server)
-        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        s = receiver.settings
+        if s.tls_cert_file is not None and s.tls_key_file is not None:
+            creds = grpc_server_credentials(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file)
+            self.port = self._server.add_secure_port(f"{host}:{port}", creds)
+        else:
+            self.port = self._server.add_insecure_port(f"{host}:{port}")
 
     def start(self) -> OtlpGrpcServer:
         self._server.start()

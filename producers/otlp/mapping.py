@@ -61,10 +61,12 @@ def event_id(trace_id: str, span_id: str, kind: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """Who sent a request: the tenant and name bound to its bearer token (None: unauthenticated)."""
+    """Who sent a request: the tenant and name bound to its bearer token or client certificate (None:
+    unauthenticated)."""
 
     tenant: str | None = None
     name: str | None = None
+    fingerprint: str | None = None  # a client certificate's credential fingerprint ("cert:..."), mTLS only
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +201,8 @@ class SpanMapper:
             if o.credential_attribute
             else None
         )
+        if fp is None and identity.fingerprint is not None:
+            fp = identity.fingerprint
         if fp is None and identity.name is not None:
             fp = "token:" + hashlib.sha256(identity.name.encode()).hexdigest()[:16]
         env = next((_str(res[a]) for a in _ENVIRONMENT_ATTRS if res.get(a)), None) or o.default_environment

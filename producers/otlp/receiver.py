@@ -29,8 +29,9 @@ from tripwire.producers.cost import CostCalculator, PriceOverrides, TokenUsage
 from tripwire.producers.delivery import Delivery
 from tripwire.producers.otlp._proto import decompress, encode_response, parse_request, raw_spans
 from tripwire.producers.otlp.config import OtlpSettings, TokenAuth
-from tripwire.producers.otlp.errors import Backpressure, OtlpError, RequestTooLarge, Throttled
+from tripwire.producers.otlp.errors import Backpressure, OtlpError, RequestTooLarge, Throttled, Unauthenticated
 from tripwire.producers.otlp.mapping import Identity, MappingOptions, SpanMapper
+from tripwire.producers.otlp.mtls import ClientCertAuth
 from tripwire.producers.spool import Spool
 from tripwire.producers.transport import KafkaTransport, Transport
 from tripwire.redaction import Redactor
@@ -87,6 +88,7 @@ class OtlpReceiver:
             tracer_config = load_config(s.tracer_config) if s.tracer_config is not None else TracerConfig()
         self.tracer_config = cfg = tracer_config
         self.auth = TokenAuth.from_settings(s)
+        self.cert_auth = ClientCertAuth.load(s.client_certs_file) if s.client_certs_file is not None else None
         spool = None
         if cfg.delivery.spool_enabled:
             spool = Spool(
@@ -115,6 +117,15 @@ class OtlpReceiver:
         self._accepted: OrderedDict[str, None] = OrderedDict()
         self._accepted_lock = threading.Lock()
         self._log = RateLimitedLog(logger, interval_s=10.0)
+
+    def identify(self, authorization: str | None, peer_cert: bytes | None = None) -> Identity:
+        """The request's identity: its verified client certificate when certificates are mapped to tenants
+        (``client_certs_file``), else its bearer token (open when no tokens are configured)."""
+        if self.cert_auth is not None:
+            if peer_cert is None:
+                raise Unauthenticated("a client certificate is required")
+            return self.cert_auth.identify(peer_cert)
+        return self.auth.identify(authorization)
 
     # -- the one export path -------------------------------------------------------------------
     def export(self, request: ExportTraceServiceRequest, identity: Identity) -> ExportTraceServiceResponse:
@@ -180,12 +191,13 @@ class OtlpReceiver:
                 acc.popitem(last=False)
 
     # -- HTTP ----------------------------------------------------------------------------------
-    def handle_http(self, headers: Any, body: bytes) -> HttpAnswer:
-        """``POST /v1/traces`` with the request's headers (case-insensitive mapping) and raw body."""
+    def handle_http(self, headers: Any, body: bytes, peer_cert: bytes | None = None) -> HttpAnswer:
+        """``POST /v1/traces`` with the request's headers (case-insensitive mapping), raw body and the
+        verified client certificate (DER) of its TLS connection, if any."""
         ctype = headers.get("Content-Type") or ""
         reply_type = "application/json" if ctype.lower().startswith("application/json") else "application/x-protobuf"
         try:
-            identity = self.auth.identify(headers.get("Authorization"))
+            identity = self.identify(headers.get("Authorization"), peer_cert)
             if len(body) > self.settings.max_request_bytes:
                 raise RequestTooLarge(f"body exceeds {self.settings.max_request_bytes} bytes")
             data = decompress(body, headers.get("Content-Encoding") or "", self.settings.max_request_bytes)
