@@ -48,6 +48,9 @@ class OtlpSettings(BaseSettings):
     """Retry-After (gRPC RetryInfo) of a 429 (queue and spool full) or 503 (hand-off not done in time)."""
     ack_timeout_s: float = Field(default=5.0, gt=0, le=120)
     """How long a request waits for its events to be handed to the producer or the spool."""
+    delivery_poll_interval_s: float = Field(default=0.001, gt=0, le=1)
+    """The producer worker's idle poll interval in the receiver (replaces the SDK's ``poll_interval_s``,
+    10 ms for agents: a request waits for up to two worker cycles before it is acknowledged)."""
     tls_cert_file: Path | None = None
     """PEM certificate (chain) the receiver serves TLS with, on both front ends (with ``tls_key_file``)."""
     tls_key_file: Path | None = None

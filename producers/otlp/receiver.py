@@ -94,7 +94,9 @@ class OtlpReceiver:
             spool = Spool(
                 cfg.delivery.spool_dir, max_bytes=cfg.delivery.spool_max_bytes, segment_bytes=cfg.delivery.segment_bytes
             )
-        self.delivery = Delivery(transport if transport is not None else KafkaTransport(cfg.kafka), cfg.delivery, spool)
+        # an acknowledgement waits for the worker's cycle: the receiver's worker polls more often than an agent's
+        delivery = cfg.delivery.model_copy(update={"poll_interval_s": s.delivery_poll_interval_s})
+        self.delivery = Delivery(transport if transport is not None else KafkaTransport(cfg.kafka), delivery, spool)
         # the SDK's compiled encoder and framing (TRIPWIRE_SCHEMA_FRAMING), byte-identical to the contract codec
         self.encoder = EventEncoder(framing=events_framing(cfg.schemas, cfg.kafka.topic))
         self.mapper = SpanMapper(
