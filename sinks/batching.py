@@ -38,6 +38,7 @@ Guarantees
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import deque
@@ -71,7 +72,14 @@ from tripwire.sinks._batches import (
     offset_ranges,
     range_token,
 )
-from tripwire.sinks._event_ids import EVENT_ID_COLUMN, EventIdGuard, avro_event_id
+from tripwire.sinks._event_ids import (
+    EVENT_ID_COLUMN,
+    TS_START_COLUMN,
+    EventIdGuard,
+    avro_event_id_ts,
+    micros,
+    skip_plan,
+)
 from tripwire.sinks.config import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DEFAULT_BATCH_SECONDS
 from tripwire.sinks.exceptions import RowDataError, RowMappingError, SinkBackpressureError, StoreError
 from tripwire.sinks.rows import TABLES, dead_letter_row, map_record, topic_roles
@@ -150,6 +158,7 @@ class BatchingSink:
         self._failures = 0
         self._retry_at = 0.0
         self._ids = EventIdGuard(store)  # an event stored once even when it is produced twice
+        self._skip_plans: dict[str, tuple[str, ...] | None] = {}  # Avro branch -> how to read id and ts_start
 
     @property
     def decodes_in_clickhouse(self) -> bool:
@@ -474,17 +483,22 @@ class BatchingSink:
             return []
         try:
             if b.messages is not None:
-                ids = [avro_event_id(m.value, start) for m, start in b.messages]
-                kept = self._ids.keep(b.table, list(zip(b.messages, ids, strict=True)), ids)
+                assert b.branch is not None
+                plan = self._skip_plans.get(b.branch.name, ())
+                if plan == ():
+                    plan = self._skip_plans[b.branch.name] = skip_plan(json.loads(b.branch.schema_json))
+                read = [avro_event_id_ts(m.value, start, plan) for m, start in b.messages]
+                ids = [i for i, _ in read]
+                kept = self._ids.keep(b.table, list(zip(b.messages, ids, strict=True)), ids, [t for _, t in read])
                 dropped = len(b.messages) - len(kept)
                 b.messages = [item for item, _ in kept]
                 kept_ids = [i for _, i in kept]
             else:
-                ids = [r[col] for r in b.rows]
-                b_rows = self._ids.keep(b.table, b.rows, ids)
-                dropped = len(b.rows) - len(b_rows)
-                b.rows = b_rows
-                kept_ids = [r[col] for r in b_rows]
+                tcol = TS_START_COLUMN[b.table]
+                rows = self._ids.keep(b.table, b.rows, [r[col] for r in b.rows], [micros(r[tcol]) for r in b.rows])
+                dropped = len(b.rows) - len(rows)
+                b.rows = rows
+                kept_ids = [r[col] for r in rows]
         except StoreError as e:
             self._backoff(b.table, e)
         if dropped:

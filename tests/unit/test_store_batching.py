@@ -32,6 +32,7 @@ class MemoryStore(Store):
         self.bad_value: Any = object()
         self.fail_queries = 0
         self.event_id_queries = 0
+        self.event_id_bounds: list[tuple[int, int]] = []
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         raise NotImplementedError
@@ -45,6 +46,15 @@ class MemoryStore(Store):
             table = sql.split(" FROM ")[1].split()[0]
             ids = set(params["ids"])
             found = {r["event_id"] for r in self.tables.get(table, []) if r["event_id"] in ids}
+            if "lo" in params:  # the batch's ts_start range bounds the lookup
+                from tripwire.sinks._event_ids import micros
+
+                self.event_id_bounds.append((params["lo"], params["hi"]))
+                found = {
+                    r["event_id"]
+                    for r in self.tables.get(table, [])
+                    if r["event_id"] in ids and params["lo"] <= micros(r["ts_start"]) <= params["hi"]
+                }
             self.event_id_queries += 1
             return QueryResult(("event_id",), [(i,) for i in sorted(found)])
         assert "sink_offsets" in sql  # otherwise only the high-water-mark query is expected
@@ -382,3 +392,39 @@ def test_an_unreachable_event_id_lookup_backs_off_and_inserts_nothing() -> None:
     clock.now += 60
     assert sink.flush() == {(T.events, 0): 2}
     assert store.count("model_calls") == 2
+
+
+def test_the_event_id_lookup_is_bounded_by_the_batch_ts_start_range() -> None:
+    from datetime import timedelta
+
+    from tripwire.sinks._event_ids import micros
+
+    store = MemoryStore()
+    early, late = h.model_call("r1", 1), h.model_call("r1", 2, ts=h.T0 + timedelta(minutes=7))
+    sink = BatchingSink(store, T)
+    sink.add(Message(T.events, 0, 0, b"r1", encode(early)))
+    sink.add(Message(T.events, 0, 1, b"r1", encode(late)))
+    sink.flush()
+    assert store.event_id_bounds == [(micros(h.T0), micros(h.T0 + timedelta(minutes=7)))]
+
+
+def test_avro_event_id_and_ts_start_are_read_from_every_event_type() -> None:
+    import json
+
+    from tripwire.schemas.wire import parse_single_object
+    from tripwire.sinks._avro_fast import AvroPlans
+    from tripwire.sinks._event_ids import avro_event_id_ts, micros, skip_plan
+
+    plans = AvroPlans()
+    events = [h.model_call(), h.tool_call(), h.run_started(), h.approval(), h.run_finished()]
+    for e in events:
+        data = encode(e)
+        head = parse_single_object(data)
+        assert head is not None
+        branch = plans.branch(head[0], head[1])
+        assert branch is not None
+        plan = skip_plan(json.loads(branch.schema_json))
+        assert avro_event_id_ts(data, head[2], plan) == (e.event_id, micros(e.ts_start)), type(e).__name__
+        assert avro_event_id_ts(data[: head[2] + 10], head[2], plan)[1] is None  # truncated: no time
+    assert skip_plan({"fields": [{"name": "event_id", "type": "string"}, {"name": "x", "type": "bytes"},
+                                 {"name": "ts_start", "type": "long"}]}) is None  # fmt: skip
