@@ -10,8 +10,8 @@ restart, a replayed export, an SDK spool re-sent after an ambiguous ack. Events 
 - was inserted by this sink recently (an in-memory set, bounded to ``memory`` ids per table), or
 - is in the table: one query per batch, ``event_id IN (...)`` within the batch's own ``ts_start`` range.
   A duplicate is the same event, so it has the same ``ts_start``: the bound never misses one, and it
-  keeps the lookup to the parts (and granules, with the ``event_id_bf`` bloom-filter skip index of
-  migration 0007) of that time range instead of the whole table. A batch whose times cannot be read
+  keeps the lookup to the parts and granules of that time range (the ``ts_start_mm`` minmax skip index of
+  migration 0007) instead of the whole table. A batch whose times cannot be read
   (an Avro record the skipper does not know) is looked up without the bound.
 
 Plain SQL on the table itself, so chdb and a ClickHouse server behave the same, the rollups fed by
@@ -38,7 +38,7 @@ EVENT_ID_COLUMN: dict[str, int] = {
 #: ... and of ``ts_start``
 TS_START_COLUMN: dict[str, int] = {name: TABLES[name].columns.index("ts_start") for name in EVENT_ID_COLUMN}
 
-_LOOKUP_CHUNK = 5_000  # ids per IN list
+_LOOKUP_CHUNK = 50_000  # ids per query (one per sink batch of the default 50k rows)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 T = TypeVar("T")
@@ -62,7 +62,9 @@ class EventIdGuard:
         if ask:
             known = [t for t, i in zip(ts_us, ids, strict=True) if i is not None]
             bounded = all(t is not None for t in known)
-            where = "event_id IN {ids:Array(String)}"
+            # one String parameter split in the query: ClickHouse parses a 50k-element Array parameter
+            # ~4x slower (measured on chdb); a split inside an id only fails to match, never drops a row
+            where = "event_id IN (SELECT arrayJoin(splitByChar(',', {ids:String})))"
             params: dict[str, Any] = {}
             if bounded:
                 where += (
@@ -71,7 +73,7 @@ class EventIdGuard:
                 )
                 params = {"lo": min(known), "hi": max(known)}  # type: ignore[type-var]
             for k in range(0, len(ask), _LOOKUP_CHUNK):
-                params["ids"] = ask[k : k + _LOOKUP_CHUNK]
+                params["ids"] = ",".join(ask[k : k + _LOOKUP_CHUNK])
                 res = self.store.query(f"SELECT DISTINCT event_id FROM {table} WHERE {where}", params)
                 stored.update(str(r[0]) for r in res.rows)
         out: list[T] = []

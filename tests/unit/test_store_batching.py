@@ -44,7 +44,7 @@ class MemoryStore(Store):
         assert params is not None
         if "event_id IN" in sql:  # the event-id dedup lookup (sinks/_event_ids.py)
             table = sql.split(" FROM ")[1].split()[0]
-            ids = set(params["ids"])
+            ids = set(params["ids"].split(","))
             found = {r["event_id"] for r in self.tables.get(table, []) if r["event_id"] in ids}
             if "lo" in params:  # the batch's ts_start range bounds the lookup
                 from tripwire.sinks._event_ids import micros
