@@ -159,3 +159,86 @@ def test_args_that_are_not_valid_unicode_are_refused_at_the_call_site(tmp_path: 
         run.tool_call("t", args={"s": "\ud800"})
     tracer.close()
     assert got.of(ToolCall) == []
+
+
+class _Recorder:
+    """A guard that lets every call run and keeps the requests; reads their args only if told to."""
+
+    def __init__(self, read_args: bool) -> None:
+        self.read_args = read_args
+        self.requests: list[Any] = []
+        self.args_seen: list[Any] = []
+
+    def check(self, request: Any) -> Any:
+        from tripwire.producers import ALLOW
+
+        self.requests.append(request)
+        if self.read_args:
+            self.args_seen.append(request.args)
+        return ALLOW
+
+    def done(self, request: Any, status: str) -> None:
+        return None
+
+
+def _spy_args_redaction(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
+    """(thread, method) of every redaction of the ARGS value or of its canonical JSON."""
+    from tripwire.redaction import Redactor
+
+    calls: list[tuple[int, str]] = []
+    originals = {n: getattr(Redactor, n) for n in ("redact", "is_clean_json")}
+
+    def redact(self: Redactor, value: Any, field: str = "") -> Any:
+        if field == "args":
+            calls.append((threading.get_ident(), "redact"))
+        return originals["redact"](self, value, field)
+
+    def is_clean_json(self: Redactor, text: str) -> bool:
+        if text == CANONICAL:
+            calls.append((threading.get_ident(), "is_clean_json"))
+        return bool(originals["is_clean_json"](self, text))
+
+    monkeypatch.setattr(Redactor, "redact", redact)
+    monkeypatch.setattr(Redactor, "is_clean_json", is_clean_json)
+    return calls
+
+
+def test_a_guard_that_never_reads_the_args_costs_the_agent_thread_no_redaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _spy_args_redaction(monkeypatch)
+    guard = _Recorder(read_args=False)
+    tracer, got = make_tracer(tmp_path, guard=guard)
+    with tracer.run() as run:
+        for _ in range(3):
+            with run.tool_call("lookup", args=ARGS):
+                pass
+    tracer.close()
+    assert len(guard.requests) == 3
+    agent = threading.get_ident()
+    assert calls and all(thread != agent for thread, _ in calls), calls  # redacted, by the delivery worker
+    tools = got.of(ToolCall)
+    assert [t.args for t in tools] == [REDACTED] * 3
+    assert {t.args_hash for t in tools} == {hashlib.sha256(CANONICAL.encode()).hexdigest()}
+
+
+def test_a_guard_that_reads_the_args_gets_them_redacted_once_and_the_event_reuses_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _spy_args_redaction(monkeypatch)
+    guard = _Recorder(read_args=True)
+    tracer, got = make_tracer(tmp_path, guard=guard)
+    with tracer.run() as run, run.tool_call("lookup", args=ARGS):
+        pass
+    tracer.close()
+    expected = json.loads(REDACTED)
+    assert guard.args_seen == [expected]  # redacted, never the raw args
+    (request,) = guard.requests
+    assert request.args is guard.args_seen[0]  # cached: read again, not redacted again
+    agent = threading.get_ident()
+    assert [thread for thread, _ in calls] == [agent, agent], calls  # is_clean_json + redact, on the agent thread
+    (t,) = got.of(ToolCall)
+    assert t.args == REDACTED  # the worker encoded what the guard's read produced
+    assert STRIPE not in repr(request) and EMAIL not in repr(request)
+    with pytest.raises(AttributeError):
+        request.args = ARGS  # type: ignore[misc]
