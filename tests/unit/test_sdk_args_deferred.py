@@ -242,3 +242,27 @@ def test_a_guard_that_reads_the_args_gets_them_redacted_once_and_the_event_reuse
     assert STRIPE not in repr(request) and EMAIL not in repr(request)
     with pytest.raises(AttributeError):
         request.args = ARGS  # type: ignore[misc]
+
+
+def test_canonical_json_is_the_standard_librarys_text_and_refuses_what_it_refuses() -> None:
+    import random
+
+    from tripwire.producers._runtime import canonical_json
+
+    rng = random.Random(7)
+    chars = [chr(i) for i in range(0x80)] + ["é", "€", "😀", "\u2028", "\ufeff", "\x85"]
+    for _ in range(2000):  # orjson writes it: the same text as json for strings, ints, floats >= 1e-4, nesting
+        s = "".join(rng.choice(chars) for _ in range(rng.randint(0, 10)))
+        value = {s: [s, rng.randint(-(2**62), 2**62), rng.uniform(1e-4, 1e15), None, True, {"k": s[::-1], "": []}]}
+        assert canonical_json(value) == json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # what orjson refuses takes the standard library's path, with its text
+    assert canonical_json({2: "b", 1: "a"}) == '{"1":"a","2":"b"}'
+    assert canonical_json({"n": 2**70}) == '{"n":1180591620717411303424}'
+    for bad in ({"x": float("nan")}, {"x": [float("inf")]}, {"x": {1, 2}}, {"x": b"raw"}, {"x": object()}):
+        with pytest.raises(InvalidArgumentError, match="JSON-serializable"):
+            canonical_json(bad)
+    cyclic: dict[str, Any] = {}
+    cyclic["self"] = cyclic
+    with pytest.raises(InvalidArgumentError):
+        canonical_json(cyclic)
+    assert canonical_json({"id": uuid.UUID(int=1)}) == '{"id":"00000000-0000-0000-0000-000000000001"}'
