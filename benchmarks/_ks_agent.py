@@ -52,27 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     from tripwire.schemas.enums import Risk
 
     t0 = time.monotonic()
-    guard = KillSwitchGuard(
-        KillSwitchConfig(
-            bootstrap=args.bootstrap,
-            topic=args.killswitch_topic,
-            public_key_path=args.public_key,
-            staleness_s=args.staleness,
-            heartbeat_s=0.2,
-            ready_timeout_s=15.0,
-        )
-    )
+    guard = KillSwitchGuard(KillSwitchConfig(
+        bootstrap=args.bootstrap, topic=args.killswitch_topic, public_key_path=args.public_key,
+        staleness_s=args.staleness, heartbeat_s=0.2, ready_timeout_s=15.0))
     delivery: dict[str, Any] = {"flush_timeout_s": 10, "close_timeout_s": 10}
     if args.spool_dir:
         delivery["spool_dir"] = args.spool_dir
     else:
         delivery["spool_enabled"] = False
-    config = TracerConfig(
-        tenant=args.tenant,
-        agent_version="1.0",
-        kafka={"bootstrap": args.bootstrap, "topic": args.events_topic, "linger_ms": 1},
-        delivery=delivery,
-    )
+    config = TracerConfig(tenant=args.tenant, agent_version="1.0",
+                          kafka={"bootstrap": args.bootstrap, "topic": args.events_topic, "linger_ms": 1},
+                          delivery=delivery)
     tracer = Tracer(config, guard=guard)
     run = tracer.run(args.agent, workflow="ks-test")
     run.__enter__()
@@ -86,33 +76,14 @@ def main(argv: list[str] | None = None) -> int:
             return {"status": e.status, "error": type(e).__name__, "reason": e.reason}
 
     first = call(args.first_tool, args.first_risk)
-    _emit(
-        {
-            "ready": guard.state.ready.is_set(),
-            "startup_s": time.monotonic() - t0,
-            "first_call": first["status"],
-            "first_error": first.get("error"),
-        }
-    )
+    _emit({"ready": guard.state.ready.is_set(), "startup_s": time.monotonic() - t0, "first_call": first["status"],
+           "first_error": first.get("error")})
 
     def refused(tool: str, risk: str) -> bool:
-        request = ToolRequest(
-            tenant=args.tenant,
-            agent_id=args.agent,
-            agent_version="1.0",
-            workflow="ks-test",
-            environment="dev",
-            principal=None,
-            credential_fingerprint=None,
-            run_id=run.run_id,
-            trace_id=run.trace_id,
-            tool_name=tool,
-            tool_call_id=uuid.uuid4().hex,
-            risk=Risk(risk),
-            side_effect=False,
-            idempotency_key=None,
-            args=None,
-        )
+        request = ToolRequest(tenant=args.tenant, agent_id=args.agent, agent_version="1.0", workflow="ks-test",
+                              environment="dev", principal=None, credential_fingerprint=None, run_id=run.run_id,
+                              trace_id=run.trace_id, tool_name=tool, tool_call_id=uuid.uuid4().hex, risk=Risk(risk),
+                              side_effect=False, idempotency_key=None, args=None)
         try:
             return guard.check(request) is not ALLOW
         except ToolBlocked:
@@ -164,14 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                 next_call = time.monotonic() + pause
             _emit({"ran": ran, "emitted_at": emitted, **outcome})
         elif op == "stats":
-            _emit(
-                {
-                    "rejected": guard.rejected,
-                    "accepted": guard.state.accepted,
-                    "records": guard.listener.records,
-                    "blocked": guard.blocked,
-                }
-            )
+            _emit({"rejected": guard.rejected, "accepted": guard.state.accepted, "records": guard.listener.records,
+                   "blocked": guard.blocked})
         elif op == "exit":
             break
     run.__exit__(None, None, None)

@@ -71,17 +71,8 @@ def _figures(name: str, times: dict[str, float]) -> list[Result]:
     if "otel" not in times:
         return [Result(f"{name}_tool_overhead", ours, "us", extra={**extra, "otel": "not measured"})]
     theirs = times["otel"] - times["none"]
-    return [
-        Result(
-            f"{name}_tool_overhead",
-            ours,
-            "us",
-            ratio=ours / theirs if theirs > 0 else None,
-            baseline=theirs,
-            goal="<= OTel instrumentation's overhead",
-            extra=extra,
-        )
-    ]
+    return [Result(f"{name}_tool_overhead", ours, "us", ratio=ours / theirs if theirs > 0 else None,
+                   baseline=theirs, goal="<= OTel instrumentation's overhead", extra=extra)]
 
 
 # -- LangChain -------------------------------------------------------------------------------------------
@@ -190,32 +181,22 @@ def _claude_agent(tracer: Any) -> list[Result]:
 
     with tracer.run(AGENT, workflow="bench") as run:
         tw = TripwireHooks(tracer, run=run)
-        common = {
-            "session_id": "s",
-            "transcript_path": "/dev/null",
-            "cwd": "/",
-            "tool_name": "lookup",
-            "tool_input": {"order_id": "A-1001"},
-        }
+        common = {"session_id": "s", "transcript_path": "/dev/null", "cwd": "/", "tool_name": "lookup",
+                  "tool_input": {"order_id": "A-1001"}}
         ctx: Any = {"signal": None}
 
         async def calls(n: int) -> None:
             for i in range(n):
                 tid = f"toolu_{i}"
                 await tw.pre_tool_use({**common, "hook_event_name": "PreToolUse", "tool_use_id": tid}, tid, ctx)
-                await tw.post_tool_use(
-                    {**common, "hook_event_name": "PostToolUse", "tool_use_id": tid, "tool_response": "A-1001"},
-                    tid,
-                    ctx,
-                )
+                await tw.post_tool_use({**common, "hook_event_name": "PostToolUse", "tool_use_id": tid,
+                                        "tool_response": "A-1001"}, tid, ctx)
 
         async def empty(n: int) -> None:
             for i in range(n):
                 tid = f"toolu_{i}"
-                _ = (
-                    {**common, "hook_event_name": "PreToolUse", "tool_use_id": tid},
-                    {**common, "hook_event_name": "PostToolUse", "tool_use_id": tid, "tool_response": "A-1001"},
-                )
+                _ = ({**common, "hook_event_name": "PreToolUse", "tool_use_id": tid},
+                     {**common, "hook_event_name": "PostToolUse", "tool_use_id": tid, "tool_response": "A-1001"})
 
         times = _interleaved({"none": lambda n: asyncio.run(empty(n)), "tripwire": lambda n: asyncio.run(calls(n))})
     return _figures("claude_agent", times)
@@ -294,13 +275,12 @@ def run(trips: int = TRIPS) -> list[Result]:
     ensure_topic(ks)
     signer = CommandSigner(Ed25519PrivateKey.generate())
     results: list[Result] = []
-    with (
-        tempfile.TemporaryDirectory(prefix="bench_adapters_") as tmp,
-        KillSwitchGuard(ks, verifier=CommandVerifier([signer.public_key()])) as guard,
-        CommandPublisher(ks, signer) as publisher,
-    ):
+    with tempfile.TemporaryDirectory(prefix="bench_adapters_") as tmp, \
+            KillSwitchGuard(ks, verifier=CommandVerifier([signer.public_key()])) as guard, \
+            CommandPublisher(ks, signer) as publisher:
         guard.wait_ready(15)
-        cfg = TracerConfig(agent={"name": AGENT}, delivery={"spool_dir": Path(tmp) / "spool", "handle_signals": False})
+        cfg = TracerConfig(agent={"name": AGENT}, delivery={"spool_dir": Path(tmp) / "spool",
+                                                           "handle_signals": False})
         tracer = Tracer.in_process(lambda k, v: None, cfg, guard=guard)
         try:
             for bench in (_langchain, _openai_agents, _claude_agent):
@@ -308,13 +288,9 @@ def run(trips: int = TRIPS) -> list[Result]:
             samples, after_publish = _trip_to_block(tracer, guard, publisher, trips)
         finally:
             tracer.close(10)
-    extra = {
-        "samples": len(samples),
-        "path": "sign+publish -> LangChain tool.invoke refused by the adapter",
-        "after_publish_acked_ms_p50_p95": [round(percentile(after_publish, q) * 1000, 1) for q in (50, 95)],
-    }
-    results += [
-        Result("adapter_ks_trip_to_block_p50", percentile(samples, 50) * 1000, "ms", extra=extra),
-        Result("adapter_ks_trip_to_block_p95", percentile(samples, 95) * 1000, "ms", goal="p95 < 1000 ms", extra=extra),
-    ]
+    extra = {"samples": len(samples), "path": "sign+publish -> LangChain tool.invoke refused by the adapter",
+             "after_publish_acked_ms_p50_p95": [round(percentile(after_publish, q) * 1000, 1) for q in (50, 95)]}
+    results += [Result("adapter_ks_trip_to_block_p50", percentile(samples, 50) * 1000, "ms", extra=extra),
+                Result("adapter_ks_trip_to_block_p95", percentile(samples, 95) * 1000, "ms", goal="p95 < 1000 ms",
+                       extra=extra)]
     return results

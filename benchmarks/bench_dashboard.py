@@ -46,10 +46,8 @@ _RUN = """
     'synthetic' AS src_topic, toUInt32(0) AS src_partition, number AS src_offset
 """
 # in the order of the SELECTs below: event_id, then _RUN's columns, then seq
-_BASE_COLS = (
-    "event_id, tenant, agent_id, agent_version, workflow, environment, principal, trace_id, span_id, "
-    "run_id, ts_start, ts_end, src_topic, src_partition, src_offset, seq"
-)
+_BASE_COLS = ("event_id, tenant, agent_id, agent_version, workflow, environment, principal, trace_id, span_id, "
+              "run_id, ts_start, ts_end, src_topic, src_partition, src_offset, seq")
 
 
 def _synthesize(store: Any, end: datetime) -> None:
@@ -196,12 +194,9 @@ def run() -> list[Result]:
         t = time.perf_counter()
         _synthesize(store, datetime.now(UTC))
         gen_s = time.perf_counter() - t
-        events = int(
-            store.query(
-                "SELECT (SELECT count() FROM model_calls) + (SELECT count() FROM tool_calls) "
-                "+ (SELECT count() FROM run_events)"
-            ).scalar()
-        )
+        events = int(store.query(
+            "SELECT (SELECT count() FROM model_calls) + (SELECT count() FROM tool_calls) "
+            "+ (SELECT count() FROM run_events)").scalar())
         assert events == MODEL_CALLS + TOOL_CALLS + 2 * RUNS, events
         data.set_store(store)
         data.set_settings(DashboardSettings(operator="bench"))
@@ -224,52 +219,22 @@ def run() -> list[Result]:
             samples = [_render(module, **query) for _ in range(REPEATS)]
             render = [s[0] for s in samples]
             queries = [s[1] for s in samples]
-            extra = {
-                "events": events,
-                "runs": RUNS,
-                "range": "Last 24 hours",
-                "generate_s": round(gen_s, 1),
-                "p95_ms": round(percentile(render, 95), 1),
-                "repeats": REPEATS,
-            }
-            out.append(
-                Result(
-                    f"page_render_ms[{name}]",
-                    statistics.median(render),
-                    "ms",
-                    ratio=statistics.median(render) / baseline,
-                    baseline=baseline,
-                    goal="< 1000 ms",
-                    extra=extra,
-                )
-            )
-            out.append(
-                Result(
-                    f"page_queries_ms[{name}]",
-                    statistics.median(queries),
-                    "ms",
-                    ratio=statistics.median(queries) / baseline,
-                    baseline=baseline,
-                    goal="< 1000 ms",
-                    extra={"events": events},
-                )
-            )
+            extra = {"events": events, "runs": RUNS, "range": "Last 24 hours", "generate_s": round(gen_s, 1),
+                     "p95_ms": round(percentile(render, 95), 1), "repeats": REPEATS}
+            out.append(Result(f"page_render_ms[{name}]", statistics.median(render), "ms",
+                              ratio=statistics.median(render) / baseline, baseline=baseline, goal="< 1000 ms",
+                              extra=extra))
+            out.append(Result(f"page_queries_ms[{name}]", statistics.median(queries), "ms",
+                              ratio=statistics.median(queries) / baseline, baseline=baseline, goal="< 1000 ms",
+                              extra={"events": events}))
         # the heaviest SQL-console example, through the read-only connection
         from tripwire.sinks import queries as Q
 
         sql = Q.EXAMPLES["p95 model latency by version and model"]
         console.run_readonly(sql, max_rows=1000, timeout_s=30)
         ex = [_timed(lambda: console.run_readonly(sql, max_rows=1000, timeout_s=30)) for _ in range(REPEATS)]
-        out.append(
-            Result(
-                "sql_example_ms[p95 by version and model]",
-                statistics.median(ex),
-                "ms",
-                ratio=statistics.median(ex) / baseline,
-                baseline=baseline,
-                goal="< 1000 ms",
-            )
-        )
+        out.append(Result("sql_example_ms[p95 by version and model]", statistics.median(ex), "ms",
+                          ratio=statistics.median(ex) / baseline, baseline=baseline, goal="< 1000 ms"))
     finally:
         data.set_store(None)
         data.set_settings(None)

@@ -70,16 +70,8 @@ def run() -> list[Result]:
     produce_raw(servers, topic, payloads[:20_000])  # warm-up: connections, metadata
     rate = produce_raw(servers, topic, payloads)
     admin.delete_topics([topic])
-    return [
-        Result(
-            "kafka_raw_produce",
-            rate,
-            "msg/s",
-            ratio=1.0,
-            baseline=rate,
-            extra={"payload_bytes": PAYLOAD_BYTES, "messages": MESSAGES},
-        )
-    ]
+    return [Result("kafka_raw_produce", rate, "msg/s", ratio=1.0, baseline=rate,
+                   extra={"payload_bytes": PAYLOAD_BYTES, "messages": MESSAGES})]
 
 
 if __name__ == "__main__":

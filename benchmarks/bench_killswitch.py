@@ -36,14 +36,8 @@ def _baseline_round_trips(servers: str, n: int) -> list[float]:
     topic = f"bench_ks_rt_{uuid.uuid4().hex[:10]}"
     create_topics(servers, {topic: 1})
     producer = Producer({"bootstrap.servers": servers, "acks": "all", "enable.idempotence": True, "linger.ms": 0})
-    consumer = Consumer(
-        {
-            "bootstrap.servers": servers,
-            "group.id": f"bench-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "fetch.wait.max.ms": 50,
-        }
-    )
+    consumer = Consumer({"bootstrap.servers": servers, "group.id": f"bench-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 50})
     consumer.assign([TopicPartition(topic, 0, OFFSET_END)])
     try:
         producer.produce(topic, b"warm-up")
@@ -76,23 +70,16 @@ def _manual_trips(servers: str, keys: Path, agent: object, topic: str, n: int) -
     ack), timed from the publish call to the agent's block."""
     from tripwire.killswitch import CommandPublisher, CommandSigner, KillSwitchConfig, new_command
 
-    publisher = CommandPublisher(
-        KillSwitchConfig(bootstrap=servers, topic=topic),
-        CommandSigner.from_file(keys),
-        timeout_s=10,
-        client_id="bench-killswitch",
-    )
+    publisher = CommandPublisher(KillSwitchConfig(bootstrap=servers, topic=topic), CommandSigner.from_file(keys),
+                                 timeout_s=10, client_id="bench-killswitch")
     publisher.ensure_topic()  # run() created it; this only marks it checked, so no trip pays the admin call
     samples = []
     for i in range(n):
         tool = f"bench.manual{i}"
         assert agent.ask({"op": "watch", "tool": tool, "timeout": 30}) == {"watching": True}  # type: ignore[attr-defined]
         t0 = time.time()
-        publisher.publish(
-            new_command(
-                scope=f"agent:bench-agent/tool:{tool}", action="freeze_tool", reason="benchmark", issued_by="user:bench"
-            )
-        )
+        publisher.publish(new_command(scope=f"agent:bench-agent/tool:{tool}", action="freeze_tool",
+                                      reason="benchmark", issued_by="user:bench"))
         answer = agent.read(35)  # type: ignore[attr-defined]
         if "blocked_at" not in answer or answer.get("error") != "ToolFrozen":
             raise RuntimeError(f"trip {i} did not block the agent: {answer}")
@@ -103,16 +90,8 @@ def _manual_trips(servers: str, keys: Path, agent: object, topic: str, n: int) -
 def _alert_trips(agent: object, n: int, repeats: int, warmup: int = 3) -> list[float]:
     samples = []
     for i in range(-warmup, n):  # the first loops after the worker starts pay its warm-up: not measured
-        answer = agent.ask(
-            {
-                "op": "loop",
-                "tool": f"bench.loop{i + warmup}",
-                "args": {"same": True},
-                "timeout": 30,  # type: ignore[attr-defined]
-                "pause": LOOP_PAUSE_S,
-            },
-            timeout=40,
-        )
+        answer = agent.ask({"op": "loop", "tool": f"bench.loop{i + warmup}", "args": {"same": True}, "timeout": 30,  # type: ignore[attr-defined]
+                            "pause": LOOP_PAUSE_S}, timeout=40)
         if answer.get("error") != "ToolFrozen" or len(answer["emitted_at"]) < repeats:
             answer["emitted_at"] = len(answer["emitted_at"])
             raise RuntimeError(f"loop {i} was not stopped by the policy: {answer}")
@@ -134,30 +113,14 @@ def _guard_check_cost(calls: int = 200_000) -> list[Result]:
     signer = CommandSigner(Ed25519PrivateKey.generate())
     state = KillSwitchState(CommandVerifier([signer.public_key()]))
     for i in range(1000):
-        state.apply(
-            signer.sign(
-                new_command(scope=f"agent:other{i}/tool:t", action="freeze_tool", reason="b", issued_by="bench")
-            )
-        )
+        state.apply(signer.sign(new_command(scope=f"agent:other{i}/tool:t", action="freeze_tool", reason="b",
+                                            issued_by="bench")))
     guard = KillSwitchGuard(KillSwitchConfig(), state=state, start=False)
     state.ready.set()
-    request = ToolRequest(
-        tenant="acme",
-        agent_id="bench-agent",
-        agent_version="1.0",
-        workflow="w",
-        environment="dev",
-        principal=None,
-        credential_fingerprint="fp",
-        run_id="r",
-        trace_id="a" * 32,
-        tool_name="search",
-        tool_call_id="c",
-        risk=Risk.HIGH,
-        side_effect=False,
-        idempotency_key=None,
-        args=None,
-    )
+    request = ToolRequest(tenant="acme", agent_id="bench-agent", agent_version="1.0", workflow="w",
+                          environment="dev", principal=None, credential_fingerprint="fp", run_id="r",
+                          trace_id="a" * 32, tool_name="search", tool_call_id="c", risk=Risk.HIGH,
+                          side_effect=False, idempotency_key=None, args=None)
     allow = AllowAllGuard()
 
     def timed(check: Any) -> float:
@@ -172,16 +135,8 @@ def _guard_check_cost(calls: int = 200_000) -> list[Result]:
 
     base = timed(allow.check)
     cost = timed(guard.check)
-    return [
-        Result(
-            "ks_guard_check",
-            cost,
-            "ns/call",
-            ratio=cost / base,
-            baseline=base,
-            extra={"switches_held": 1000, "baseline": "AllowAllGuard.check"},
-        )
-    ]
+    return [Result("ks_guard_check", cost, "ns/call", ratio=cost / base, baseline=base,
+                   extra={"switches_held": 1000, "baseline": "AllowAllGuard.check"})]
 
 
 def _figures(name: str, samples: list[float], base: list[float], extra: dict) -> list[Result]:
@@ -189,17 +144,8 @@ def _figures(name: str, samples: list[float], base: list[float], extra: dict) ->
     for q in (50, 95):
         value = percentile(samples, q) * 1000
         baseline = percentile(base, q) * 1000
-        out.append(
-            Result(
-                f"{name}_p{q}",
-                value,
-                "ms",
-                ratio=value / baseline,
-                baseline=baseline,
-                goal=GOAL if q == 95 else None,
-                extra={"trips": len(samples), **extra},
-            )
-        )
+        out.append(Result(f"{name}_p{q}", value, "ms", ratio=value / baseline, baseline=baseline,
+                          goal=GOAL if q == 95 else None, extra={"trips": len(samples), **extra}))
     return out
 
 
@@ -217,41 +163,24 @@ def run(trips: int = TRIPS, keep: Path | None = None) -> list[Result]:
         private, public, _ = generate_keypair(Path(tmp) / "keys")
         prefix = uid("bench_ks")
         topics = topic_names(prefix)
-        worker = PolicyWorker(
-            bootstrap=servers,
-            prefix=prefix,
-            partitions=2,
-            data_dir=Path(tmp) / "data",
-            private_key=private,
-            log_path=Path(tmp) / "worker.log",
-        )
+        worker = PolicyWorker(bootstrap=servers, prefix=prefix, partitions=2, data_dir=Path(tmp) / "data",
+                              private_key=private, log_path=Path(tmp) / "worker.log")
         try:
             ensure_topic(KillSwitchConfig(bootstrap=servers, topic=topics.killswitch))
             worker.wait_stable()
             base = _baseline_round_trips(servers, trips)
-            with AgentProcess(
-                bootstrap=servers,
-                killswitch_topic=topics.killswitch,
-                events_topic=topics.events,
-                public_key=public,
-                extra=["--agent", "bench-agent"],
-            ) as agent:
+            with AgentProcess(bootstrap=servers, killswitch_topic=topics.killswitch, events_topic=topics.events,
+                              public_key=public, extra=["--agent", "bench-agent"]) as agent:
                 manual = _manual_trips(servers, private, agent, topics.killswitch, trips)
                 alert = _alert_trips(agent, trips, repeats)
         finally:
             worker.stop()
     base_extra = {"samples": len(base)}
-    results = [
-        Result("kafka_roundtrip_p50", percentile(base, 50) * 1000, "ms", ratio=1.0, extra=base_extra),
-        Result("kafka_roundtrip_p95", percentile(base, 95) * 1000, "ms", ratio=1.0, extra=base_extra),
-    ]
+    results = [Result("kafka_roundtrip_p50", percentile(base, 50) * 1000, "ms", ratio=1.0, extra=base_extra),
+               Result("kafka_roundtrip_p95", percentile(base, 95) * 1000, "ms", ratio=1.0, extra=base_extra)]
     results += _figures("ks_manual_trip", manual, base, {"path": "sign+publish -> agent guard refuses"})
-    results += _figures(
-        "ks_alert_trip",
-        alert,
-        base,
-        {"path": f"{repeats}th identical call emitted -> worker -> alert -> policy -> agent refuses"},
-    )
+    results += _figures("ks_alert_trip", alert, base,
+                        {"path": f"{repeats}th identical call emitted -> worker -> alert -> policy -> agent refuses"})
     return results + _guard_check_cost()
 
 

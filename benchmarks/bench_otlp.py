@@ -106,7 +106,6 @@ def run() -> list[Result]:
         client = httpx.Client(headers={"Content-Type": "application/x-protobuf"}, timeout=30)
         used = iter(range(rounds + 1))
         try:
-
             def ingest() -> int:
                 batch = bodies[next(used)]
                 for b in batch:

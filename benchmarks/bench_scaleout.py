@@ -70,13 +70,8 @@ def _env(bs: str) -> dict[str, str]:
 
 
 def _create_topics(bs: str, prefix: str, app_id: str) -> str:
-    out = subprocess.run(
-        [*TRIPWIRE, "topics", "create", "--topic-prefix", prefix, "--app-id", app_id],
-        env=_env(bs),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = subprocess.run([*TRIPWIRE, "topics", "create", "--topic-prefix", prefix, "--app-id", app_id],
+                         env=_env(bs), capture_output=True, text=True, timeout=120)
     if out.returncode:
         raise RuntimeError(f"tripwire topics create failed: {out.stderr}")
     return f"{prefix}.tripwire.events.v1"
@@ -103,27 +98,9 @@ def _workload(bs: str, folder: Path) -> list[tuple[bytes, bytes]]:
     """Events the real SDK wrote: ``tripwire simulate`` at full speed into a source topic."""
     prefix = _uid("bsrc")
     topic = _create_topics(bs, prefix, _uid("bsrc-procs"))
-    out = subprocess.run(
-        [
-            *TRIPWIRE,
-            "simulate",
-            "--topic-prefix",
-            prefix,
-            "--rate",
-            str(SIM_RATE),
-            "--duration",
-            str(SIM_SECONDS),
-            "--agents",
-            "8",
-            "--no-incidents",
-            "--dir",
-            str(folder / "sim"),
-        ],
-        env=_env(bs),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = subprocess.run([*TRIPWIRE, "simulate", "--topic-prefix", prefix, "--rate", str(SIM_RATE), "--duration",
+                          str(SIM_SECONDS), "--agents", "8", "--no-incidents", "--dir", str(folder / "sim")],
+                         env=_env(bs), capture_output=True, text=True, timeout=300)
     if out.returncode:
         raise RuntimeError(f"tripwire simulate failed: {out.stderr[-2000:]}")
     summary = json.loads(next(ln for ln in reversed(out.stdout.splitlines()) if ln.startswith("{")))
@@ -162,9 +139,8 @@ def _assignment(bs: str, group: str, topic: str) -> dict[str, set[int]]:
         return {}
     if desc.state != ConsumerGroupState.STABLE:
         return {}
-    return {
-        m.member_id: {tp.partition for tp in m.assignment.topic_partitions if tp.topic == topic} for m in desc.members
-    }
+    return {m.member_id: {tp.partition for tp in m.assignment.topic_partitions if tp.topic == topic}
+            for m in desc.members}
 
 
 def _committed(bs: str, group: str, topic: str) -> int:
@@ -184,14 +160,8 @@ def _count(bs: str, topic: str) -> int:
     """Committed records on ``topic`` (read_committed, from the beginning)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    c = Consumer(
-        {
-            "bootstrap.servers": bs,
-            "group.id": _uid("bench-count"),
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
+    c = Consumer({"bootstrap.servers": bs, "group.id": _uid("bench-count"), "enable.auto.commit": False,
+                  "isolation.level": "read_committed"})
     try:
         tps = [TopicPartition(topic, p, 0) for p in range(PARTITIONS)]
         ends = {tp.partition: c.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
@@ -217,15 +187,8 @@ def _cpu_seconds(pid: int) -> float:
 def _produce(bs: str, topic: str, events: list[tuple[bytes, bytes]]) -> None:
     from confluent_kafka import Producer
 
-    p = Producer(
-        {
-            "bootstrap.servers": bs,
-            "enable.idempotence": True,
-            "linger.ms": 5,
-            "compression.type": "lz4",
-            "queue.buffering.max.messages": 1_000_000,
-        }
-    )
+    p = Producer({"bootstrap.servers": bs, "enable.idempotence": True, "linger.ms": 5, "compression.type": "lz4",
+                  "queue.buffering.max.messages": 1_000_000})
     for k, v in events:
         p.produce(topic, key=k, value=v)
         p.poll(0)
@@ -240,38 +203,18 @@ def _run_workers(bs: str, events: list[tuple[bytes, bytes]], workers: int, folde
     procs = []
     for i in range(workers):
         log = (folder / f"{app_id}-{i}.log").open("wb")
-        procs.append(
-            subprocess.Popen(
-                [
-                    *TRIPWIRE,
-                    "process",
-                    "--topic-prefix",
-                    prefix,
-                    "--app-id",
-                    app_id,
-                    "--data-dir",
-                    str(folder / f"{app_id}-{i}"),
-                    "--log-level",
-                    "warn",
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        )
+        procs.append(subprocess.Popen(
+            [*TRIPWIRE, "process", "--topic-prefix", prefix, "--app-id", app_id, "--data-dir",
+             str(folder / f"{app_id}-{i}"), "--log-level", "warn"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
     try:
-
         def ready() -> bool:
             dead = [p for p in procs if p.poll() is not None]
             if dead:
                 raise RuntimeError(f"a worker exited with {dead[0].returncode}; logs in {folder}")
             members = _assignment(bs, app_id, topic)
-            return (
-                len(members) == workers
-                and set().union(*members.values()) == set(range(PARTITIONS))
-                and all(members.values())
-            )
+            return len(members) == workers and set().union(*members.values()) == set(range(PARTITIONS)) and all(
+                members.values())
 
         _wait(ready, 180, f"{workers} worker(s) sharing every partition", interval=0.5)
         cpu0 = sum(_cpu_seconds(p.pid) for p in procs)
@@ -285,13 +228,8 @@ def _run_workers(bs: str, events: list[tuple[bytes, bytes]], workers: int, folde
         summaries = _count(bs, f"{prefix}.tripwire.runs.v1")
         if dead or not summaries:
             raise RuntimeError(f"{workers} worker(s): {dead} dead letters, {summaries} run summaries")
-        return {
-            "events_per_s": len(events) / elapsed,
-            "seconds": elapsed,
-            "cpu_seconds": cpu,
-            "events_per_cpu_s": len(events) / cpu,
-            "run_summaries": summaries,
-        }
+        return {"events_per_s": len(events) / elapsed, "seconds": elapsed, "cpu_seconds": cpu,
+                "events_per_cpu_s": len(events) / cpu, "run_summaries": summaries}
     finally:
         for p in procs:
             if p.poll() is None:
@@ -331,59 +269,26 @@ def run() -> list[dict]:
         one, two = (_best(runs[w]) for w in (1, 2))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    extra = {
-        "events": len(events),
-        "partitions": PARTITIONS,
-        "cpus": os.cpu_count(),
-        "guarantee": "exactly_once",
-        "rounds": ROUNDS,
-        "stalled_runs_1": stalled[1],
-        "stalled_runs_2": stalled[2],
-    }
+    extra = {"events": len(events), "partitions": PARTITIONS, "cpus": os.cpu_count(),
+             "guarantee": "exactly_once", "rounds": ROUNDS, "stalled_runs_1": stalled[1],
+             "stalled_runs_2": stalled[2]}
 
     def figures(r: dict[str, float]) -> dict[str, Any]:
-        return {
-            **extra,
-            "seconds": round(r["seconds"], 2),
-            "worker_cpu_seconds": round(r["cpu_seconds"], 2),
-            "run_summaries": r["run_summaries"],
-            "events_per_worker_cpu_s": round(r["events_per_cpu_s"], 1),
-        }
+        return {**extra, "seconds": round(r["seconds"], 2), "worker_cpu_seconds": round(r["cpu_seconds"], 2),
+                "run_summaries": r["run_summaries"],
+                "events_per_worker_cpu_s": round(r["events_per_cpu_s"], 1)}
 
     return [
         {"name": "scaleout_raw_fastavro_decode", "value": raw, "unit": "events/cpu-s", "extra": extra},
-        {
-            "name": "scaleout_1_worker",
-            "value": one["events_per_s"],
-            "unit": "events/s",
-            "ratio": one["events_per_s"] / raw,
-            "baseline": raw,
-            "extra": figures(one),
-        },
-        {
-            "name": "scaleout_1_worker_per_cpu",
-            "value": one["events_per_cpu_s"],
-            "unit": "events/cpu-s",
-            "ratio": one["events_per_cpu_s"] / raw,
-            "baseline": raw,
-            "extra": figures(one),
-        },
-        {
-            "name": "scaleout_2_workers",
-            "value": two["events_per_s"],
-            "unit": "events/s",
-            "ratio": two["events_per_s"] / one["events_per_s"],
-            "baseline": one["events_per_s"],
-            "extra": figures(two),
-        },
-        {
-            "name": "scaleout_2_workers_per_cpu",
-            "value": two["events_per_cpu_s"],
-            "unit": "events/cpu-s",
-            "ratio": two["events_per_cpu_s"] / one["events_per_cpu_s"],
-            "baseline": one["events_per_cpu_s"],
-            "extra": figures(two),
-        },
+        {"name": "scaleout_1_worker", "value": one["events_per_s"], "unit": "events/s",
+         "ratio": one["events_per_s"] / raw, "baseline": raw, "extra": figures(one)},
+        {"name": "scaleout_1_worker_per_cpu", "value": one["events_per_cpu_s"], "unit": "events/cpu-s",
+         "ratio": one["events_per_cpu_s"] / raw, "baseline": raw, "extra": figures(one)},
+        {"name": "scaleout_2_workers", "value": two["events_per_s"], "unit": "events/s",
+         "ratio": two["events_per_s"] / one["events_per_s"], "baseline": one["events_per_s"], "extra": figures(two)},
+        {"name": "scaleout_2_workers_per_cpu", "value": two["events_per_cpu_s"], "unit": "events/cpu-s",
+         "ratio": two["events_per_cpu_s"] / one["events_per_cpu_s"], "baseline": one["events_per_cpu_s"],
+         "extra": figures(two)},
     ]
 
 
