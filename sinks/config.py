@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -59,6 +61,9 @@ class SinkSettings(KafkaSecurity):
     retry_max_s: float = Field(30.0, gt=0)
     poll_timeout_s: float = Field(0.2, gt=0)
     validate_events: bool = True  # False: trusted decode (Avro types checked, pydantic constraints not re-run)
+    test_fail_inserts_while: Path | None = None
+    """Test-only (default off): while this file exists, every ClickHouse insert of `tripwire sink` fails as an
+    unreachable server's would (the fault suite, benchmarks/bench_faults.py, injects insert failures with it)."""
 
     @model_validator(mode="after")
     def _backoff_order(self) -> SinkSettings:

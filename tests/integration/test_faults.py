@@ -1,0 +1,33 @@
+"""The whole-pipeline fault suite, short variant (issue 20): a private broker, the SDK fleet, two workers,
+the sink into chdb and the notifier as subprocesses; hostile events, SIGKILLs of each worker and of the
+sink, a webhook outage and a broker stop; every check of the suite must pass (benchmarks/bench_faults.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.bench_faults import SHORT, suite
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+
+
+def test_short_fault_suite_loses_nothing_doubles_nothing_and_dead_letters_every_hostile_event(tmp_path: Path) -> None:
+    out = suite(short=True, workdir=tmp_path)
+    print(out.table())
+    assert [r.fault for r in out.rows] == [f for _, f in SHORT.schedule()]
+    not_recovered = [r.fault for r in out.rows if r.recovered_after_s is None]
+    assert not_recovered == [], out.table()
+    failed = {name: detail for name, (ok, detail) in out.checks.items() if not ok}
+    assert failed == {}, out.table()
+    assert set(out.checks) == {
+        "processes_alive",
+        "sdk_nothing_dropped",
+        "emitted_eq_stored",
+        "run_summaries_eq_raw",
+        "cost_to_the_cent",
+        "windows_eq_raw",
+        "hostile_in_dlq",
+        "alerts_once_per_incident",
+    }
