@@ -190,17 +190,39 @@ def _positions(bootstrap: str, group: str, topics: list[str]) -> dict[tuple[str,
         c.close()
 
 
+def _unread(bootstrap: str, group: str, topics: list[str]) -> int | None:
+    """How many committed records of ``topics`` lie after the group's committed offsets (read_committed: the
+    transaction markers and aborted records at the end of a partition are not records); None if no answer."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    pos = _positions(bootstrap, group, topics)
+    if pos is None:
+        return None
+    behind = [TopicPartition(t, p, c) for (t, p), (c, h) in pos.items() if c < h]
+    if not behind:
+        return 0
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{group}.probe", "enable.auto.commit": False,
+                  "isolation.level": "read_committed"})
+    try:
+        c.assign(behind)
+        n = 0
+        while batch := c.consume(1000, timeout=2.0):
+            n += sum(m.error() is None for m in batch)
+        return n
+    except KafkaException:
+        return None
+    finally:
+        c.close()
+
+
 def _caught_up(bootstrap: str, groups: list[tuple[str, list[str]]]) -> Callable[[], bool]:
-    """True once every group's committed offsets are at the end of its topics (a transactional topic ends
-    with a commit marker, which a read_committed consumer never commits past: one offset short counts)
-    and did not move since the previous call."""
-    last: list[Any] = [None]
+    """True once no group has a committed record left to read, twice in a row."""
+    last = [False]
 
     def check() -> bool:
         with _KAFKA:
-            now = [_positions(bootstrap, g, ts) for g, ts in groups]
-        done = all(p is not None and all(c >= h - 1 for c, h in p.values()) for p in now) and now == last[0]
-        last[0] = now
+            now = all(_unread(bootstrap, g, ts) == 0 for g, ts in groups)
+        done, last[0] = now and last[0], now
         return done
 
     return check
