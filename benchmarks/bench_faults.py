@@ -306,7 +306,13 @@ def suite(short: bool = True, workdir: Path | None = None) -> Outcome:
                 {**base_env, "TRIPWIRE_SINK_BATCH_SECONDS": "0.5", "TRIPWIRE_SINK_RETRY_MAX_S": "2",
                  "TRIPWIRE_SINK_TEST_FAIL_INSERTS_WHILE": str(work / "fail-inserts")}, work)
     outage = threading.Event()
-    rx = Receiver(responder=lambda i, h, b: 503 if outage.is_set() else 200)
+    received_at: dict[int, float] = {}
+
+    def respond(i: int, h: dict[str, str], b: bytes) -> int:
+        received_at[i] = time.monotonic()
+        return 503 if outage.is_set() else 200
+
+    rx = Receiver(responder=respond)
     routes = work / "routes.yaml"
     routes.write_text(
         "routes:\n  - name: faults\n    channel: webhook\n    url_secret: url\n    hmac_key_secret: key\n"
@@ -427,6 +433,7 @@ def suite(short: bool = True, workdir: Path | None = None) -> Outcome:
             rx.close()
             broker.stop()
     elapsed = time.monotonic() - t_start
+    rx.received_s = {i: round(t - t_start, 1) for i, t in received_at.items()}  # type: ignore[attr-defined]
     checks = _checks(store_url, sim, topics.events, hostile, rx, alive, sink_rc)
     out = Outcome(rows, checks, round(elapsed, 1), {"simulate": sim, "workdir": str(work)})
     if own_dir and out.ok:
@@ -482,18 +489,19 @@ def _checks(store_url: str, sim: dict[str, Any], events_topic: str, hostile: lis
         )
         incidents = {r[0] for r in q("SELECT DISTINCT incident_id FROM alerts").rows}
     delivered: dict[str, int] = {}
-    per_record: dict[tuple[str, str], int] = {}
+    per_record: dict[tuple[str, str], list[float]] = {}
     for r in rx.ok():
         doc = r.json()
         delivered[doc["dedup_key"]] = delivered.get(doc["dedup_key"], 0) + 1
         key = (doc["dedup_key"], str(doc.get("record_id")))
-        per_record[key] = per_record.get(key, 0) + 1
-    twice = {k: n for k, n in per_record.items() if n > 1}
+        per_record.setdefault(key, []).append(getattr(rx, "received_s", {}).get(r.index, -1.0))
+    twice = {k: at for k, at in per_record.items() if len(at) > 1}
     undelivered = incidents - set(delivered)
     checks["alerts_once_per_incident"] = (
         not twice and not undelivered and len(incidents) > 0,
         f"{len(incidents)} incidents, {len(delivered)} dedup keys delivered, {len(twice)} notifications delivered"
-        f" twice, {len(undelivered)} incidents never delivered, {len(rx.requests) - len(rx.ok())} 503/failed posts",
+        f" twice, {len(undelivered)} incidents never delivered, {len(rx.requests) - len(rx.ok())} 503/failed posts"
+        + (f"; delivered twice at (s): {list(twice.values())[:5]}" if twice else ""),
     )
     return checks
 
