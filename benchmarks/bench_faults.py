@@ -58,12 +58,11 @@ class Plan:
     def schedule(self) -> list[tuple[float, str]]:
         """(seconds after the fleet started, fault), spread over the fleet's run."""
         d = self.duration_s
-        faults = [(0.10 * d, "hostile_burst")]
+        faults = [(0.10 * d, "hostile_burst"), (0.12 * d, "clickhouse_insert_failures")]
         for k in range(self.kills_per_worker):
             base = 0.15 + 0.45 * k / max(self.kills_per_worker, 1)
             faults += [(base * d, "sigkill_worker_a"), ((base + 0.07) * d, "sigkill_worker_b")]
-        faults += [(0.35 * d, "sigkill_sink"), (0.45 * d, "webhook_outage"),
-                   (0.55 * d, "clickhouse_insert_failures"), (0.75 * d, "broker_stop")]
+        faults += [(0.35 * d, "sigkill_sink"), (0.45 * d, "webhook_outage"), (0.75 * d, "broker_stop")]
         return sorted(faults)
 
 
@@ -435,6 +434,8 @@ def suite(short: bool = True, workdir: Path | None = None) -> Outcome:
     elapsed = time.monotonic() - t_start
     rx.received_s = {i: round(t - t_start, 1) for i, t in received_at.items()}  # type: ignore[attr-defined]
     checks = _checks(store_url, sim, topics.events, hostile, rx, alive, sink_rc)
+    refused = sum(f.read_text(errors="replace").count("insert failed") for f in work.glob("sink.*.log"))
+    checks["insert_failures_exercised"] = (refused > 0, f"{refused} inserts refused by the test hook, then retried")
     out = Outcome(rows, checks, round(elapsed, 1), {"simulate": sim, "workdir": str(work)})
     if own_dir and out.ok:
         shutil.rmtree(work, ignore_errors=True)

@@ -30,4 +30,5 @@ def test_short_fault_suite_loses_nothing_doubles_nothing_and_dead_letters_every_
         "windows_eq_raw",
         "hostile_in_dlq",
         "alerts_once_per_incident",
+        "insert_failures_exercised",
     }
