@@ -1,9 +1,10 @@
 """Agent SDK benchmarks.
 
-1. ``sdk_tool_call_cpu``: CPU time on the agent's thread per traced tool call (enter, exit, JSON + hash
-   of a small args dict, redaction, record build, enqueue; Avro encoding runs in the delivery worker by
-   default), against the OpenTelemetry SDK recording an equivalent span with 10 attributes through
-   ``BatchSpanProcessor`` into a null exporter, in the same process. Both are measured with
+1. ``sdk_tool_call_cpu``: CPU time on the agent's thread per traced tool call (enter, exit, canonical
+   JSON of a small args dict, record build, enqueue; the args' hash and redaction and the Avro encoding
+   run in the delivery worker by default: ``tripwire.producers._args``), against the OpenTelemetry SDK
+   recording an equivalent span with 10 attributes through ``BatchSpanProcessor`` into a null exporter,
+   in the same process. Both are measured with
    ``time.thread_time()`` (CPU of the calling thread only, so background workers and the other tenants
    of the machine do not count), in alternating rounds; medians are reported. Target: ratio <= 0.5.
    ``sdk_tool_call_cpu`` runs with the durable hand-off on (the default: the worker writes and fsyncs
@@ -175,7 +176,10 @@ def bench_emit_cost(tmp: Path) -> list[Result]:
             "us/call",
             ratio=tp / op,
             baseline=op,
-            extra={**extra, "note": "agent thread + worker (encode, durable log, hand-off to a null in-process sink)"},
+            extra={
+                **extra,
+                "note": "agent thread + worker (args hash and redaction, encode, durable log, hand-off to a null sink)",
+            },
         ),
     ]
 

@@ -71,7 +71,9 @@ def body(f: Filters) -> None:
         "incident_id"])
     ids = list(df["incident_id"])
     kinds = dict(zip(df["incident_id"], df["kind"], strict=True))
-    chosen = st.selectbox("Incident", ids, key="al_incident", format_func=lambda i: f"{i} · {kinds[i]}")
+    wanted = st.query_params.get("incident_id", "")  # a link from the demo's story panel
+    chosen = st.selectbox("Incident", ids, index=ids.index(wanted) if wanted in ids else 0, key="al_incident",
+                          format_func=lambda i: f"{i} · {kinds[i]}")
     row = df[df["incident_id"] == chosen].iloc[0]
     _evidence(row)
     _ack(row)

@@ -34,6 +34,7 @@ _lock = threading.Lock()
 _store: Store | None = None
 _command_sink: Callable[[KillSwitchCommand], None] | None = None
 _settings: DashboardSettings | None = None
+_feed: Callable[[], list[dict[str, Any]]] | None = None
 
 NO_DATA_HINT = (
     "No data yet. Start the embedded demo with `tripwire demo`, or run the pipeline "
@@ -58,6 +59,20 @@ def set_command_sink(sink: Callable[[KillSwitchCommand], None] | None) -> None:
 
 def command_sink() -> Callable[[KillSwitchCommand], None] | None:
     return _command_sink
+
+
+def set_feed(feed: Callable[[], list[dict[str, Any]]] | None) -> None:
+    """Register the embedded demo's story feed (rows, newest first; None unregisters it): the
+    Overview then shows it as a panel. Only the demo has one; it is in-process state, not stored."""
+    global _feed
+    with _lock:
+        _feed = feed
+
+
+def feed_rows() -> list[dict[str, Any]] | None:
+    """The demo's story lines, or None outside the demo."""
+    feed = _feed
+    return feed() if feed is not None else None
 
 
 def set_settings(settings: DashboardSettings | None) -> None:
@@ -161,6 +176,17 @@ RANGES: dict[str, timedelta | None] = {
     "All time": None,
 }
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_POINTS = 120
+CHART_BUCKETS = (10, 30, 60, 300, 900, 3600, 4 * 3600, 86400)
+
+
+def bucket_for_span(span_s: float) -> int:
+    """The smallest bucket of ``CHART_BUCKETS`` that puts ``span_s`` seconds of data in at most
+    ``MAX_POINTS`` points (a day for anything longer)."""
+    for bucket in CHART_BUCKETS:
+        if span_s <= bucket * MAX_POINTS:
+            return bucket
+    return CHART_BUCKETS[-1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +228,13 @@ class Filters:
     @property
     def minutes(self) -> float:
         return max((self.until - self.since).total_seconds() / 60.0, 1.0)
+
+    def chart_bucket_s(self, first: datetime | None, last: datetime | None) -> int:
+        """The bucket of a chart of the data between ``first`` and ``last`` (what the range holds):
+        at most ``MAX_POINTS`` points, so a fresh demo shows 10-second points and a week hourly ones."""
+        if first is None or last is None:
+            return self.bucket_s
+        return bucket_for_span((last - first).total_seconds())
 
     @property
     def bucket_s(self) -> int:

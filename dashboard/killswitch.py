@@ -137,6 +137,10 @@ def _audit(f: Filters) -> None:
     if not len(df):
         st.caption("No kill-switch command in this time range.")
         return
+    wanted = st.query_params.get("command_id", "")
+    if wanted:  # a link from the demo's story panel: that trip's row first
+        st.caption(f"Trip {wanted}: one row per command; `issues` counts how often the policy re-issued it.")
+        df = df.sort_values("command_id", key=lambda c: c != wanted, kind="stable")
     st.dataframe(df, hide_index=True, key="ks_audit")
 
 

@@ -3,6 +3,9 @@ model; compare two versions side by side."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -27,12 +30,34 @@ def _quantiles(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def model_calls(f: Filters, split: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+P95_HELP = ("p95 = the t-digest sketch's 0.95 rank (ClickHouse quantilesTDigest; within about 1% of the rank), "
+            "so it can differ slightly from quantile(0.95) or quantileExact(0.95) in SQL. Run p50/p95/p99 are exact "
+            "(quantileExact over run durations).")
+
+
+def chart_bucket(f: Filters) -> int:
+    """Bucket size that fits the data in range (not the range itself): <= 120 points."""
+    found = data.rows("data_span", f.window())
+    if not found:
+        return f.bucket_s
+    return f.chart_bucket_s(_utc(found[0]["first"]), _utc(found[0]["last"]))
+
+
+def _utc(v: object) -> datetime | None:
+    if v is None:
+        return None
+    ts = v if isinstance(v, datetime) else pd.Timestamp(v).to_pydatetime()
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+def model_calls(f: Filters, split: str, bucket_s: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per bucket x split series, per version x model table) of model calls.
 
-    Both come from one pass over the rollup (hourly for long ranges); with a workflow filter the
-    table is computed from raw calls instead (the rollups carry no workflow)."""
-    df = data.frame("model_call_series", {**f.window(workflow=False), "bucket_s": f.bucket_s, "split": split})
+    Both come from one pass over the rollup (hourly for long ranges; raw calls for buckets under a
+    minute); with a workflow filter the table is computed from raw calls instead (the rollups carry no
+    workflow)."""
+    bucket = bucket_s or f.bucket_s
+    df = data.frame("model_call_series", {**f.window(workflow=False), "bucket_s": bucket, "split": split})
     series = df[df["bucket"].notna()].drop(columns=["version", "call_model"]).reset_index(drop=True)
     if f.workflow:
         table = data.frame("p95_by_version_and_model", f.window()).drop(columns=["p50_ms", "p95_ms", "p99_ms"])
@@ -48,7 +73,9 @@ def latency_table(f: Filters) -> pd.DataFrame:
 
 def _kpi_row(k: dict) -> None:
     c = st.columns(5)
-    c[0].metric("Runs / minute", _ui.num(k["runs_per_minute"]), help=f"{k['runs']} runs in range")
+    c[0].metric("Runs / minute", _ui.num(k["runs_per_minute"]),
+                help=f"runs ÷ minutes of the selected range that have data: {k['runs']} runs in "
+                     f"{k['minutes_with_data']} minute(s) with runs")
     c[1].metric("Success rate", _ui.pct(k["success_rate"]), help=f"{k['successes']} of {k['finished']} finished runs")
     c[2].metric("Cost / run", _ui.usd(k["cost_per_run_usd"]))
     c[3].metric("Total spend", _ui.usd(k["total_cost_usd"], 2))
@@ -57,33 +84,44 @@ def _kpi_row(k: dict) -> None:
     c = st.columns(5)
     c[0].metric("Runs", f"{k['runs']:,}")
     c[1].metric("Run p50", _ui.ms(q[0]))
-    c[2].metric("Run p95", _ui.ms(q[1]))
+    c[2].metric("Run p95", _ui.ms(q[1]), help="exact: quantileExact(0.95) of run durations")
     c[3].metric("Run p99", _ui.ms(q[2]))
 
 
-def _series(f: Filters, split: str, calls: pd.DataFrame) -> None:
-    runs = data.frame("runs_per_bucket", {**f.window(), "bucket_s": f.bucket_s})
-    per = _bucket_label(f.bucket_s)
+def _series(f: Filters, split: str, calls: pd.DataFrame, bucket_s: int) -> None:
+    runs = data.frame("runs_per_bucket", {**f.window(), "bucket_s": bucket_s})
+    per = _bucket_label(bucket_s)
     left, right = st.columns(2)
     if len(runs):
         color = "agent_version" if split == "version" else None
         agg = runs if color else runs.groupby("bucket", as_index=False)[["runs", "cost_usd"]].sum()
-        left.plotly_chart(px.line(agg, x="bucket", y="runs", color=color, title=f"Runs per {per}", markers=True),
-                          key="ov_runs")
+        left.plotly_chart(_time_axes(px.line(agg, x="bucket", y="runs", color=color, title=f"Runs per {per}",
+                                             markers=True), bucket_s), key="ov_runs")
     if len(calls):
         right.plotly_chart(
-            px.line(calls, x="bucket", y="p95_ms", color="series", title=f"Model-call p95 latency per {per} (ms)",
-                    markers=True),
+            _time_axes(px.line(calls, x="bucket", y="p95_ms", color="series",
+                               title=f"Model-call p95 latency per {per} (ms; t-digest rank, ~1%)", markers=True),
+                       bucket_s),
             key="ov_p95",
         )
-        left.plotly_chart(px.bar(calls, x="bucket", y="cost_usd", color="series", title=f"Model spend per {per} ($)"),
-                          key="ov_cost")
-        right.plotly_chart(px.bar(calls, x="bucket", y="calls", color="series", title=f"Model calls per {per}"),
-                           key="ov_calls")
+        left.plotly_chart(_time_axes(px.bar(calls, x="bucket", y="cost_usd", color="series",
+                                            title=f"Model spend per {per} ($)"), bucket_s), key="ov_cost")
+        right.plotly_chart(_time_axes(px.bar(calls, x="bucket", y="calls", color="series",
+                                             title=f"Model calls per {per}"), bucket_s), key="ov_calls")
+        st.caption(P95_HELP)
 
 
 def _bucket_label(seconds: int) -> str:
-    return {60: "minute", 300: "5 minutes", 900: "15 minutes", 3600: "hour", 14400: "4 hours"}.get(seconds, "day")
+    return {10: "10 seconds", 30: "30 seconds", 60: "minute", 300: "5 minutes", 900: "15 minutes", 3600: "hour",
+            14400: "4 hours"}.get(seconds, "day")
+
+
+def _time_axes(fig: Any, bucket_s: int) -> Any:
+    """Readable time ticks: clock times for short buckets, dates with hours for long ones."""
+    fmt = next(f for limit, f in ((60, "%H:%M:%S"), (3600, "%H:%M"), (86400, "%b %d %H:%M"), (None, "%b %d"))
+               if limit is None or bucket_s < limit)
+    fig.update_xaxes(tickformat=fmt, title_text=None)
+    return fig
 
 
 def _compare(f: Filters, lat: pd.DataFrame) -> None:
@@ -122,15 +160,41 @@ def _compare(f: Filters, lat: pd.DataFrame) -> None:
                           hide_index=True, key=f"cmp_lat_{v}")
 
 
+def _feed() -> None:
+    """The embedded demo's story: one line per injected incident (demo mode only)."""
+    rows = data.feed_rows()
+    if rows is None:
+        return
+    st.subheader("What happened (demo)")
+    if not rows:
+        st.caption("The first incident is injected about 10 s after the demo starts; all seven kinds within a minute "
+                   "of each 3-minute cycle.")
+        return
+    lines = []
+    for r in rows[:20]:
+        links = []
+        if r["alert_incident"]:
+            links.append(f"[alert](alerts?incident_id={r['alert_incident']})")
+        if r["run_id"]:
+            links.append(f"[run trace]({_ui.run_url(r['run_id'])})")
+        if r["command_id"]:
+            links.append(f"[kill-switch audit](killswitch?command_id={r['command_id']})")
+        at = r["at"].strftime("%H:%M:%S")
+        lines.append(f"- `{at}` {r['story']}" + (" · " + " · ".join(links) if links else ""))
+    st.markdown("\n".join(lines))
+
+
 def body(f: Filters) -> None:
+    _feed()
     k = kpis(f)
     if not k["runs"]:
         _ui.no_data()
         return
     _kpi_row(k)
     split = st.radio("Split by", list(SPLITS), format_func=SPLITS.get, horizontal=True, key="ov_split")
-    series, lat = model_calls(f, split)
-    _series(f, split, series)
+    bucket = chart_bucket(f)
+    series, lat = model_calls(f, split, bucket)
+    _series(f, split, series, bucket)
     st.subheader("Model calls by version and model")
     if f.workflow:
         st.caption("With a workflow filter this table comes from raw calls; the model-call charts above read the "

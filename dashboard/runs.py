@@ -120,6 +120,25 @@ def run_detail(run_id: str) -> None:
     cols = ["seq", "kind", "name", "status", "duration_ms", "input_tokens", "output_tokens", "cache_read_tokens",
             "reasoning_tokens", "cost_usd", "risk", "args", "approval_ref", "blocked_reason", "error_type", "detail"]
     st.dataframe(steps[cols], hide_index=True, key="run_steps")
+    _window_p95(run_id)
+
+
+P95_DEFINITIONS = (
+    "p95 of each tool in the latency window holding this run's first tool call. streaming = the processors' "
+    "DDSketch (within 1% of the exact value at rank 0.95·(n−1)); exact at sketch rank = that value from the "
+    "stored calls; quantileExact = ClickHouse quantileExact(0.95) (rank ⌊0.95·n⌋), what `quantile`-style SQL "
+    "gives. With few calls adjacent ranks can be far apart, so the last two may differ by more than 1%."
+)
+
+
+def _window_p95(run_id: str) -> None:
+    """The streaming p95 next to the exact ones, where a latency window and stored calls both exist."""
+    lat = data.frame("run_window_p95", {"run_id": run_id})
+    if not len(lat):
+        return
+    st.markdown("**Tool latency p95: streaming vs exact**")
+    st.caption(P95_DEFINITIONS)
+    st.dataframe(lat.rename(columns={"exact_p95_ms": "quantileExact_p95_ms"}), hide_index=True, key="run_p95")
 
 
 def body(f: Filters) -> None:

@@ -30,6 +30,7 @@ from tripwire.notify.channels import (
 )
 from tripwire.notify.config import NotifyConfig, NotifyError, RoutesError
 from tripwire.notify.delivery import DeliveryResult, RetryPolicy, deliver, retry_after_s
+from tripwire.notify.metrics import NotifierMetrics
 from tripwire.notify.notifier import Notifier, NotifyStats
 from tripwire.notify.routes import Match, RateLimit, Route, load_routes, routes_from_dict
 
@@ -43,6 +44,7 @@ __all__ = [
     "Match",
     "Notification",
     "Notifier",
+    "NotifierMetrics",
     "NotifyConfig",
     "NotifyError",
     "NotifyStats",

@@ -17,6 +17,7 @@ def register(app: typer.Typer) -> None:
         group: str | None = typer.Option(None, help="consumer group (default tripwire-notify, prefixed)"),
         max_attempts: int | None = typer.Option(None, help="tries per delivery before dead-lettering"),
         check: bool = typer.Option(False, "--check", help="validate the routes file and its secrets, then exit"),
+        metrics_port: int | None = typer.Option(None, help="serve Prometheus metrics on this port"),
     ) -> None:
         """Consume alerts and kill-switch commands; deliver them to the routes; commit after delivery."""
         import signal
@@ -29,6 +30,7 @@ def register(app: typer.Typer) -> None:
             "topic_prefix": topic_prefix,
             "group_id": group,
             "max_attempts": max_attempts,
+            "metrics_port": metrics_port,
         }
         try:
             config = NotifyConfig(routes_path=routes, **{k: v for k, v in given.items() if v is not None})

@@ -50,6 +50,9 @@ class NotifyConfig(KafkaSecurity):
     consume_killswitch: bool = True
     """Also route kill-switch trips and resets from the kill-switch topic."""
     secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    """Serve Prometheus metrics on this port (0: a free one; None: not served): delivered, retried and
+    dead-lettered by route, delivery latency histogram (``tripwire_notify_*``)."""
     max_age_s: float | None = Field(default=6 * 3600.0, gt=0)
     """Records older than this (alert ``updated_at``, command ``issued_at``) are committed without a delivery,
     so a new consumer group does not page for the history of the topics (None: deliver everything)."""

@@ -36,6 +36,7 @@ from tripwire.notify.delivery import (
     deliver,
     redact_http_logs,
 )
+from tripwire.notify.metrics import NotifierMetrics
 from tripwire.notify.routes import Route
 from tripwire.notify.state import Batch, Grouper, OffsetTracker, Ref
 from tripwire.schemas import Alert, DeadLetter, KillSwitchCommand, Topics, dead_letter, topic_names
@@ -125,7 +126,7 @@ class Notifier:
             s.get_secret_value() for r in self.routes for s in (r.url, r.hmac_key, r.routing_key) if s is not None
         )
         self._pool = ThreadPoolExecutor(max_workers=c.max_in_flight, thread_name_prefix="tripwire-notify")
-        self._results: queue.SimpleQueue[tuple[Batch, DeliveryResult]] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[tuple[Batch, DeliveryResult, float]] = queue.SimpleQueue()
         self._in_flight = 0
         self._abort = threading.Event()  # interrupts retry back-offs at shutdown
         self._tracker = OffsetTracker()
@@ -135,6 +136,11 @@ class Notifier:
         self._last_commit = 0.0
         self._last_gc = 0.0
         self.stats = NotifyStats()
+        self.metrics = NotifierMetrics()
+        self.metrics_port: int | None = None
+        if c.metrics_port is not None:
+            self.metrics_port = self.metrics.serve(c.metrics_port)
+            log.info("notifier metrics on port=%d", self.metrics_port)
         self.assigned: set[tuple[str, int]] = set()
         """Partitions this notifier owns now (changed on the consumer's rebalance callbacks)."""
 
@@ -249,18 +255,19 @@ class Notifier:
             self._pool.submit(self._deliver, batch)
 
     def _deliver(self, batch: Batch) -> None:
+        started = time.monotonic()
         try:
             request = batch.route.request(batch.notification)
             result = deliver(self._http, request, self._policy, route=batch.route.name, stop=self._abort)
         except Exception as e:  # a bug in a channel must not wedge the loop: dead-letter with the reason
             log.exception("delivery crashed route=%s", batch.route.name)
             result = DeliveryResult(False, 0, None, f"internal error: {type(e).__name__}", type(e).__name__)
-        self._results.put((batch, result))
+        self._results.put((batch, result, time.monotonic() - started))
 
     def _collect(self) -> None:
         while True:
             try:
-                batch, result = self._results.get_nowait()
+                batch, result, seconds = self._results.get_nowait()
             except queue.Empty:
                 return
             self._in_flight -= 1
@@ -268,6 +275,8 @@ class Notifier:
             self._grouper.finished(batch, now, result.ok)
             if result.aborted:
                 continue  # outcome unknown: left uncommitted, replayed after restart
+            self.metrics.record(batch.route.name, ok=result.ok, attempts=result.attempts, seconds=seconds,
+                                records=len(batch.refs))
             if result.ok:
                 self.stats.delivered += 1
                 log.info(

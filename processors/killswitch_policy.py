@@ -5,6 +5,16 @@ runtime both call :meth:`KillSwitchPolicy.process`. The rules come from YAML
 (``killswitch_policy.yaml`` holds the documented defaults). The operator's only state is the
 set of incidents whose trip is still in force, as plain dicts (:meth:`to_state` /
 :meth:`from_state`), so a worker restores it from a changelog.
+
+One incident, one trip: an incident trips at most once while its switch is in force. A *new*
+incident of the same cause (the same rule) on a scope whose trip is still in force extends that
+trip in place: the policy re-issues the same command (same ``command_id``, a newer ``issued_at``,
+so agents' kill-switch state accepts it, and a later ``expires_at``) with the count of incidents in
+its reason, so the audit shows one trip (``killswitch_history`` groups by ``command_id`` and counts
+the issues). Within 5% of the TTL after the last issue, a re-issue would add next to nothing: the
+incident is counted on the trip and nothing is signed (a burst of per-run incidents, e.g. runaway
+loops, costs one command). Another rule on a scope already held is tripped only when its action is
+stronger.
 """
 
 from __future__ import annotations
@@ -140,6 +150,7 @@ _STRENGTH = {
     KillSwitchAction.FREEZE_TOOL: 3,
 }
 _RISK = {Risk.LOW: 0, Risk.MEDIUM: 1, Risk.HIGH: 2}
+ABSORB_FRACTION = 0.05  # a same-cause incident within this fraction of the TTL after the last issue is absorbed
 
 
 def covers(held: ActiveSwitch, rule: PolicyRule, now: datetime) -> bool:
@@ -167,6 +178,10 @@ class Trip:
     command_id: str
     alert_id: str
     expires_at: datetime | None
+    rule: str = ""  # the policy rule that tripped it ("" in state written before rules were recorded)
+    action: str = ""
+    issued_at: datetime | None = None
+    count: int = 1  # incidents this trip covers (it was extended count - 1 times)
 
     def in_force(self, now: datetime) -> bool:
         return self.expires_at is None or now < self.expires_at
@@ -192,6 +207,8 @@ class KillSwitchPolicy:
         self.deduplicated = 0
         self.unscoped = 0
         self.covered = 0
+        self.extended = 0
+        self.absorbed = 0
 
     def rule_for(self, alert: Alert) -> PolicyRule | None:
         return next((r for r in self.config.rules if r.matches(alert)), None)
@@ -223,10 +240,33 @@ class KillSwitchPolicy:
             # replacing it with the policy's would weaken it (the topic keeps one command per scope).
             self.covered += 1
             return []
+        on_scope = self._scope_trip(scope, now)
+        if on_scope is not None and on_scope.rule != rule.name and (
+            _STRENGTH[rule.action] <= _strength_of(on_scope.action)
+        ):
+            self.covered += 1  # another cause holds the scope at least as strictly
+            return []
+        extend = on_scope if on_scope is not None and on_scope.rule == rule.name else None
+        count = extend.count + 1 if extend is not None else 1
+        if (extend is not None and extend.issued_at is not None and rule.ttl is not None
+                and now - extend.issued_at < rule.ttl * ABSORB_FRACTION):
+            # A re-issue now would lengthen the trip by under 5% of its TTL: count the incident on the
+            # trip (the next re-issue's reason carries the count) and sign nothing.
+            self._trips[alert.incident_id] = Trip(
+                alert.incident_id, scope, extend.command_id, extend.alert_id, extend.expires_at,
+                rule=rule.name, action=extend.action, issued_at=extend.issued_at, count=count,
+            )
+            self.absorbed += 1
+            return []
+        if extend is not None and extend.issued_at is not None and now <= extend.issued_at:
+            now = extend.issued_at + timedelta(microseconds=1)  # a re-issue must be newer to be accepted
+        reason = f"{alert.kind} ({alert.severity}): {alert.summary}"
+        if count > 1:
+            reason = f"[{count} incidents] {reason}"
         command = new_command(
             scope=scope,
             action=rule.action,
-            reason=f"{alert.kind} ({alert.severity}): {alert.summary}",
+            reason=reason,
             issued_by=f"policy:{rule.name}",
             ttl=rule.ttl,
             min_risk=rule.min_risk,
@@ -234,21 +274,36 @@ class KillSwitchPolicy:
             alert_id=alert.alert_id,
             now=now,
         )
+        if extend is not None:
+            command = command.model_copy(update={"command_id": extend.command_id})
         if self._signer is not None:
             command = self._signer.sign(command)
         self._trips[alert.incident_id] = Trip(
-            alert.incident_id, scope, command.command_id, alert.alert_id, command.expires_at
+            alert.incident_id, scope, command.command_id, alert.alert_id, command.expires_at,
+            rule=rule.name, action=rule.action.value, issued_at=command.issued_at, count=count,
         )
-        self.tripped += 1
+        self.tripped += 1  # commands issued, extensions included
+        if extend is not None:
+            self.extended += 1
         log.info(
-            "killswitch policy trip rule=%s scope=%s action=%s alert_id=%s incident_id=%s",
+            "killswitch policy %s rule=%s scope=%s action=%s alert_id=%s incident_id=%s incidents=%d",
+            "extend" if extend is not None else "trip",
             rule.name,
             scope,
             rule.action.value,
             alert.alert_id,
             alert.incident_id,
+            count,
         )
         return [command]
+
+    def _scope_trip(self, scope: str, now: datetime) -> Trip | None:
+        """The newest trip in force on ``scope`` (the one its agents hold)."""
+        best: Trip | None = None
+        for t in self._trips.values():
+            if t.scope == scope and t.in_force(now) and (best is None or _newer(t, best)):
+                best = t
+        return best
 
     def _expire(self, now: datetime) -> None:
         if self._trips:
@@ -278,18 +333,36 @@ class KillSwitchPolicy:
             self._trips[incident_id] = _trip_from_dict(incident_id, state)
 
 
+def _strength_of(action: str) -> int:
+    try:
+        return _STRENGTH.get(KillSwitchAction(action), -1)
+    except ValueError:
+        return -1  # a trip restored from state that recorded no action
+
+
+def _newer(a: Trip, b: Trip) -> bool:
+    epoch = datetime.min.replace(tzinfo=UTC)
+    return (a.issued_at or epoch, a.count) > (b.issued_at or epoch, b.count)
+
+
 def _trip_to_dict(t: Trip) -> dict[str, Any]:
     return {
         "scope": t.scope,
         "command_id": t.command_id,
         "alert_id": t.alert_id,
         "expires_at": t.expires_at.isoformat() if t.expires_at else None,
+        "rule": t.rule,
+        "action": t.action,
+        "issued_at": t.issued_at.isoformat() if t.issued_at else None,
+        "count": t.count,
     }
 
 
 def _trip_from_dict(incident_id: str, d: dict[str, Any]) -> Trip:
     expires = datetime.fromisoformat(d["expires_at"]) if d.get("expires_at") else None
-    return Trip(incident_id, d["scope"], d["command_id"], d["alert_id"], expires)
+    issued = datetime.fromisoformat(d["issued_at"]) if d.get("issued_at") else None
+    return Trip(incident_id, d["scope"], d["command_id"], d["alert_id"], expires, rule=str(d.get("rule", "")),
+                action=str(d.get("action", "")), issued_at=issued, count=int(d.get("count", 1)))
 
 
 __all__ = [

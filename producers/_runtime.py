@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from random import getrandbits
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tripwire.core.ratelimit import RateLimitedLog
 from tripwire.producers._encode import EventEncoder
@@ -18,6 +19,9 @@ from tripwire.producers.errors import InvalidArgumentError
 from tripwire.producers.guard import Approver, ToolGuard
 from tripwire.redaction import Redactor
 from tripwire.schemas.enums import Risk
+
+if TYPE_CHECKING:
+    from tripwire.producers._args import ArgsFinisher
 
 logger = logging.getLogger("tripwire.producers")
 
@@ -122,9 +126,12 @@ class Runtime:
     guard: ToolGuard | None
     approver: Approver | None
     log: RateLimitedLog
+    args: ArgsFinisher
+    """Hashes and redacts tool args (in the delivery worker unless ``args.deferred`` is off)."""
+    encode: Callable[..., bytes]
+    """``encoder.encode`` behind the args finisher: what every path that encodes an event calls."""
     encode_errors: int = 0
     store_prompts: bool = False
-    log_tool_args: bool = True
     tenant: str = ""
     agent_version: str = ""
     environment: str = ""
@@ -134,5 +141,4 @@ class Runtime:
         cfg = self.config
         self.encode_in_worker = not cfg.delivery.encode_on_agent_thread
         self.store_prompts = cfg.logging.store_prompts
-        self.log_tool_args = cfg.logging.log_tool_args == "redact_pii"
         self.tenant, self.agent_version, self.environment = cfg.tenant, cfg.agent_version, cfg.environment

@@ -13,6 +13,45 @@ sdk_app = typer.Typer(help="The agent SDK: config check, spool inspection and re
 
 def register(app: typer.Typer) -> None:
     app.add_typer(sdk_app, name="sdk")
+    app.command("otlp")(otlp)
+
+
+def otlp(
+    config: Path | None = typer.Option(
+        None, "--config", help="agent YAML with the producer side (default: TRIPWIRE_OTLP_TRACER_CONFIG, TRIPWIRE_*)"
+    ),
+    http_port: int | None = typer.Option(None, help="OTLP/HTTP port (default: TRIPWIRE_OTLP_HTTP_PORT or 4318)"),
+    grpc_port: int | None = typer.Option(None, help="OTLP/gRPC port (default: TRIPWIRE_OTLP_GRPC_PORT or 4317)"),
+) -> None:
+    """Receive OTLP traces (HTTP 4318, gRPC 4317) and publish them as tripwire events (pip extra: otlp)."""
+    import signal
+    import threading
+
+    from tripwire.core.errors import ConfigError, MissingExtraError
+
+    try:
+        from tripwire.producers.otlp import OtlpReceiver, OtlpSettings, serve
+    except MissingExtraError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from e
+    given = (("tracer_config", config), ("http_port", http_port), ("grpc_port", grpc_port))
+    overrides: dict[str, Any] = {k: v for k, v in given if v is not None}
+    try:
+        settings = OtlpSettings(**overrides)
+        receiver = OtlpReceiver(settings)
+        servers = serve(receiver)
+    except (ConfigError, ValueError, OSError) as e:
+        typer.echo(f"tripwire otlp: {e}", err=True)
+        raise typer.Exit(2) from e
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    ports = {"http": servers.http.port if servers.http else None, "grpc": getattr(servers.grpc, "port", None)}
+    typer.echo(json.dumps({"listening": ports, "topic": receiver.tracer_config.kafka.topic}), err=True)
+    stop.wait()
+    servers.stop()
+    clean = receiver.close()
+    typer.echo(json.dumps({"closed": True, "clean": clean, **receiver.counters.as_dict()}), err=True)
 
 
 @sdk_app.command("check-config")

@@ -167,6 +167,10 @@ class CostCalculator:
     def __init__(self, overrides: PriceOverrides | None = None) -> None:
         self._overrides = overrides
         self._unknown: set[tuple[str, str]] = set()
+        # (provider, model) -> flat per-MTok prices (input, cache read, cache write, output), for models
+        # whose price has no tiers, no per-request fee and no date/time conditions, and only after the
+        # first call's result was checked equal to genai-prices' own total (the OTLP receiver's hot path)
+        self._flat: dict[tuple[str, str], tuple[Decimal, Decimal, Decimal, Decimal]] = {}
 
     def compute(
         self,
@@ -199,6 +203,9 @@ class CostCalculator:
         if (provider, model) in self._unknown:
             return CostResult(None, UNKNOWN)
         calc_price, usage_cls, version = _genai_prices()
+        flat = self._flat.get((provider, model))
+        if flat is not None:
+            return _flat_result(usage, flat, version)
         try:
             calc = calc_price(
                 usage_cls(
@@ -229,7 +236,32 @@ class CostCalculator:
             and all(p is None or isinstance(p, Decimal) for p in prices)
         ):
             parts = _priced(usage, inp, inp if cr is None else cr, inp if cw is None else cw, out, out)
+            if _flat_eligible(calc) and len(self._flat) < 10_000:
+                flat = (inp, inp if cr is None else cr, inp if cw is None else cw, out)  # type: ignore[assignment]
+                if _flat_result(usage, flat, version).cost_usd == float(calc.total_price):  # type: ignore[arg-type]
+                    self._flat[(provider, model)] = flat  # type: ignore[assignment]
         return CostResult(float(calc.total_price), PRICE_TABLE, version, parts)
+
+
+def _flat_eligible(calc: Any) -> bool:
+    """A single, unconditional price (no date or time-of-day variants), without tiers or per-request fee."""
+    try:
+        from genai_prices.types import ModelPrice, TieredPrices
+    except ImportError:  # pragma: no cover - a future layout: just do not cache
+        return False
+    mp = calc.model_price
+    if not isinstance(getattr(calc.model, "prices", None), ModelPrice):
+        return False
+    values = {k: v for k, v in vars(mp).items() if v is not None}
+    return "requests_kcount" not in values and not any(isinstance(v, TieredPrices) for v in values.values())
+
+
+def _flat_result(usage: TokenUsage, flat: tuple[Decimal, Decimal, Decimal, Decimal], version: str) -> CostResult:
+    inp, cr, cw, out = flat
+    parts = _priced(usage, inp, cr, cw, out, out)
+    n_in, n_cr, n_cw, n_out, n_rs = _split(usage)
+    total = (n_in * inp + n_cr * cr + n_cw * cw + (n_out + n_rs) * out) / _MTOK
+    return CostResult(float(total), PRICE_TABLE, version, parts)
 
 
 __all__ = [

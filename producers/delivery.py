@@ -200,6 +200,38 @@ class Delivery:
             self._dropped_at_emit += 1
         self._log.warning("spool.drop", "tripwire spool full, event dropped spool_bytes=%d", ov.total_bytes)
 
+    def has_room(self, n: int, approx_bytes: int = 0) -> bool:
+        """Whether ``n`` more records (about ``approx_bytes`` in all) would be accepted now: room in the
+        hand-off queue, or else in the overflow spool. For a server deciding to push back (the OTLP
+        receiver); the agent path never asks."""
+        if self._closed:
+            return False
+        if not self._overflow and len(self._queue) + n <= self._queue_max:
+            return True
+        ov = self._ov
+        return ov is not None and ov.total_bytes + approx_bytes + 64 * n <= ov.max_bytes
+
+    def wait_accepted(self, timeout: float) -> bool:
+        """Wait until every record emitted before this call has left the hand-off queue and the worker's
+        iteration that took it has ended: it was then handed to the transport, written to the durable
+        log or to the spool (or counted as dropped). Records that went to the overflow spool at ``emit``
+        are already on disk. True if so within ``timeout``."""
+        target = self._taken + len(self._queue)
+        deadline = time.monotonic() + timeout
+        seen_at: int | None = None
+        with self._progress:
+            while True:
+                if self._stopped.is_set():
+                    return self._taken >= target
+                if seen_at is None and self._taken >= target:
+                    seen_at = self._iterations
+                if seen_at is not None and self._iterations > seen_at:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._progress.wait(min(remaining, 0.05))
+
     def counters(self) -> DeliveryCounters:
         queued = len(self._queue)
         spool = self._spool

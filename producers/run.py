@@ -38,6 +38,17 @@ def outcome_for(exc: BaseException | None) -> Outcome:
     return Outcome.FAILURE
 
 
+_TOOL_CALL_SPAN: Any = None  # ToolCallSpan, imported on first use (its module imports this one)
+
+
+def _tool_call_span() -> Any:
+    global _TOOL_CALL_SPAN
+    from tripwire.producers.tool_calls import ToolCallSpan
+
+    _TOOL_CALL_SPAN = ToolCallSpan
+    return ToolCallSpan
+
+
 class Run:
     """Use as ``with tracer.run(...) as run:`` or ``async with``; or call ``start()``/``finish()``."""
 
@@ -124,7 +135,7 @@ class Run:
                 rt.delivery.emit(self._key, (model, fields, self.const, self.base))
                 return seq
             try:
-                data = rt.encoder.encode(model, fields, self.const, self.base)
+                data = rt.encode(model, fields, self.const, self.base)
             except Exception as e:
                 rt.encode_errors += 1
                 rt.log.error(
@@ -224,9 +235,8 @@ class Run:
         side_effect: bool | None = None,
         tool_call_id: str | None = None,
     ) -> ToolCallSpan:
-        from tripwire.producers.spans import ToolCallSpan
-
-        return ToolCallSpan(self, self._rt, name, args, risk, idempotency_key, side_effect, tool_call_id)
+        cls = _TOOL_CALL_SPAN or _tool_call_span()
+        return cls(self, self._rt, name, args, risk, idempotency_key, side_effect, tool_call_id)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"Run(run_id={self.run_id!r}, agent_id={self.agent_id!r}, state={self._state})"

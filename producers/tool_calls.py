@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from tripwire.producers._args import PendingArgs, args_digest, snapshot_args
 from tripwire.producers._runtime import (
+    _RISKS,
     Runtime,
     as_risk,
     canonical_json,
     new_span_id,
-    new_uuid,
     non_empty,
     now_us,
 )
@@ -26,7 +26,7 @@ from tripwire.schemas.events import ApprovalDecision, ToolCall
 if TYPE_CHECKING:
     from tripwire.producers.run import Run
 
-from tripwire.producers._span_base import _BLOCKED, _DENIED, _Span, _status_of
+from tripwire.producers._span_base import _BLOCKED, _DENIED, _OK, _Span, _status_of
 
 SUSPEND_ATTR = "tripwire_suspend"
 """An exception raised by an approver with this attribute true suspends the call instead of failing it."""
@@ -36,17 +36,20 @@ _SUSPENDED = "suspended"
 class ToolCallSpan(_Span):
     """``with run.tool_call("stripe.issue_refund", args={...}, risk="high") as call: ...``.
 
-    Before the body runs: the args are checked (JSON-serializable) and hashed, the tool-call budget
-    is reserved, the guard is asked and, if it wants one, an approval is obtained. A refused call
-    emits a ToolCall with status ``blocked`` or ``denied`` and raises (a :class:`ToolBlocked`).
+    Before the body runs: the args are checked (JSON-serializable) and snapshotted as canonical JSON,
+    the tool-call budget is reserved, the guard is asked and, if it wants one, an approval is obtained.
+    A refused call emits a ToolCall with status ``blocked`` or ``denied`` and raises (a
+    :class:`ToolBlocked`). The args are hashed and redacted where the event is encoded (see
+    :mod:`tripwire.producers._args`), or here if a guard or approver needed them redacted already.
     """
 
     __slots__ = (
         "_approval_ref",
         "_args",
-        "_args_hash",
+        "_args_done",
         "_args_json",
         "_request",
+        "_risk_value",
         "idempotency_key",
         "risk",
         "side_effect",
@@ -65,9 +68,17 @@ class ToolCallSpan(_Span):
         side_effect: bool | None,
         tool_call_id: str | None,
     ) -> None:
-        super().__init__(run, rt)
-        self.tool_name = non_empty("tool name", name)
-        self.risk: Risk = as_risk(risk)
+        # _Span.__init__ inlined, and the checks' common cases tested in place: the per-call cost counts
+        self._run = run
+        self._rt = rt
+        self._parent_span_id: str | None = ""  # "" = not decided yet
+        self._token = None
+        self.tool_name = name if type(name) is str and name.strip() else non_empty("tool name", name)
+        try:
+            self.risk: Risk = _RISKS[risk]
+        except (KeyError, TypeError):
+            self.risk = as_risk(risk)
+        self._risk_value = self.risk.value
         if idempotency_key is not None and not isinstance(idempotency_key, str):
             raise InvalidArgumentError(f"idempotency_key must be a string, got {idempotency_key!r}")
         self.idempotency_key = idempotency_key
@@ -78,40 +89,52 @@ class ToolCallSpan(_Span):
             raise InvalidArgumentError(f"tool_call_id must be a non-empty string, got {tool_call_id!r}")
         self.span_id = new_span_id()
         self.tool_call_id = tool_call_id if tool_call_id is not None else self.span_id
-        if args is None:
-            self._args = None
-            self._args_hash = None
-            self._args_json = None
-        else:
-            canonical = canonical_json(args)  # raises InvalidArgumentError at the call site
-            self._args = args
-            self._args_hash = hashlib.sha256(canonical.encode()).hexdigest()
-            self._args_json = canonical
+        self._args = args
+        self._args_json = None if args is None else snapshot_args(args)  # raises InvalidArgumentError here
+        self._args_done: tuple[str | None, str] | None = None  # (args as logged, hash) once finished here
         self._approval_ref: str | None = None
         self._request: ToolRequest | None = None
 
-    def _redacted_args(self) -> tuple[Any, str | None]:
-        if self._args is None:
-            return None, None
+    def _redacted_args(self) -> Any:
+        """The args redacted, for a guard or an approver (on the agent thread); the event reuses the work."""
+        canonical = self._args_json
+        if canonical is None:
+            return None
         rt = self._rt
-        if rt.redactor.is_clean_json(self._args_json):  # type: ignore[arg-type]
-            return self._args, self._args_json if rt.log_tool_args else None
-        red = rt.redactor.redact(self._args, "args")
-        if not rt.log_tool_args:
-            return red, None
-        if red == self._args:
-            return red, self._args_json
-        try:
-            return red, canonical_json(red)
-        except InvalidArgumentError:
-            return red, '"[REDACTED]"'
+        fin = rt.args
+        if rt.redactor.is_clean_json(canonical):
+            red, logged = self._args, canonical
+        else:
+            red = rt.redactor.redact(self._args, "args")
+            if red == self._args:
+                logged = canonical
+            else:
+                try:
+                    logged = canonical_json(red)
+                except InvalidArgumentError:
+                    logged = '"[REDACTED]"'
+        self._args_done = (logged if fin.log_args else None, args_digest(canonical))
+        return red
 
     def _event(
         self, status: str, error_type: str | None, blocked_reason: str | None, start: int, end: int
     ) -> dict[str, Any]:
-        _, args_json = self._redacted_args()
+        # the args: finished here (a guard needed them redacted; or a custom hook must run on this
+        # thread), else left to the encoder (PendingArgs: see tripwire.producers._args)
+        # the event_id too: nothing on this thread reads a ToolCall's, so the encoder draws it
+        canonical = self._args_json
+        args_json: Any
+        if canonical is None:
+            args_json = args_hash = None
+        elif self._args_done is not None:
+            args_json, args_hash = self._args_done
+        elif self._rt.args.deferred:
+            args_json, args_hash = PendingArgs(canonical), None
+        else:
+            self._args_done = self._rt.args.finish(canonical)
+            args_json, args_hash = self._args_done
         return {
-            "event_id": new_uuid(),
+            "event_id": None,
             "run_id": self._run.run_id,
             "span_id": self.span_id,
             "parent_span_id": self._parent_span_id,
@@ -119,9 +142,9 @@ class ToolCallSpan(_Span):
             "ts_end": end,
             "tool_name": self.tool_name,
             "tool_call_id": self.tool_call_id,
-            "risk": self.risk.value,
+            "risk": self._risk_value,
             "args": args_json,
-            "args_hash": self._args_hash,
+            "args_hash": args_hash,
             "status": status,
             "error_type": error_type,
             "idempotency_key": self.idempotency_key,
@@ -134,7 +157,7 @@ class ToolCallSpan(_Span):
     def _tool_request(self) -> ToolRequest:
         if self._request is None:
             run = self._run
-            redacted, _ = self._redacted_args()
+            redacted = self._redacted_args()
             self._request = ToolRequest(
                 tenant=self._rt.tenant,
                 agent_id=run.agent_id,
@@ -320,10 +343,11 @@ class ToolCallSpan(_Span):
 
     def __exit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         end = self._close()
-        status = _status_of(exc)
-        self._run.emit(
-            ToolCall, self._event(status, type(exc).__name__ if exc is not None else None, None, self._start_us, end)
-        )
+        if exc is None:
+            status, error_type = _OK, None
+        else:
+            status, error_type = _status_of(exc), type(exc).__name__
+        self._run.emit(ToolCall, self._event(status, error_type, None, self._start_us, end))
         if self._rt.guard is not None:
             self._notify_guard(status)
 

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from tripwire.core.ratelimit import RateLimitedLog
 from tripwire.producers import _signals
+from tripwire.producers._args import ArgsFinisher
 from tripwire.producers._encode import EventEncoder
 from tripwire.producers._framing import events_framing
 from tripwire.producers._noop import NOOP_RUN, NoopRun
@@ -79,17 +80,23 @@ class Tracer:
             spool = Spool(
                 cfg.delivery.spool_dir, max_bytes=cfg.delivery.spool_max_bytes, segment_bytes=cfg.delivery.segment_bytes
             )
-        red = cfg.redaction
         encoder = EventEncoder(framing=events_framing(cfg.schemas, cfg.kafka.topic))
+        red = Redactor.from_spec(cfg.redaction, custom=redactor)
+        # tool args are hashed and redacted where the event is encoded (the delivery worker), unless a
+        # custom hook (user code) must see them on the agent thread: see tripwire.producers._args
+        args = ArgsFinisher(red, cfg.logging.log_tool_args == "redact_pii", deferred=redactor is None)
+        encode = args.wrap(encoder.encode)
         self._rt = Runtime(
             config=cfg,
             encoder=encoder,
-            delivery=Delivery(transport, cfg.delivery, spool, encoder.encode),
-            redactor=Redactor.from_spec(red, custom=redactor),
+            delivery=Delivery(transport, cfg.delivery, spool, encode),
+            redactor=red,
             costs=CostCalculator(PriceOverrides.load(cfg.price_overrides) if cfg.price_overrides else None),
             guard=None if guard is None or type(guard) is AllowAllGuard else guard,
             approver=approver,
             log=RateLimitedLog(logger),
+            args=args,
+            encode=encode,
         )
         if cfg.logging.trace_id:
             from tripwire.producers import log_correlation

@@ -99,6 +99,7 @@ class Redactor:
         self._kw_groups = tuple((needs, tuple(rules)) for needs, rules in sorted(groups.items()))
         self._keyword = tuple(kw)
         self._needs_chars = "".join(sorted({c for d, _ in kw for c in d.needs}))
+        self._kw_for: dict[str, tuple[tuple[tuple[Detector, tuple[str, ...]], ...], ...]] = {}
         self.detectors: tuple[Detector, ...] = dets
 
     @classmethod
@@ -204,21 +205,23 @@ class Redactor:
         return False
 
     def _find_keywords(self, text: str, out: list[Finding], json_text: bool) -> None:
-        low: str | None = None
-        hits: dict[str, bool] = {}
+        present = [c for c in self._needs_chars if c in text]
         # in JSON text where every ":" ends a key (a ":" inside a string value is never after an unescaped
         # quote), the values, which the walk redacts one by one, hold none
-        present = set()
-        for c in self._needs_chars:
-            if c in text:
-                present.add(c)
         if json_text and ":" in present and text.count(":") == text.count('":'):
-            present.discard(":")
-        for needs, rules in self._kw_groups:
-            if needs and present.isdisjoint(needs):
-                continue
-            if low is None:
-                low = text.lower()
+            present.remove(":")
+        # the groups whose needed characters occur, per set of present characters (at most 2^9 sets)
+        key = "".join(present)
+        groups = self._kw_for.get(key)
+        if groups is None:
+            chars = set(key)
+            groups = tuple(rules for needs, rules in self._kw_groups if not needs or not chars.isdisjoint(needs))
+            self._kw_for[key] = groups
+        if not groups:
+            return
+        low = text.lower()
+        hits: dict[str, bool] = {}
+        for rules in groups:
             for d, keywords in rules:
                 found = False
                 for k in keywords:

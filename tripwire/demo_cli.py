@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(7, help="random seed of the fleet"),
         port: int = typer.Option(8501, help="dashboard port"),
         folder: Path = typer.Option(Path(".tripwire"), "--dir", help=_DIR_HELP),
+        otlp_port: int = typer.Option(4318, help="also accept OTLP/HTTP traces on this port (-1: off; needs [otlp])"),
     ) -> None:
         """Run a simulated agent fleet through the real SDK, the stream operators, the kill-switch policy
         and the sink into chdb, with the dashboard on http://localhost:8501."""
@@ -36,7 +37,7 @@ def register(app: typer.Typer) -> None:
         if dashboard:
             console.print(f"dashboard: http://localhost:{port}  (Ctrl-C stops and flushes)")
         summary = run_demo(DemoConfig(folder=folder, duration_s=duration, rate=rate, agents=agents, seed=seed,
-                                      dashboard=dashboard, port=port))
+                                      dashboard=dashboard, port=port, otlp_port=None if otlp_port < 0 else otlp_port))
         console.print(f"stopped: {summary['emitted']} events emitted, {summary['processed']} processed, "
                       f"{summary['dropped']} dropped, {summary['events_per_s']:.0f} events/s, "
                       f"cost ${summary['cost_usd']:.2f}, {summary['killswitch_commands']} kill-switch commands. "

@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from tripwire.processors.killswitch_policy import KillSwitchPolicy
 from tripwire.processors.pipeline import Pipeline
 from tripwire.processors.policy import Policy
 from tripwire.schemas import (
+    Alert,
     DecodeError,
     KillSwitchCommand,
     RunSummary,
@@ -89,6 +91,8 @@ class EmbeddedRuntime:
         policy: KillSwitchPolicy | None = None,
         state_dir: Path | None = None,
         batch_seconds: float = 1.0,
+        on_alert: Callable[[Alert], None] | None = None,
+        on_command: Callable[[KillSwitchCommand], None] | None = None,
     ) -> None:
         self.store = store
         self.topics = topics or topic_names()
@@ -96,6 +100,8 @@ class EmbeddedRuntime:
         self.pipeline = pipeline or self.restore_pipeline(state_dir)
         self.policy = policy or KillSwitchPolicy(signer=signer)
         self.killswitch_states = killswitch_states or []
+        self.on_alert = on_alert  # observers (the demo's story feed); their errors are logged, never raised
+        self.on_command = on_command
         self.sink = BatchingSink(store, self.topics, batch_seconds=batch_seconds)
         self.stats = RuntimeStats()
         self._offsets = self._load_offsets()
@@ -279,6 +285,7 @@ class EmbeddedRuntime:
             self.stats.alerts[a.kind] += 1 if a.incident_id not in self.stats.incidents else 0
             self.stats.incidents.add(a.incident_id)
             self._emit(self.topics.alerts, a.incident_id.encode(), encode(a))
+            _observe(self.on_alert, a)
             for cmd in self.policy.process(a):
                 self.publish_command(cmd)
 
@@ -291,6 +298,16 @@ class EmbeddedRuntime:
             res = st.apply(cmd, key=cmd.scope)
             if not res.accepted:
                 self.stats.commands_rejected += 1
+        _observe(self.on_command, cmd)
+
+
+def _observe(observer: Callable[[Any], None] | None, record: Any) -> None:
+    if observer is None:
+        return
+    try:
+        observer(record)
+    except Exception:
+        log.exception("embedded runtime observer failed record=%s", type(record).__name__)
 
 
 def _window_key(w: WindowStats) -> bytes:

@@ -40,6 +40,7 @@ DASHBOARD_QUERIES = (
     "agents",
     "stored_counts",
     "run_kpis",
+    "data_span",
     "runs_per_bucket",
     "model_call_series",
     "p95_by_version_and_model",
@@ -47,6 +48,7 @@ DASHBOARD_QUERIES = (
     "run_search",
     "run_summary",
     "run_trace",
+    "run_window_p95",
     "run_alerts",
     "active_alerts",
     "evidence_runs",
@@ -127,5 +129,5 @@ _SAMPLE: dict[str, Any] = {
 
 def default_params(name: str, *, tenant: str, now: datetime, hours: float = 24.0) -> dict[str, Any]:
     """Reasonable values for every parameter of a query (used by tests and the benchmarks)."""
-    base = {**_SAMPLE, "tenant": tenant, "start": now - timedelta(hours=hours), "end": now}
+    base = {**_SAMPLE, "tenant": tenant, "start": now - timedelta(hours=hours), "end": now, "now": now}
     return {p: base[p] for p in QUERIES[name].params}

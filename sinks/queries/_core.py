@@ -71,12 +71,34 @@ _GRAINS = {
     grain: {"@MODEL_SRC@": _sources("model")[grain], "@TOOL_SRC@": _sources("tool")[grain]}
     for grain in ("minute", "hour")
 }
+# Buckets shorter than a minute (a fresh demo's first minutes) cannot come from the minute rollup:
+# the "second" grain aggregates the raw calls per second with the rollups' own expressions.
+_RAW_WINDOW = f"{DIMS} AND ts_start >= {START} AND ts_start < {END}"
+_GRAINS["second"] = {
+    "@MODEL_SRC@": (
+        "(SELECT tenant, agent_id, agent_version, request_model AS model, toUInt64(count()) AS calls, "
+        "toUInt64(countIf(status != 'ok')) AS errors, sum(ifNull(cost_usd, 0)) AS cost_usd, "
+        "toUInt64(sum(input_tokens)) AS input_tokens, toUInt64(sum(output_tokens)) AS output_tokens, "
+        "quantilesTDigestState(0.5, 0.95, 0.99)(duration_ms) AS latency_ms, toStartOfSecond(ts_start) AS ts "
+        f"FROM model_calls WHERE {_RAW_WINDOW} GROUP BY tenant, agent_id, agent_version, model, ts)"
+    ),
+    "@TOOL_SRC@": (
+        "(SELECT tenant, agent_id, agent_version, tool_name, toUInt64(count()) AS calls, "
+        "toUInt64(countIf(status IN ('error', 'timeout'))) AS errors, "
+        "toUInt64(countIf(status IN ('blocked', 'denied'))) AS blocked, "
+        "quantilesTDigestState(0.5, 0.95, 0.99)(duration_ms) AS latency_ms, toStartOfSecond(ts_start) AS ts "
+        f"FROM tool_calls WHERE {_RAW_WINDOW} GROUP BY tenant, agent_id, agent_version, tool_name, ts)"
+    ),
+}
 
 
 def grain(params: Mapping[str, Any]) -> str:
-    """The rollup grain a time series reads: "hour" for whole-hour buckets or windows of 6 hours
-    or more (both grains give the same sums; the hourly one is faster), else "minute"."""
+    """The rollup grain a time series reads: "second" (raw calls) for buckets that are not whole minutes,
+    "hour" for whole-hour buckets or windows of 6 hours or more (both rollup grains give the same sums;
+    the hourly one is faster), else "minute"."""
     bucket = params.get("bucket_s")
+    if bucket is not None and int(bucket) % 60:
+        return "second"  # sub-minute buckets: the raw calls (only chosen for short spans of data)
     if bucket is not None and int(bucket) % 3600:
         return "minute"  # an hour's row cannot be split into smaller buckets
     if bucket is not None:

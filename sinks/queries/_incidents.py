@@ -105,19 +105,49 @@ ORDER BY issued_at DESC, scope
     ),
     query(
         "killswitch_history",
-        "Kill-switch commands and actions since ``start`` for a scope prefix ('' = every scope), newest first.",
+        "Kill-switch commands since ``start`` for a scope prefix ('' = every scope), newest first: one row per "
+        "command (``command_id``). The policy extends a trip still in force by re-issuing the same command "
+        "(newer ``issued_at``, later ``expires_at``): ``issues`` counts its signed issues, ``first_issued_at`` "
+        "is the trip's start, and the other columns are the newest issue's (copies of one issue from the topic "
+        "and the CLI/dashboard count once).",
         """
-SELECT issued_at, scope, action, actor, source, reason, issued_by, expires_at, min_risk, throttle_per_minute,
-       alert_id, key_id, signature IS NOT NULL AND signature != '' AS signed, command_id
-FROM killswitch_audit
-WHERE startsWith(scope, {scope_prefix:String}) AND issued_at >= $START
-ORDER BY issued_at DESC, command_id, source
+SELECT last.1 AS issued_at, scope, last.2 AS action, last.3 AS actor, last.4 AS source, last.5 AS reason,
+       last.6 AS issued_by, last.7 AS expires_at, last.8 AS min_risk, last.9 AS throttle_per_minute,
+       last.10 AS alert_id, last.11 AS key_id, last.12 AS signed, issues, first_issued_at, command_id
+FROM (
+    SELECT scope, command_id, min(issued_at) AS first_issued_at, uniqExact(issued_at) AS issues,
+           argMax(tuple(issued_at, action, actor, source, reason, issued_by, expires_at, min_risk,
+                        throttle_per_minute, alert_id, key_id, signature IS NOT NULL AND signature != ''),
+                  (issued_at, source)) AS last
+    FROM killswitch_audit
+    WHERE startsWith(scope, {scope_prefix:String}) AND issued_at >= $START
+    GROUP BY scope, command_id
+)
+ORDER BY issued_at DESC, command_id
 LIMIT {limit:UInt32}
 """,
         "scope_prefix",
         "start",
         "limit",
         defaults={"scope_prefix": ""},
+    ),
+    query(
+        "killswitch_commands_in_force",
+        "The signed command in force per scope, every field of it (a restarted embedded demo re-applies "
+        "them to its agents' kill-switch state, which verifies the signatures; the signature comes hex-encoded): "
+        "the newest issue per scope unless it is a resume or expired at ``now``.",
+        """
+SELECT * FROM (
+    SELECT scope,
+           argMax(tuple(command_id, action, min_risk, throttle_per_minute, issued_at, expires_at, reason,
+                        alert_id, issued_by, nonce, key_id, hex(signature)), (issued_at, command_id)) AS c
+    FROM killswitch_audit
+    GROUP BY scope
+)
+WHERE c.2 != 'resume' AND (c.6 IS NULL OR c.6 > {now:DateTime64(6, 'UTC')})
+ORDER BY scope
+""",
+        "now",
     ),
     query(
         "killswitch_actions",
@@ -192,12 +222,49 @@ SELECT (SELECT count() FROM model_calls) + (SELECT count() FROM tool_calls) + (S
         exactness="exact: FINAL keeps the highest version of each run summary",
     ),
     query(
-        "tool_p95_by_version",
-        "Tool-call p95 latency (ms) per agent and version, all time.",
+        "run_window_p95",
+        "For each tool of the run's agent and version, the latency window (``window_stats``) holding the run's "
+        "first tool call: the streaming p95 (DDSketch, within 1% of the exact value at the same rank) next to the "
+        "exact p95 of the stored calls that ended in that window (quantileExact(0.95), the value at rank "
+        "floor(0.95 * n)) and the exact value at the sketch's own rank (0.95 * (n - 1), the DDSketch definition: "
+        "the streaming p95 is within 1% of it); ``stored_calls`` vs ``window_calls`` shows whether both saw the "
+        "same calls.",
         """
-SELECT agent_id, agent_version, quantile(0.95)(dateDiff('millisecond', ts_start, ts_end)) AS p95_ms
+WITH (SELECT tuple(any(tenant), any(agent_id), any(agent_version), min(ts_start))
+      FROM tool_calls WHERE run_id = {run_id:String}) AS r
+SELECT w.name AS tool, w.window_start AS window_start, w.window_end AS window_end,
+       any(w.count) AS window_calls, any(w.p95_ms) AS streaming_p95_ms,
+       quantileExact(0.95)(t.duration_ms) AS exact_p95_ms,
+       arrayElement(arraySort(groupArray(t.duration_ms)), toUInt64(floor(0.95 * (count() - 1))) + 1)
+           AS exact_at_sketch_rank_ms,
+       count() AS stored_calls
+FROM (
+    SELECT name, window_start, window_end, count, p95_ms
+    FROM window_stats FINAL
+    WHERE kind = 'tool' AND tenant = r.1 AND agent_id = r.2 AND agent_version = r.3
+      AND window_start <= r.4 AND window_end > r.4
+) AS w
+INNER JOIN (
+    SELECT tool_name, ts_end, duration_ms
+    FROM tool_calls
+    WHERE tenant = r.1 AND agent_id = r.2 AND agent_version = r.3
+      AND ts_start >= r.4 - INTERVAL 1 HOUR AND ts_start < r.4 + INTERVAL 1 HOUR
+) AS t ON t.tool_name = w.name
+WHERE t.ts_end >= w.window_start AND t.ts_end < w.window_end
+GROUP BY tool, window_start, window_end
+ORDER BY tool
+""",
+        "run_id",
+        exactness="streaming: DDSketch (1% relative); exact_p95_ms: quantileExact",
+    ),
+    query(
+        "tool_p95_by_version",
+        "Tool-call p95 latency (ms) per agent and version, all time: quantileExact(0.95), the stored "
+        "duration at rank floor(0.95 * n).",
+        """
+SELECT agent_id, agent_version, quantileExact(0.95)(duration_ms) AS p95_ms
 FROM tool_calls GROUP BY agent_id, agent_version ORDER BY agent_id, agent_version
 """,
-        exactness="approximate quantile (reservoir sample)",
+        exactness="exact quantile (quantileExact)",
     ),
 )

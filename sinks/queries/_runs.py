@@ -50,7 +50,8 @@ ORDER BY agent_id LIMIT 1000
     query(
         "run_kpis",
         "Runs, finished, successes, success rate, spend, cost per run, trace coverage, runs per minute "
-        "(since the first run, up to now) and run duration p50/p95/p99 ``run_ms``; no row without runs.",
+        "(runs / the minutes of the range that have a run: ``minutes_with_data``) and run duration "
+        "p50/p95/p99 ``run_ms`` (exact quantiles); no row without runs.",
         """
 SELECT
     count() AS runs,
@@ -60,9 +61,8 @@ SELECT
     sum(cost_usd) AS total_cost_usd,
     if(runs = 0, NULL, total_cost_usd / runs) AS cost_per_run_usd,
     if(runs = 0, NULL, countIf(seq_gaps = 0) / runs) AS trace_coverage,
-    if(runs = 0, NULL,
-       runs / greatest(dateDiff('second', min($RUN_TIME), least($END, now64(6))) / 60.0, 1.0)
-    ) AS runs_per_minute,
+    uniqExact(toStartOfMinute($RUN_TIME)) AS minutes_with_data,
+    if(runs = 0, NULL, runs / greatest(minutes_with_data, 1)) AS runs_per_minute,
     quantilesExactIf(0.5, 0.95, 0.99)(duration_ms, duration_ms IS NOT NULL) AS run_ms
 FROM run_summaries FINAL
 WHERE $RUN_WINDOW
@@ -70,6 +70,18 @@ HAVING runs > 0
 """,
         *_WINDOW,
         exactness=FINAL,
+    ),
+    query(
+        "data_span",
+        "The first and last run time in the range (charts size their buckets to the data, not the range); "
+        "no row without runs.",
+        """
+SELECT min($RUN_TIME) AS first, max($RUN_TIME) AS last, count() AS runs
+FROM run_summaries
+WHERE $RUN_WINDOW
+HAVING runs > 0
+""",
+        *_WINDOW,
     ),
     query(
         "runs_per_bucket",

@@ -488,3 +488,24 @@ def test_crash_between_insert_and_offset_record_replays_exactly_once(store, vali
         third.add(m)
     third.flush()
     assert third.stats.deduplicated == len(msgs) and third.stats.rows_inserted == 0
+
+
+def test_run_window_p95_puts_the_streaming_value_next_to_exact_ones(store) -> None:  # noqa: F811
+    """Issue 19: the run view's p95 comparison. Twenty calls of 10, 20, ... 200 ms end inside one window:
+    quantileExact(0.95) is the value at 0-based rank floor(0.95 * 20) = 19 (200 ms); the sketch's rank is
+    floor(0.95 * 19) = 18 (190 ms); the streaming value (stored as the window's p95) is passed through."""
+    s = store
+    ts = h.T0 + timedelta(seconds=1)
+    recs = [(T.events, h.tool_call("rw-1", 2, ts=ts, ms=10.0 * (i + 1), tool_name="kb.search", risk="low",
+                                   side_effect=False)) for i in range(20)]
+    recs.append((T.events, h.tool_call("rw-1", 3, ts=h.T0 + timedelta(minutes=2), ms=5000.0, tool_name="kb.search",
+                                       risk="low", side_effect=False)))  # ends in a later window: not counted
+    recs.append((T.metrics, h.window_stats(kind="tool", name="kb.search", model="", count=20, p95_ms=191.5)))
+    recs.append((T.metrics, h.window_stats(kind="tool", name="other.tool", model="", count=3, p95_ms=9.0)))
+    _sink_all(s, recs)
+    rows = Q.run(s, "run_window_p95", run_id="rw-1").dicts()
+    assert len(rows) == 1  # other.tool has a window but no stored call of this agent
+    r = rows[0]
+    assert (r["tool"], r["window_calls"], r["stored_calls"]) == ("kb.search", 20, 20)
+    assert (r["streaming_p95_ms"], r["exact_p95_ms"], r["exact_at_sketch_rank_ms"]) == (191.5, 200.0, 190.0)
+    assert Q.run(s, "run_window_p95", run_id="no-such-run").dicts() == []

@@ -349,7 +349,7 @@ def test_every_command_is_a_real_subcommand_with_real_options(compose: dict[str,
     runs = {name: invocations(svc) for name, svc in compose["services"].items() if is_tripwire(svc)}
     assert [r[0][:2] for r in runs.values()] == [
         ["topics", "create"], ["migrate"], ["keys", "generate"], ["process", "--metrics-port"], ["sink", "--group"],
-        ["dashboard", "--address"], ["simulate", "--rate"], ["notify", "--routes"],
+        ["dashboard", "--address"], ["otlp", "--http-port"], ["simulate", "--rate"], ["notify", "--routes"],
     ]
 
 
@@ -377,10 +377,10 @@ def test_topology(compose: dict[str, Any]) -> None:
     assert one_shot == {"topics", "migrate", "keys", "simulate"}
     assert all(v.get("restart") == "unless-stopped" for n, v in s.items() if n not in one_shot)
     assert {n for n, v in s.items() if "healthcheck" in v} == {"kafka", "clickhouse", "process", "dashboard",
-                                                                "schema-registry"}
+                                                                "otlp", "schema-registry"}
     assert s["simulate"]["profiles"] == ["load"] and s["schema-registry"]["profiles"] == ["registry"]
     assert s["notify"]["profiles"] == ["notify"]
-    for name in ("process", "sink", "dashboard", "notify"):
+    for name in ("process", "sink", "dashboard", "otlp", "notify"):
         conds = {d: c["condition"] for d, c in s[name]["depends_on"].items()}
         assert conds.get("topics") == "service_completed_successfully"
     declared = set(compose["volumes"])

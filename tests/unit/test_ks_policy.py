@@ -161,3 +161,65 @@ def test_covers_orders_actions_risks_and_rates() -> None:
     assert covers(_held("freeze_tool"), throttle, T0)
     assert not covers(_held("throttle", throttle_per_minute=1), approval, T0)
     assert not covers(_held("freeze_tool", ttl_s=30), approval, T0)  # lapsed before T0
+
+
+def test_new_incident_of_the_same_cause_extends_the_trip_in_place() -> None:
+    """Issue 19: one incident, one trip. A new incident of the same rule on a scope still tripped
+    re-issues the same command (same id, newer issued_at, later expiry, the count in the reason)."""
+    signer = CommandSigner(Ed25519PrivateKey.generate())
+    policy = KillSwitchPolicy(signer=signer)
+    [first] = policy.process(alert("runaway_loop", incident="loop-1"), now=T0)
+    [second] = policy.process(alert("runaway_loop", incident="loop-2"), now=T0 + timedelta(minutes=5))
+    assert second.command_id == first.command_id and second.scope == first.scope
+    assert second.issued_at == T0 + timedelta(minutes=5)
+    assert second.expires_at == T0 + timedelta(minutes=20)
+    assert second.reason.startswith("[2 incidents] runaway_loop")
+    assert second.nonce != first.nonce
+    CommandVerifier([signer.public_key()]).verify(second)
+    assert (policy.tripped, policy.extended) == (2, 1)
+    # after the extended trip's ttl, the next incident is a new trip with a new id
+    [third] = policy.process(alert("runaway_loop", incident="loop-3"), now=T0 + timedelta(minutes=21))
+    assert third.command_id != first.command_id and not third.reason.startswith("[")
+    assert (policy.tripped, policy.extended) == (3, 1)
+
+
+def test_extension_is_accepted_by_the_agents_state() -> None:
+    from tripwire.killswitch import KillSwitchState
+
+    signer = CommandSigner(Ed25519PrivateKey.generate())
+    state = KillSwitchState(CommandVerifier([signer.public_key()]))
+    policy = KillSwitchPolicy(signer=signer)
+    [first] = policy.process(alert("cost_spike", incident="c-1"), now=T0)
+    later = T0 + timedelta(minutes=5)
+    [second] = policy.process(alert("cost_spike", incident="c-2"), now=later)
+    assert second.command_id == first.command_id
+    assert state.apply(first, key=first.scope, now=T0).accepted
+    res = state.apply(second, key=second.scope, now=later)
+    assert res.accepted
+    held = state.switches()[second.scope]
+    assert (held.command_id, held.expires_at) == (first.command_id, later + timedelta(minutes=30))
+
+
+def test_another_rule_on_a_held_scope_trips_only_when_stronger() -> None:
+    policy = KillSwitchPolicy()
+    # cost_spike: disable_autonomy on agent:refund-assistant; tool_error_rate (force_approval) is weaker
+    assert len(policy.process(alert("cost_spike", incident="c-1"), now=T0)) == 1
+    assert policy.process(alert("tool_error_rate", incident="e-1"), now=T0 + timedelta(seconds=5)) == []
+    assert policy.covered == 1
+    weaker_first = KillSwitchPolicy()
+    [fa] = weaker_first.process(alert("tool_error_rate", incident="e-1"), now=T0)
+    [da] = weaker_first.process(alert("cost_spike", incident="c-1"), now=T0 + timedelta(seconds=5))
+    assert da.command_id != fa.command_id and da.action is KillSwitchAction.DISABLE_AUTONOMY
+
+
+def test_a_burst_of_incidents_is_absorbed_into_the_trip() -> None:
+    """Within 5% of the TTL after the last issue, a new same-cause incident signs nothing; the next
+    re-issue carries the count of every incident the trip covers."""
+    policy = KillSwitchPolicy()  # runaway-loop: ttl 15m, so 45 s absorb
+    [first] = policy.process(alert("runaway_loop", incident="r-1"), now=T0)
+    for i in range(2, 6):
+        assert policy.process(alert("runaway_loop", incident=f"r-{i}"), now=T0 + timedelta(seconds=8 * i)) == []
+    assert (policy.tripped, policy.absorbed) == (1, 4)
+    [again] = policy.process(alert("runaway_loop", incident="r-6"), now=T0 + timedelta(seconds=60))
+    assert again.command_id == first.command_id and again.reason.startswith("[6 incidents]")
+    assert again.expires_at == T0 + timedelta(seconds=60 + 900)

@@ -137,3 +137,21 @@ def test_costs_on_the_emitted_events(tmp_path: Path) -> None:
     assert spent == pytest.approx(0.0003568 + 0.0033 + 0.25, **EXACT)
     mc = got.of(ModelCall)[1]
     assert (mc.input_tokens, mc.output_tokens, mc.reasoning_tokens) == (1000, 200, 300)
+
+
+def test_flat_price_cache_gives_genai_prices_own_totals() -> None:
+    """CostCalculator caches flat (untiered, unconditional) prices per model after checking the first result;
+    every later result must equal what genai-prices computes itself, tiered/conditional models are not cached."""
+    import random
+
+    rng = random.Random(7)
+    cached, fresh = CostCalculator(), CostCalculator
+    models = [("openai", "gpt-4o-mini-2024-07-18"), ("openai", "gpt-4o"), ("google", "gemini-2.5-pro"),
+              ("deepseek", "deepseek-chat"), ("anthropic", "claude-3-5-haiku-latest")]  # fmt: skip
+    from tripwire.producers import TokenUsage
+
+    for provider, model in models:
+        for _ in range(200):
+            u = TokenUsage(*(rng.randint(0, n) for n in (300_000, 5_000, 3_000, 5_000, 2_000)))
+            assert cached.compute(provider, model, u) == fresh().compute(provider, model, u)
+    assert ("openai", "gpt-4o") in cached._flat and ("google", "gemini-2.5-pro") not in cached._flat

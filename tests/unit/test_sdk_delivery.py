@@ -340,3 +340,25 @@ def test_a_full_log_hands_records_over_from_memory_in_order(tmp_path: Path) -> N
     assert d.close(5)
     assert sink.got == recs  # nothing dropped, the emit order kept
     assert 0 < c.logged < 300 and c.dropped == 0
+
+
+def test_has_room_and_wait_accepted_for_servers(tmp_path: Path) -> None:
+    """What the OTLP receiver asks before answering a request: room now (queue, else the overflow spool),
+    and, after emitting, that the worker took the records (handed over or written to the spool)."""
+    sink = FlakySink()
+    d = Delivery(QueueTransport(sink), DeliverySettings(spool_enabled=False, queue_max=3, poll_interval_s=0.005))
+    try:
+        assert d.has_room(3) and not d.has_room(4)  # no spool: only the queue counts
+        for k, v in _values(3):
+            d.emit(k, v)
+        assert d.wait_accepted(5.0)
+        assert d.flush(5.0) and sink.got == _values(3)
+    finally:
+        d.close(2)
+    assert not d.has_room(1)  # closed
+    spooled = _delivery(tmp_path, FlakySink(), queue_max=2, spool_max_bytes=4096)
+    try:
+        assert spooled.has_room(10, 1000)  # beyond the queue: the overflow spool has room
+        assert not spooled.has_room(10, 8192)  # more bytes than the spool holds
+    finally:
+        spooled.close(2)

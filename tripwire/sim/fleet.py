@@ -23,7 +23,7 @@ from tripwire.producers import Tracer
 from tripwire.producers.errors import ToolBlocked
 from tripwire.schemas import Risk
 from tripwire.sim.clock import VirtualClock
-from tripwire.sim.incidents import PII_CORPUS, Incident, IncidentSchedule
+from tripwire.sim.incidents import PII_CORPUS, Incident, IncidentSchedule, append_ground_truth
 from tripwire.sim.workflows import AGENTS, AgentSpec, ToolSpec, lognormal_ms, tool_args
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class Fleet:
         *,
         clock: VirtualClock | None = None,
         schedule: IncidentSchedule | None = None,
-        on_incident: Callable[[Incident, bool], None] | None = None,
+        on_incident: Callable[[Incident, bool], None] | None = None,  # called once as each incident starts
     ) -> None:
         self.config = config
         self.clock = clock or VirtualClock()
@@ -121,8 +121,6 @@ class Fleet:
         cfg = self.config
         use_clock(self.clock)  # outside a simulated run the virtual clock reads the wall clock
         self.stats.started_at = time.time()
-        if cfg.ground_truth is not None and self.schedule.incidents:
-            self.schedule.write(cfg.ground_truth, self.stats.started_at)
         specs = list(AGENTS.values())
         workers = [
             threading.Thread(target=self._worker, args=(i, specs[i % len(specs)]), name=f"sim-agent-{i}", daemon=True)
@@ -132,11 +130,28 @@ class Fleet:
             w.start()
         deadline = time.monotonic() + cfg.duration_s
         while not self._stop.is_set() and time.monotonic() < deadline:
+            self._announce()
             self._stop.wait(min(0.2, max(0.0, deadline - time.monotonic())))
         self._stop.set()
+        self._announce()
         for w in workers:
             w.join(timeout=30)
         return self.stats
+
+    def _announce(self) -> None:
+        """Append the incidents that have started to the ground truth, and tell ``on_incident``."""
+        started = self.schedule.due(time.time() - self.stats.started_at)
+        if not started:
+            return
+        if self.config.ground_truth is not None:
+            append_ground_truth(self.config.ground_truth, started, self.stats.started_at)
+        for inc in started:
+            self.stats.incidents_injected[inc.kind] += 1
+            if self.on_incident is not None:
+                try:
+                    self.on_incident(inc, True)
+                except Exception:  # an observer must not stop the fleet
+                    log.exception("incident observer failed kind=%s", inc.kind)
 
     def _worker(self, index: int, spec: AgentSpec) -> None:
         rng = random.Random(self.config.seed * 1000 + index)
@@ -165,10 +180,6 @@ class Fleet:
         fingerprint = credential_fingerprint(spec.agent_id)
         if "shared_credential" in active:
             fingerprint = credential_fingerprint(str(active["shared_credential"].params["shares_with"]))
-        for kind, inc in active.items():
-            if self.on_incident is not None:
-                self.on_incident(inc, True)
-            self.stats.incidents_injected[kind] += 1
         escalated = rng.random() < spec.escalate_rate
         events = 2  # RunStarted + RunFinished
         outcome = "success"

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from tripwire.producers.guard import ALLOW, ApprovalRequest, ApprovalResult, GuardDecision, ToolGuard, ToolRequest
+from tripwire.producers.killswitch import KillSwitchBlocked
 from tripwire.schemas import Risk
 
 _ORDER = {Risk.LOW: 0, Risk.MEDIUM: 1, Risk.HIGH: 2}
@@ -72,3 +73,32 @@ class SimulatedApprover:
         with self._lock:
             ok = self._rng.random() < self.approve_rate
         return ApprovalResult(approved=ok, approver=self.name, reason=None if ok else "amount not justified by ticket")
+
+
+class BlockCounter:
+    """Wraps the kill-switch guard and counts the calls it blocked, by the blocking command's id (the
+    demo's story feed says how many calls each trip stopped)."""
+
+    def __init__(self, guard: ToolGuard) -> None:
+        self.guard = guard
+        self._lock = threading.Lock()
+        self.by_command: dict[str, int] = {}
+
+    def check(self, request: ToolRequest) -> GuardDecision:
+        try:
+            return self.guard.check(request)
+        except KillSwitchBlocked as e:
+            if e.command_id is not None:
+                with self._lock:
+                    self.by_command[e.command_id] = self.by_command.get(e.command_id, 0) + 1
+            raise
+
+    def done(self, request: ToolRequest, status: str) -> None:
+        self.guard.done(request, status)
+
+    def no_approver(self, request: ToolRequest, decision: GuardDecision) -> Exception | None:
+        make = getattr(self.guard, "no_approver", None)
+        return make(request, decision) if make is not None else None
+
+    def blocked(self, command_id: str) -> int:
+        return self.by_command.get(command_id, 0)
