@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -141,6 +142,7 @@ class Proc:
         return path.read_text(errors="replace")[-n:] if path.exists() else ""
 
 
+_QUIET = {"log_level": 2}  # the probes' "connection refused" while the broker is stopped is expected
 _KAFKA = threading.Lock()  # one probe consumer at a time (librdkafka aborts on concurrent creation here)
 
 
@@ -156,7 +158,7 @@ def _committed(bootstrap: str, group: str, topic: str, partitions: list[int]) ->
 
     with _KAFKA:
         c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
-                      "socket.timeout.ms": 3000})
+                      "socket.timeout.ms": 3000, **_QUIET})
         try:
             return {tp.partition: tp.offset for tp in c.committed([TopicPartition(topic, p) for p in partitions],
                                                                    timeout=5)}
@@ -176,7 +178,7 @@ def _positions(bootstrap: str, group: str, topics: list[str]) -> dict[tuple[str,
     from confluent_kafka import Consumer, KafkaException, TopicPartition
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
-                  "socket.timeout.ms": 3000})
+                  "socket.timeout.ms": 3000, **_QUIET})
     try:
         meta = c.list_topics(timeout=5)
         tps = [TopicPartition(t, p) for t in topics for p in meta.topics[t].partitions]
@@ -201,7 +203,7 @@ def _unread(bootstrap: str, group: str, topics: list[str]) -> int | None:
     if not behind:
         return 0
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{group}.probe", "enable.auto.commit": False,
-                  "isolation.level": "read_committed"})
+                  "isolation.level": "read_committed", **_QUIET})
     try:
         c.assign(behind)
         n = 0
@@ -303,6 +305,7 @@ def suite(short: bool = True, workdir: Path | None = None) -> Outcome:
     sink = Proc("sink", ["sink", "--url", store_url, "--bootstrap", bootstrap, "--group", sink_group,
                          "--topic-prefix", prefix],
                 {**base_env, "TRIPWIRE_SINK_BATCH_SECONDS": "0.5", "TRIPWIRE_SINK_RETRY_MAX_S": "2",
+                 "TRIPWIRE_SINK_INSTANCE_ID": "sink-1", "TRIPWIRE_SINK_SESSION_TIMEOUT_S": "10",
                  "TRIPWIRE_SINK_TEST_FAIL_INSERTS_WHILE": str(work / "fail-inserts")}, work)
     outage = threading.Event()
     received_at: dict[int, float] = {}
@@ -434,9 +437,12 @@ def suite(short: bool = True, workdir: Path | None = None) -> Outcome:
     elapsed = time.monotonic() - t_start
     rx.received_s = {i: round(t - t_start, 1) for i, t in received_at.items()}  # type: ignore[attr-defined]
     checks = _checks(store_url, sim, topics.events, hostile, rx, alive, sink_rc)
+    notify_log = (work / f"notify.{notify.starts}.log").read_text(errors="replace")
+    replayed = re.findall(r"replayed_done=(\d+)", notify_log)  # records redelivered-if-not-remembered
     refused = sum(f.read_text(errors="replace").count("insert failed") for f in work.glob("sink.*.log"))
     checks["insert_failures_exercised"] = (refused > 0, f"{refused} inserts refused by the test hook, then retried")
-    out = Outcome(rows, checks, round(elapsed, 1), {"simulate": sim, "workdir": str(work)})
+    out = Outcome(rows, checks, round(elapsed, 1), {"simulate": sim, "workdir": str(work),
+                                              "notify_replayed_done": int(replayed[-1]) if replayed else None})
     if own_dir and out.ok:
         shutil.rmtree(work, ignore_errors=True)
     return out

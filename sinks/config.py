@@ -53,6 +53,14 @@ class SinkSettings(KafkaSecurity):
         validation_alias=AliasChoices("TRIPWIRE_KAFKA_BOOTSTRAP", "TRIPWIRE_SINK_BOOTSTRAP", "bootstrap"),
     )
     group_id: str = "tripwire-sink"
+    instance_id: str | None = None
+    """Static group membership (``group.instance.id``, one per sink process): a sink restarted with the same
+    id takes its partitions back at once instead of waiting for its old session to time out (a SIGKILLed
+    sink's partitions stayed with the dead member for ``session_timeout_s``, then a rebalance). A static
+    member does not leave the group on stop: its partitions wait ``session_timeout_s`` for it to return."""
+    session_timeout_s: float = Field(45.0, ge=6, le=1800)
+    """The group session: how long the broker waits for a silent (killed, partitioned) sink before it hands
+    its partitions to the others."""
     topic_prefix: str = ""
     batch_rows: int = Field(DEFAULT_BATCH_ROWS, ge=1)
     batch_bytes: int = Field(DEFAULT_BATCH_BYTES, ge=1024)
