@@ -321,7 +321,7 @@ def suite(short: bool = True, workdir: Path | None = None) -> Outcome:
     )
     notify = Proc("notify", ["notify", "--routes", str(routes), "--bootstrap", bootstrap, "--topic-prefix", prefix,
                              "--group", f"{prefix}.notify", "--max-attempts", "100"],
-                  {**base_env, "TRIPWIRE_NOTIFY_SECRETS__URL": rx.url,
+                  {**base_env, "TRIPWIRE_NOTIFY_SECRETS__URL": rx.url, "TRIPWIRE_NOTIFY_BACKOFF_MAX_S": "3",
                    "TRIPWIRE_NOTIFY_SECRETS__KEY": uuid.uuid4().hex}, work)
     fleet = Proc("simulate", ["simulate", "--bootstrap", bootstrap, "--topic-prefix", prefix, "--rate",
                               str(plan.rate), "--duration", str(plan.duration_s), "--agents", str(plan.agents),
