@@ -308,6 +308,7 @@ def suite(short: bool = True, workdir: Path | None = None) -> Outcome:
                  "TRIPWIRE_SINK_INSTANCE_ID": "sink-1", "TRIPWIRE_SINK_SESSION_TIMEOUT_S": "10",
                  "TRIPWIRE_SINK_TEST_FAIL_INSERTS_WHILE": str(work / "fail-inserts")}, work)
     outage = threading.Event()
+    refused_posts: list[int] = []  # 503s served during the webhook outage
     received_at: dict[int, float] = {}
 
     def respond(i: int, h: dict[str, str], b: bytes) -> int:
@@ -382,7 +383,10 @@ def suite(short: bool = True, workdir: Path | None = None) -> Outcome:
             outage.set()
             n_before = len(rx.requests)
             time.sleep(plan.webhook_outage_s)  # the outage itself: the receiver answers 503 meanwhile
+            # ... and until it refused a delivery (alerts come in bursts; an outage nobody saw tests nothing)
+            _poll(lambda: any(r.status == 503 for r in rx.requests[n_before:]), 60, 0.2)
             outage.clear()
+            refused_posts.append(sum(r.status == 503 for r in rx.requests[n_before:]))
             t1 = time.monotonic()
             watch(row, lambda: any(200 <= r.status < 300 for r in rx.requests[n_before:]), t1)
             row.injected_at_s = round(t0 - t_start, 1)
@@ -441,6 +445,8 @@ def suite(short: bool = True, workdir: Path | None = None) -> Outcome:
     replayed = re.findall(r"replayed_done=(\d+)", notify_log)  # records redelivered-if-not-remembered
     refused = sum(f.read_text(errors="replace").count("insert failed") for f in work.glob("sink.*.log"))
     checks["insert_failures_exercised"] = (refused > 0, f"{refused} inserts refused by the test hook, then retried")
+    checks["webhook_outage_exercised"] = (sum(refused_posts) > 0,
+                                          f"{sum(refused_posts)} deliveries refused (503) during the outage")
     out = Outcome(rows, checks, round(elapsed, 1), {"simulate": sim, "workdir": str(work),
                                               "notify_replayed_done": int(replayed[-1]) if replayed else None})
     if own_dir and out.ok:
@@ -539,8 +545,12 @@ def _window_check(q: Callable[..., Any]) -> dict[str, tuple[bool, str]]:
     horizon = time.time() - WINDOW_S - LATENESS_S - 5  # windows ending before this must have been emitted
     missing = [k for k in want if k not in got and k[5] + WINDOW_S < horizon]
     ok = not wrong and not extra and not missing and len(got) > 0
-    detail = (f"{len(want)} windows recomputed, {len(got)} stored, {len(wrong)} differ, {len(missing)} missing,"
-              f" {len(extra)} unexplained")
+    over = sum(g[0] > w[0] for g, w in wrong.values())
+    stored_calls = sum(g[0] for g, _ in wrong.values())
+    raw_calls = sum(w[0] for _, w in wrong.values())
+    detail = (f"{len(want)} windows recomputed, {len(got)} stored, {len(wrong)} differ ({over} over-counted,"
+              f" {len(wrong) - over} under-counted: {stored_calls} calls stored for {raw_calls} raw),"
+              f" {len(missing)} missing ({sum(want[k][0] for k in missing)} calls), {len(extra)} unexplained")
     if wrong:
         detail += f"; e.g. {list(wrong.items())[:3]}"
     return {"windows_eq_raw": (ok, detail)}
