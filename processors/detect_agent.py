@@ -118,8 +118,7 @@ class AgentDetectors:
                         run_id=call.run_id,
                         observed=1.0,
                         threshold=0.0,
-                        summary=f"{call.agent_id} called tool {call.tool_name} with no credential "
-                        f"(run {call.run_id})",
+                        summary=f"{call.agent_id} called tool {call.tool_name} with no credential (run {call.run_id})",
                     )
                 )
         elif call.kind == "ModelCall" and p.cost_spike.enabled and call.cost_nanos is not None:
