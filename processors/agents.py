@@ -543,6 +543,14 @@ def register_agents(runtime: Runtime) -> None:
             # A message fetched before a rebalance (its generation is not the consumer's) is skipped and
             # not acked, as faust's stream does on delivery: it is read again from the committed offset.
             ticks = t.ticks
+            if batch_max == 1:  # one message at a time, acked by the stream when the next is read
+                async for event in stream.events():
+                    msg = event.message
+                    if msg.topic == ticks:
+                        runtime.tick(stage, source, msg)
+                    else:
+                        runtime.handle(stage, msg, validate)
+                return
             async for events in stream.noack_take(batch_max, within=batch_within):
                 generation = app.consumer_generation_id
                 current = [e for e in events if e.message.generation_id in (generation, None)]
