@@ -12,6 +12,12 @@ operations applied to each dirty key since its last snapshot, so :meth:`StateCac
 rebuilds the key from the table (its last snapshot) and replays them: the failing event is left
 out and nothing before it is lost.
 
+Each key also has its *applied position*: the ``(offset, index)`` of the last input record of its
+partition whose effect the state holds, written with the state (``tables.pack``), so a snapshot
+and the inputs it covers are one record. :meth:`StateCache.applied` tells the runtime that an
+input is at or below it: replayed after its effect was committed (a transaction committed without
+its offsets), it is skipped instead of applied twice.
+
 The whole cache is dropped when the consumer generation changes (a rebalance): another worker may
 have written the keys of a partition that comes back here, and the table, recovered from the
 changelog, is the truth. Its dirty keys are dropped with it: their messages were not committed,
@@ -23,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tripwire.processors.tables import pack, store_put, unpack
+from tripwire.processors.tables import applied_of, pack, store_put, unpack
 
 
 @dataclass
@@ -42,6 +48,8 @@ class StateCache:
         self.table = table
         self.states: dict[bytes, Any] = {}  # a state, or None: deleted, not yet written
         self.dirty: dict[bytes, _Dirty] = {}
+        # key -> (partition, offset, index) of the last input applied to its state
+        self.positions: dict[bytes, tuple[int, int, int]] = {}
 
     def __len__(self) -> int:
         return len(self.states)
@@ -51,9 +59,22 @@ class StateCache:
         st = self.states.get(kb)
         if st is None:
             raw = None if kb in self.states else self.table.get(kb)
-            st = self.stage.loads(unpack(raw)[1]) if raw is not None else self.stage.new_state(key)
+            st = self.stage.loads(self._unpack(kb, raw)) if raw is not None else self.stage.new_state(key)
             self.states[kb] = st
         return st
+
+    def _unpack(self, kb: bytes, raw: bytes) -> bytes:
+        partition, data = unpack(raw)
+        pos = applied_of(raw)
+        if pos is not None and kb not in self.positions:  # (a rebuilt key keeps its newer position)
+            self.positions[kb] = (partition, *pos)
+        return data
+
+    def applied(self, kb: bytes, partition: int, offset: int, index: int) -> bool:
+        """Whether the input at ``offset`` (``index`` in a batched record, else -1) of ``partition``
+        is already in ``kb``'s state (call after :meth:`get`, which loads the position)."""
+        pos = self.positions.get(kb)
+        return pos is not None and pos[0] == partition and (offset, index) <= pos[1:]
 
     def peek(self, kb: bytes) -> Any | None:
         """The state of an existing key (cached, else decoded from the table), or None."""
@@ -62,11 +83,16 @@ class StateCache:
         raw = self.table.get(kb)
         if raw is None:
             return None
-        st = self.states[kb] = self.stage.loads(unpack(raw)[1])
+        st = self.states[kb] = self.stage.loads(self._unpack(kb, raw))
         return st
 
-    def changed(self, kb: bytes, partition: int, tid: str | None, op: tuple[Any, ...]) -> None:
-        """Record that ``op`` (``("event", event, now)`` or ``("tick", now, resumed_at)``) changed ``kb``."""
+    def changed(
+        self, kb: bytes, partition: int, tid: str | None, op: tuple[Any, ...], applied: tuple[int, int] | None = None
+    ) -> None:
+        """Record that ``op`` (``("event", event, now)`` or ``("tick", now, resumed_at)``) changed ``kb``;
+        ``applied``: the ``(offset, index)`` of the input record it came from."""
+        if applied is not None:
+            self.positions[kb] = (partition, *applied)
         d = self.dirty.get(kb)
         if d is None:
             d = self.dirty[kb] = _Dirty(partition, tid)
@@ -80,6 +106,7 @@ class StateCache:
 
     def delete(self, kb: bytes, partition: int, tid: str | None) -> None:
         self.states[kb] = None
+        self.positions.pop(kb, None)
         self.dirty[kb] = _Dirty(partition, tid, from_scratch=True)
 
     def recover(self, kb: bytes, key: str) -> None:
@@ -111,7 +138,9 @@ class StateCache:
                 data.pop(kb, None)
                 out.append((kb, d.partition, d.tid, None))
             else:
-                value = pack(d.partition, self.stage.dumps(st))
+                pos = self.positions.get(kb)
+                applied = pos[1:] if pos is not None and pos[0] == d.partition else None
+                value = pack(d.partition, self.stage.dumps(st), applied)
                 store_put(self.table, d.partition, kb, value)
                 out.append((kb, d.partition, d.tid, value))
         self.dirty = {}
@@ -119,4 +148,5 @@ class StateCache:
 
     def clear(self) -> None:
         self.states.clear()
+        self.positions.clear()
         self.dirty = {}

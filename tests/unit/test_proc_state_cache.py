@@ -11,7 +11,7 @@ from tests.proc_factory import RunScript
 from tripwire.processors import default_policy
 from tripwire.processors._state_cache import StateCache
 from tripwire.processors.stages import RunStage
-from tripwire.processors.tables import pack, unpack
+from tripwire.processors.tables import applied_of, pack, unpack
 
 pytestmark = pytest.mark.unit
 
@@ -164,3 +164,48 @@ def test_a_tick_that_emits_nothing_dirties_nothing_but_is_kept_for_a_dirty_key()
     cache.changed(kb, 0, None, ("event", r.events[0], NOW))
     cache.ticked(kb, 0, None, NOW + 1, 0.0, emitted=False)
     assert [op[0] for op in cache.dirty[kb].ops] == ["event", "tick"]
+
+
+def test_the_applied_position_is_written_with_the_state_and_read_back_by_a_cold_cache() -> None:
+    stage, table = RunStage(default_policy()), _Table()
+    r = _run()
+    kb = r.run_id.encode()
+    first = StateCache(stage, table)
+    for offset, e in enumerate(r.events[:2], start=40):
+        assert not first.applied(kb, 2, offset, -1)
+        stage.process(first.get(kb, r.run_id), e, NOW)
+        first.changed(kb, 2, None, ("event", e, NOW), (offset, -1))
+    assert first.applied(kb, 2, 41, -1) and first.applied(kb, 2, 40, -1)
+    assert not first.applied(kb, 2, 42, -1) and not first.applied(kb, 2, 41, 0)  # a later record, a later part
+    assert not first.applied(kb, 3, 41, -1)  # another partition says nothing
+    first.snapshot()
+    assert applied_of(table.data[kb]) == (41, -1)
+    assert unpack(table.data[kb]) == (2, _folded(stage, r.events[:2]))
+    second = StateCache(stage, table)  # a rebalance: the table (the changelog) is the truth
+    second.get(kb, r.run_id)
+    assert second.applied(kb, 2, 41, -1) and not second.applied(kb, 2, 42, -1)
+
+
+def test_recover_keeps_the_position_of_the_events_it_replays() -> None:
+    stage, table = RunStage(default_policy()), _Table()
+    cache = StateCache(stage, table)
+    r = _run()
+    kb = r.run_id.encode()
+    stage.process(cache.get(kb, r.run_id), r.events[0], NOW)
+    cache.changed(kb, 0, None, ("event", r.events[0], NOW), (7, -1))
+    cache.snapshot()
+    stage.process(cache.get(kb, r.run_id), r.events[1], NOW)
+    cache.changed(kb, 0, None, ("event", r.events[1], NOW), (9, -1))
+    cache.recover(kb, r.run_id)  # the next event (offset 10) failed
+    assert cache.applied(kb, 0, 9, -1) and not cache.applied(kb, 0, 10, -1)
+    assert applied_of(cache.snapshot()[0][3]) == (9, -1)
+
+
+def test_a_value_without_a_position_reads_as_before() -> None:
+    stage, table = RunStage(default_policy()), _Table()
+    r = _run()
+    kb = r.run_id.encode()
+    table.data[kb] = pack(1, _folded(stage, r.events))  # written by a release without positions
+    cache = StateCache(stage, table)
+    assert stage.dumps(cache.get(kb, r.run_id)) == _folded(stage, r.events)
+    assert applied_of(table.data[kb]) is None and not cache.applied(kb, 1, 0, -1)
