@@ -445,7 +445,7 @@ class Runtime:
         measured, growth = self._sizes.get(sk, (0, 0))
         growth += 2 * (len(value) + len(kb)) + 64
         if measured + growth > self.max_state // 2:
-            measured, growth = len(kb) + len(stage.dumps(state)) + 2, 0
+            measured, growth = len(kb) + len(stage.dumps(state)) + 15, 0  # + partition and applied position
             if measured + RECORD_OVERHEAD > self.max_state:
                 raise OutputTooLarge(
                     f"the state of its key would be {measured} bytes, over half the producer's request "
