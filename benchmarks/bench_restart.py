@@ -87,12 +87,14 @@ def _fill_changelog(bs: str, topic: str, records: list[tuple[bytes, bytes, int]]
     p = Producer(
         {
             "bootstrap.servers": bs,
-            "enable.idempotence": True,
+            "transactional.id": _uid("bench-restart-fill"),  # as a worker writes its changelog
             "linger.ms": 20,
             "compression.type": "lz4",
             "queue.buffering.max.messages": 2_000_000,
         }
     )
+    p.init_transactions(30)
+    p.begin_transaction()
     t0 = time.perf_counter()
     for k, v, part in records:
         while True:
@@ -102,8 +104,7 @@ def _fill_changelog(bs: str, topic: str, records: list[tuple[bytes, bytes, int]]
             except BufferError:
                 p.poll(0.05)
         p.poll(0)
-    if p.flush(600):
-        raise RuntimeError("changelog records not delivered")
+    p.commit_transaction(600)
     return time.perf_counter() - t0
 
 
@@ -157,7 +158,8 @@ def _restart(bs: str, prefix: str, app_id: str, data: Path, reset: bool, seed: i
     t0 = time.perf_counter()
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [*TRIPWIRE, "process", "--topic-prefix", prefix, "--app-id", app_id, "--data-dir", str(data)],
+            [*TRIPWIRE, "process", "--topic-prefix", prefix, "--app-id", app_id, "--data-dir", str(data)]
+            + ["--log-level", os.environ.get("TRIPWIRE_BENCH_RESTART_LOG_LEVEL", "warn")],
             env=_env(bs, reset),
             stdout=out,
             stderr=subprocess.STDOUT,
