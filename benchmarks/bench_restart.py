@@ -37,6 +37,7 @@ ROUNDS = int(os.environ.get("TRIPWIRE_BENCH_RESTART_ROUNDS", "2"))
 PARTITIONS = 4
 TIMEOUT_S = 300.0
 TRIPWIRE = [sys.executable, "-m", "tripwire.cli"]
+LOG = ["--log-level", os.environ.get("TRIPWIRE_BENCH_RESTART_LOG_LEVEL", "warn")]
 
 
 def _uid(prefix: str) -> str:
@@ -158,8 +159,7 @@ def _restart(bs: str, prefix: str, app_id: str, data: Path, reset: bool, seed: i
     t0 = time.perf_counter()
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [*TRIPWIRE, "process", "--topic-prefix", prefix, "--app-id", app_id, "--data-dir", str(data)]
-            + ["--log-level", os.environ.get("TRIPWIRE_BENCH_RESTART_LOG_LEVEL", "warn")],
+            [*TRIPWIRE, "process", "--topic-prefix", prefix, "--app-id", app_id, "--data-dir", str(data), *LOG],
             env=_env(bs, reset),
             stdout=out,
             stderr=subprocess.STDOUT,
