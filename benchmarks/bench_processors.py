@@ -1,17 +1,33 @@
-"""Stream processors on the real broker: one faust worker's throughput and event-to-alert latency.
+"""Stream processors on the real broker: one worker's throughput beside a Quix Streams peer and the
+raw floor, and event-to-alert latency.
 
-- ``processors_throughput``: events/s one worker (``tripwire process``, exactly-once, 6 partitions)
-  consumes, decodes, validates, folds into every operator and commits, measured from the
-  consumer group's committed offsets while it drains a pre-produced backlog. Baseline: raw
-  ``fastavro.schemaless_reader`` on the same event bodies in this process, with each event's
-  record schema (the fastest raw read; goal >= 0.3x).
-- ``processors_throughput_vs_union_decode``: the same figure against raw ``schemaless_reader`` with
-  the union schema, the literal writer schema of the topic (what a plain fastavro consumer pays).
-- ``processors_alert_latency_p50`` / ``_p95``: events produced at 1,000 events/s; the time from
-  producing the event that breaches a run budget to the alert being readable (read_committed)
-  on the alerts topic (goal p95 < 1 s). When one worker processes fewer than 1,000 events/s the
-  backlog dominates this figure, so the same measurement is repeated at half the measured
-  throughput (``..._at_<rate>eps``): the pipeline's own latency (commit interval included).
+Throughput, on one backlog (runs of 9 events, interleaved like live traffic, 6 partitions; size
+``BENCH_PROC_EVENTS``, default 36,000; ``BENCH_PROC_ROUNDS`` rounds, default 2, the order of the
+Kafka consumers alternating between rounds). Each consumer starts from the beginning of the same
+events topic in its own consumer group and is measured from its first commit until it has
+committed the whole backlog (or ``THROUGHPUT_WINDOW_S``): events/s, and events per CPU-second of its
+process (``/proc/<pid>/stat`` utime + stime over the same interval).
+
+- ``tripwire``: ``tripwire process`` (faust, exactly-once, every stage; validated decode, limits).
+- ``peer``: the Quix Streams 3.28 app of ``benchmarks/_quix_peer.py`` doing the runs + windows
+  stages' work (per-run RocksDB state, 1-minute per-agent DDSketch windows, credential regrouping,
+  exactly-once, 0.25 s commits), run by its own interpreter (``BENCH_PEER_PYTHON``, default
+  ``.venv-peer/bin/python``; see ``benchmarks/README.md``). Skipped, and said so, without one.
+- ``floor``: plain confluent-kafka consume + fastavro ``schemaless_reader`` with each event's
+  *record* schema (the honest floor: the events union is read about 6.5x slower), in this process.
+- ``operators``: tripwire's own codec decode (validating) + ``Pipeline.process`` in a loop, no Kafka,
+  alternating with the in-process raw record-schema decode (``interleaved``).
+
+``processors_events_per_cpu_s`` is tripwire's figure with its ratio to the peer's (goal >= 1.0x);
+``..._vs_floor`` and ``..._vs_operators`` give the other ratios per CPU-second (goal >= 0.5x of the
+operators' in-memory rate, measured in CPU time too). ``processors_throughput`` is events/s with its
+ratio to the peer: wall clock, so on a shared machine it says more about the load than the code.
+
+``processors_alert_latency_p50`` / ``_p95``: events produced at 1,000 events/s; the time from
+producing the event that breaches a run budget to the alert being readable (read_committed) on the
+alerts topic (goal p95 < 1 s). When one worker processes fewer than 1,000 events/s the backlog
+dominates this figure, so the same measurement is repeated at half the measured throughput
+(``..._at_<rate>eps``): the pipeline's own latency (commit interval included).
 """
 
 from __future__ import annotations
@@ -19,6 +35,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,8 +51,11 @@ from fastavro import schemaless_reader
 from benchmarks._harness import Result, bootstrap, interleaved, percentile, report
 
 PARTITIONS = 6
-THROUGHPUT_RUNS = 1500  # x 9 events
-THROUGHPUT_WINDOW_S = 60  # measure the drain rate over at most this long
+THROUGHPUT_EVENTS = int(os.environ.get("BENCH_PROC_EVENTS", "36000"))  # runs of 9 events
+ROUNDS = int(os.environ.get("BENCH_PROC_ROUNDS", "2"))
+THROUGHPUT_WINDOW_S = 90  # measure each drain over at most this long
+REPO = Path(__file__).resolve().parent.parent
+PEER_PYTHON = Path(os.environ.get("BENCH_PEER_PYTHON", str(REPO / ".venv-peer" / "bin" / "python")))
 LATENCY_RATE = 1000  # events/s
 LATENCY_SECONDS = 5
 LATENCY_WAIT_S = 60  # after the last event, how long alerts may take before they count as missing
@@ -113,7 +133,8 @@ class _Worker:
             TRIPWIRE_PROCESSORS_DATA_DIR=str(data_dir),
             TRIPWIRE_PROCESSORS_SESSION_TIMEOUT_S="6",
         )
-        self.log = (data_dir.parent / f"{prefix}.log").open("wb")
+        self.log_path = data_dir.parent / f"{prefix}.log"
+        self.log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tripwire.cli", "process", "--log-level", "warn"],
             env=env,
@@ -166,80 +187,221 @@ def _deadline_loop(pred: Any, timeout: float, what: str, interval: float = 0.05)
         time.sleep(interval)
 
 
-def throughput(tmp: Path) -> list[Result]:
-    from tripwire.schemas import default_catalog, encode
+def _cpu_s(pid: int) -> float:
+    """utime + stime of process ``pid`` (its threads included), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    runs = _runs(THROUGHPUT_RUNS, 1, datetime(2026, 5, 1, tzinfo=UTC))
-    events = [e for i in range(9) for r in runs for e in r[i : i + 1]]  # interleaved like live traffic
-    framed = [encode(e) for e in events]
+
+def _drain(proc: subprocess.Popen[bytes], log: Path, group: str, topic: str, n: int, what: str) -> dict[str, float]:
+    """Events/s and events per CPU-second of ``proc`` from its group's first commit on ``topic`` to
+    the whole backlog committed (or THROUGHPUT_WINDOW_S)."""
+
+    def committed() -> int:
+        if proc.poll() is not None:
+            tail = log.read_bytes()[-2000:].decode(errors="replace")
+            raise RuntimeError(f"{what} exited with {proc.returncode}; its log ends:\n{tail}")
+        return _committed(group, topic)
+
+    _deadline_loop(lambda: committed() > 0, 120, f"the first commit of {what}")
+    c0, t0, cpu0 = committed(), time.perf_counter(), _cpu_s(proc.pid)
+    done = c0
+    while done < n and time.perf_counter() - t0 < THROUGHPUT_WINDOW_S:
+        time.sleep(0.05)  # sampling the committed offsets
+        done = committed()
+    wall, cpu = time.perf_counter() - t0, _cpu_s(proc.pid) - cpu0
+    return {
+        "eps": (done - c0) / wall,
+        "per_cpu_s": (done - c0) / cpu,
+        "events": done - c0,
+        "wall_s": wall,
+        "cpu_s": cpu,
+    }
+
+
+class _Peer:
+    """The Quix Streams peer (benchmarks/_quix_peer.py) under its own interpreter."""
+
+    def __init__(self, events_topic: str, group: str, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env.update(
+            PEER_BOOTSTRAP=bootstrap(),
+            PEER_GROUP=group,
+            PEER_EVENTS_TOPIC=events_topic,
+            PEER_STATE_DIR=str(data_dir / "state"),
+        )
+        self.log_path = data_dir / "peer.log"
+        self.log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [str(PEER_PYTHON), str(REPO / "benchmarks" / "_quix_peer.py")],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.log.close()
+
+
+def _floor(topic: str, n: int, record_schemas: dict[int, Any]) -> dict[str, float]:
+    """Plain confluent-kafka consume + fastavro record-schema decode of the backlog, in this process."""
+    from confluent_kafka import Consumer
+
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap(),
+            "group.id": f"floor-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    c.subscribe([topic])
+    got = 0
+    t0 = cpu0 = None
+    end = time.monotonic() + 120
+    while got < n and time.monotonic() < end:
+        for m in c.consume(1000, timeout=0.2):
+            if m.error() is not None:
+                continue
+            if t0 is None:
+                t0, cpu0 = time.perf_counter(), time.process_time()
+            v = m.value()
+            buf = io.BytesIO(v)
+            buf.seek(11)
+            schemaless_reader(buf, record_schemas[v[10] >> 1], None)
+            got += 1
+    wall, cpu = time.perf_counter() - (t0 or 0.0), time.process_time() - (cpu0 or 0.0)
+    c.close()
+    if got < n:
+        raise TimeoutError(f"the floor consumer read {got} of {n} events")
+    return {"eps": got / wall, "per_cpu_s": got / cpu, "events": got, "wall_s": wall, "cpu_s": cpu}
+
+
+def _operators(framed: list[bytes], record_pairs: list[tuple[Any, bytes]]) -> tuple[float, float]:
+    """(raw record-schema decode, codec decode + Pipeline operators) events per CPU-second in this
+    process, alternating."""
+    from tripwire.processors import Pipeline
+    from tripwire.schemas import decode
+
     n = len(framed)
-
-    # the baseline: raw fastavro reads of the same bodies, in this process
-    sv = default_catalog().current("events")
-    by_name = dict(zip(sv.branch_names, sv.branches, strict=True))
-    record_pairs = [(by_name[type(e).AVRO_NAME], d[11:]) for e, d in zip(events, framed, strict=True)]
-    union_bodies = [d[10:] for d in framed]
 
     def raw_record() -> int:
         for schema, body in record_pairs:
             schemaless_reader(io.BytesIO(body), schema)
         return n
 
-    def raw_union() -> int:
-        for body in union_bodies:
-            schemaless_reader(io.BytesIO(body), sv.parsed)
+    def operators() -> int:
+        pipe = Pipeline()
+        now = time.time()
+        for d in framed:
+            pipe.process(decode(d), now)
         return n
 
-    base, _ = interleaved(raw_record, raw_record, rounds=3)
-    union_base, _ = interleaved(raw_union, raw_union, rounds=2)
+    return interleaved(raw_record, operators, rounds=3, clock=time.process_time)  # CPU time: single-threaded
 
-    prefix = f"bench_{uuid.uuid4().hex[:10]}"
-    config, topics = _setup(prefix)
-    p = _producer()
-    for e, d in zip(events, framed, strict=True):
-        p.produce(topics.events, key=e.run_id.encode(), value=d)
-        p.poll(0)
-    p.flush(60)
 
-    worker = _Worker(prefix, tmp / prefix)
-    try:
-        _deadline_loop(lambda: _committed(config.group_id, topics.events) > 0, 120, "the first commit")
-        c0, t0 = _committed(config.group_id, topics.events), time.perf_counter()
-        done = c0
-        while done < n and time.perf_counter() - t0 < THROUGHPUT_WINDOW_S:
-            time.sleep(0.1)  # sampling the committed offsets
-            done = _committed(config.group_id, topics.events)
-        rate = (done - c0) / (time.perf_counter() - t0)
-    finally:
-        worker.stop()
-    headline = Result(
-        name="processors_throughput",
-        value=rate,
-        unit="events/s",
-        ratio=rate / base,
-        baseline=base,
-        goal=">= 0.3x raw fastavro decode",
-        extra={
-            "baseline_name": "raw fastavro schemaless_reader, record schema",
-            "raw_union_decode_events_per_s": union_base,
-            "ratio_vs_raw_union": rate / union_base,
-            "events": n,
-            "events_committed_in_window": done - c0,
-            "partitions": PARTITIONS,
-            "guarantee": "exactly_once",
-        },
-    )
-    # the same figure against what a plain fastavro consumer of this topic does: read each value
-    # with the topic's writer schema (the events union)
-    vs_union = Result(
-        name="processors_throughput_vs_union_decode",
-        value=rate,
-        unit="events/s",
-        ratio=rate / union_base,
-        baseline=union_base,
-        extra={"baseline_name": "raw fastavro schemaless_reader, events union (the writer schema)"},
-    )
-    return [headline, vs_union]
+def _median(rounds: list[dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in rounds)
+
+
+def throughput(tmp: Path) -> list[Result]:
+    from tripwire.schemas import default_catalog, encode
+
+    runs = _runs(THROUGHPUT_EVENTS // 9, 1, datetime(2026, 5, 1, tzinfo=UTC))
+    events = [e for i in range(9) for r in runs for e in r[i : i + 1]]  # interleaved like live traffic
+    framed = [encode(e) for e in events]
+    n = len(framed)
+    sv = default_catalog().current("events")
+    by_name = dict(zip(sv.branch_names, sv.branches, strict=True))
+    record_pairs = [(by_name[type(e).AVRO_NAME], d[11:]) for e, d in zip(events, framed, strict=True)]
+    record_schemas = dict(enumerate(sv.branches))
+    raw_in_memory, ops_in_memory = _operators(framed, record_pairs)
+
+    peer_ok = PEER_PYTHON.exists()
+    mine: list[dict[str, float]] = []
+    peer: list[dict[str, float]] = []
+    floor: list[dict[str, float]] = []
+    for rnd in range(ROUNDS):
+        prefix = f"bench_{uuid.uuid4().hex[:10]}"
+        config, topics = _setup(prefix)
+        p = _producer()
+        for e, d in zip(events, framed, strict=True):
+            p.produce(topics.events, key=e.run_id.encode(), value=d)
+            p.poll(0)
+        p.flush(60)
+
+        def run_tripwire(prefix: str = prefix, config: Any = config, topics: Any = topics) -> None:
+            worker = _Worker(prefix, tmp / prefix)
+            try:
+                mine.append(_drain(worker.proc, worker.log_path, config.group_id, topics.events, n, "tripwire process"))
+            finally:
+                worker.stop()
+
+        def run_peer(prefix: str = prefix, topics: Any = topics) -> None:
+            group = f"{prefix}-quix"
+            q = _Peer(topics.events, group, tmp / group)
+            try:
+                peer.append(_drain(q.proc, q.log_path, group, topics.events, n, "the Quix Streams peer"))
+            finally:
+                q.stop()
+
+        order = [run_tripwire, run_peer] if rnd % 2 == 0 else [run_peer, run_tripwire]
+        for fn in order:
+            if fn is run_peer and not peer_ok:
+                continue
+            fn()
+        floor.append(_floor(topics.events, n, record_schemas))
+
+    eps, per_cpu = _median(mine, "eps"), _median(mine, "per_cpu_s")
+    floor_eps, floor_cpu = _median(floor, "eps"), _median(floor, "per_cpu_s")
+    common: dict[str, Any] = {
+        "events": n,
+        "rounds": ROUNDS,
+        "partitions": PARTITIONS,
+        "guarantee": "exactly_once",
+        "load_avg_1m": round(os.getloadavg()[0], 1),
+        "tripwire_events_per_s": eps,
+        "tripwire_rounds": mine,
+        "floor_events_per_s": floor_eps,
+        "floor_events_per_cpu_s": floor_cpu,
+        "floor_rounds": floor,
+        "operators_in_memory_events_per_cpu_s": ops_in_memory,
+        "raw_record_decode_in_memory_events_per_cpu_s": raw_in_memory,
+    }
+    out: list[Result] = []
+    if peer:
+        peer_eps, peer_cpu = _median(peer, "eps"), _median(peer, "per_cpu_s")
+        common.update(peer_events_per_s=peer_eps, peer_events_per_cpu_s=peer_cpu, peer_rounds=peer)
+        out += [
+            Result("processors_events_per_cpu_s", per_cpu, "events/cpu-s", ratio=per_cpu / peer_cpu,
+                   baseline=peer_cpu, goal=">= 1.0x the Quix Streams peer", extra=common),
+            Result("processors_throughput", eps, "events/s", ratio=eps / peer_eps, baseline=peer_eps,
+                   extra={"baseline_name": "Quix Streams 3.28 peer, events/s (wall clock: load-dependent)"}),
+            Result("processors_peer_events_per_cpu_s", peer_cpu, "events/cpu-s", extra={"events_per_s": peer_eps}),
+        ]  # fmt: skip
+    else:
+        common["peer"] = f"skipped: no interpreter at {PEER_PYTHON} (see benchmarks/README.md)"
+        out.append(Result("processors_events_per_cpu_s", per_cpu, "events/cpu-s", extra=common))
+        out.append(Result("processors_throughput", eps, "events/s"))
+    out += [
+        Result("processors_events_per_cpu_s_vs_floor", per_cpu, "events/cpu-s", ratio=per_cpu / floor_cpu,
+               baseline=floor_cpu, extra={"baseline_name": "confluent-kafka consume + fastavro record-schema decode",
+                                          "events_per_s_ratio": eps / floor_eps}),
+        Result("processors_events_per_cpu_s_vs_operators", per_cpu, "events/cpu-s", ratio=per_cpu / ops_in_memory,
+               baseline=ops_in_memory, goal=">= 0.5x the operators' in-memory rate",
+               extra={"baseline_name": "codec decode (validating) + Pipeline.process in a loop, no Kafka"}),
+        Result("processors_operators_in_memory", ops_in_memory, "events/cpu-s", ratio=ops_in_memory / raw_in_memory,
+               baseline=raw_in_memory, extra={"baseline_name": "raw fastavro record-schema decode in memory"}),
+    ]  # fmt: skip
+    return out
 
 
 def latency(tmp: Path, rate: int = LATENCY_RATE, seconds: float = LATENCY_SECONDS, tag: str = "") -> list[Result]:
@@ -332,7 +494,8 @@ def run() -> list[Result]:
             return throughput(Path(d))
         results = [*throughput(Path(d)), *latency(Path(d))]
         # the same measurement at a rate one worker sustains here: the pipeline's own latency, no backlog
-        sustainable = max(50, int(results[0].value * 0.5))
+        drained = next(r.value for r in results if r.name == "processors_throughput")
+        sustainable = max(50, int(drained * 0.5))
         return results + latency(Path(d), sustainable, 20.0, tag=f"_at_{sustainable}eps")
 
 

@@ -88,25 +88,41 @@ def _kpi_row(k: dict) -> None:
     c[3].metric("Run p99", _ui.ms(q[2]))
 
 
+def zero_filled(df: pd.DataFrame, series: str | None, values: list[str], bucket_s: int) -> pd.DataFrame:
+    """Counts and sums per bucket for every series over every bucket of the chart's span, 0 where a series had
+    no rows: a version that stopped (or started) running shows zeros there, not a line drawn across the gap.
+    (Quantiles are not filled: a bucket without calls has no latency.)"""
+    if not len(df):
+        return df
+    start, end = df["bucket"].min(), df["bucket"].max()
+    grid = pd.date_range(start, end, freq=pd.Timedelta(seconds=bucket_s))
+    keys = ["bucket"] if series is None else ["bucket", series]
+    index = grid.rename("bucket") if series is None else pd.MultiIndex.from_product(
+        [grid, sorted(df[series].unique())], names=keys)
+    summed = df.groupby(keys)[values].sum()
+    return summed.reindex(index, fill_value=0).reset_index()
+
+
 def _series(f: Filters, split: str, calls: pd.DataFrame, bucket_s: int) -> None:
     runs = data.frame("runs_per_bucket", {**f.window(), "bucket_s": bucket_s})
     per = _bucket_label(bucket_s)
     left, right = st.columns(2)
     if len(runs):
         color = "agent_version" if split == "version" else None
-        agg = runs if color else runs.groupby("bucket", as_index=False)[["runs", "cost_usd"]].sum()
+        agg = zero_filled(runs, color, ["runs", "cost_usd"], bucket_s)
         left.plotly_chart(_time_axes(px.line(agg, x="bucket", y="runs", color=color, title=f"Runs per {per}",
                                              markers=True), bucket_s), key="ov_runs")
     if len(calls):
+        sums = zero_filled(calls, "series", ["calls", "cost_usd"], bucket_s)
         right.plotly_chart(
             _time_axes(px.line(calls, x="bucket", y="p95_ms", color="series",
                                title=f"Model-call p95 latency per {per} (ms; t-digest rank, ~1%)", markers=True),
                        bucket_s),
             key="ov_p95",
         )
-        left.plotly_chart(_time_axes(px.bar(calls, x="bucket", y="cost_usd", color="series",
+        left.plotly_chart(_time_axes(px.bar(sums, x="bucket", y="cost_usd", color="series",
                                             title=f"Model spend per {per} ($)"), bucket_s), key="ov_cost")
-        right.plotly_chart(_time_axes(px.bar(calls, x="bucket", y="calls", color="series",
+        right.plotly_chart(_time_axes(px.bar(sums, x="bucket", y="calls", color="series",
                                              title=f"Model calls per {per}"), bucket_s), key="ov_calls")
         st.caption(P95_HELP)
 

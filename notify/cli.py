@@ -55,3 +55,4 @@ def register(app: typer.Typer) -> None:
         except ConfigError as e:  # e.g. KafkaAuthError: the broker refused the credentials
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(1) from e
+        typer.echo(f"stopped {notifier.stats}", err=True)

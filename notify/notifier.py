@@ -6,8 +6,10 @@ matches every record against the routes, groups bursts per (route, incident), an
 thread pool over httpx with retries. Offsets are committed only up to the
 per-partition watermark of records that were delivered or dead-lettered on every route they matched,
 so a crash replays (at most) what was not yet committed: a receiver may see a delivery twice, always
-with the same dedup key, and never misses one. Records that cannot be decoded go to the dead-letter
-topic with the reason; the notifier never stops on bad input.
+with the same dedup key and ``record_id``, and never misses one. A broker outage long enough to lose the
+group session (the commits fail, the assignment is revoked as lost) does not resend: the records this
+notifier already delivered are recognised when they are replayed, and only committed. Records that
+cannot be decoded go to the dead-letter topic with the reason; the notifier never stops on bad input.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ class NotifyStats:
     dead_letters: int = 0
     decode_errors: int = 0
     commits: int = 0
+    replayed_done: int = 0
+    """Records replayed after a revocation whose commit was lost, already done here: committed, not resent."""
 
 
 class Notifier:
@@ -210,6 +214,10 @@ class Notifier:
         topic, value = m.topic, m.value
         self.stats.consumed += 1
         ref = self._tracker.track(topic, m.partition, m.offset, m.key, value)
+        if self._tracker.was_done(topic, m.partition, m.offset):  # delivered before a lost commit: not again
+            self.stats.replayed_done += 1
+            self._tracker.settle(ref)
+            return
         if value is None:  # a tombstone on the compacted kill-switch topic: nothing to tell anyone
             self._tracker.settle(ref)
             return

@@ -5,6 +5,11 @@ A consumed record is *done* when every route it matched has delivered it or dead
 record that matches no route is done at once). The committable offset of a partition is one past
 the longest done prefix of the records consumed from it, in log order, so a commit never skips a
 record that is still waiting, whatever order concurrent deliveries finish in.
+
+What was done survives the loss of a partition: when a commit could not reach the broker (it was down
+long enough for the group session to time out, so the assignment was revoked as lost), the partition
+comes back from its last *committed* offset, and the records this notifier already delivered are
+replayed. :meth:`OffsetTracker.was_done` recognises them, so they are committed, not delivered again.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ class OffsetTracker:
     def __init__(self) -> None:
         self._parts: dict[tuple[str, int], _Partition] = {}
         self._dirty: set[tuple[str, int]] = set()
+        self._done_before: dict[tuple[str, int], tuple[int, frozenset[int]]] = {}
+        """Per partition forgotten on revocation: its done watermark and the done offsets above it."""
         self.pending = 0
         """Records consumed and not yet done (for backpressure)."""
 
@@ -98,11 +105,23 @@ class OffsetTracker:
         """A commit of these partitions failed: offer their (current) watermark again."""
         self._dirty.update(tp for tp in offsets if tp in self._parts)
 
+    def was_done(self, topic: str, partition: int, offset: int) -> bool:
+        """True if this tracker saw ``offset`` done before its partition was forgotten (a replay after a
+        revocation whose commit did not reach the broker)."""
+        known = self._done_before.get((topic, partition))
+        return known is not None and (offset < known[0] or offset in known[1])
+
     def forget(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """The partitions were revoked: drop their waiting records, remember what was done."""
         for tp in partitions:
             part = self._parts.pop(tp, None)
             if part is not None:
                 self.pending -= len(part.order)
+                above = frozenset(off for off in part.order if part.remaining.get(off) == 0)
+                watermark, before = self._done_before.get(tp, (-1, frozenset()))
+                if part.committed is not None and part.committed > watermark:
+                    watermark, before = part.committed, frozenset(o for o in before if o >= part.committed)
+                self._done_before[tp] = (watermark, before | above)
                 part.remaining.clear()
             self._dirty.discard(tp)
 

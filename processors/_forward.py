@@ -1,16 +1,10 @@
-"""The messages of the internal by-agent / by-credential topics: the events a commit forwards to one
-key, in one record.
-
-The runs stage forwards most events to the agents stage (every model and tool call) and some to
-the credentials stage. Forwarded one record each, every event paid faust's per-message cost a
-second and third time. The runtime now groups the events it forwards to the same key between two
-commits (they are sent at the commit anyway, see ``Runtime.flush``) into one record:
+"""The by-agent / by-credential records written before partials (``partials.py``): forwarded events,
+alone or batched per key. The runtime still reads them, so records in flight across an upgrade
+are processed; nothing writes them any more (``pack_records`` is kept for the tests of the format).
 
     b"TWB\\x01" | count (uint32 BE) | (length (uint32 BE) | event bytes) * count
 
-Order is kept. A value without the magic is a single event (a record written before batching).
-A key's events are split over several records of at most ``MAX_RECORD_BYTES`` (well under the
-broker's 1 MB default message size), so one very busy agent never makes a record the broker refuses.
+Order is kept. A value without the magic is a single event.
 """
 
 from __future__ import annotations

@@ -4,10 +4,11 @@ Three agents, one per stage, each consuming its input topic plus the ticks topic
 
 - ``runs``: the events topic (key run_id). Decodes and validates each event (failures go to the
   DLQ with the original bytes, topic, partition and offset), runs the RunStage, publishes
-  RunSummary records (on the same partition number as the event) and alerts, and forwards the
-  original bytes to the by-agent / by-credential topics.
-- ``agents``: the by-agent topic (key tenant|agent_id) -> WindowStats and alerts.
-- ``credentials``: the by-credential topic (key fingerprint) -> alerts.
+  RunSummary records (on the same partition number as the event) and alerts, and folds what the
+  other two stages need of the event into one *partial* per key (:mod:`partials`), forwarded to
+  the by-agent / by-credential topics at the commit: an event passes faust's per-message path once.
+- ``agents``: the by-agent topic (key tenant|agent_id): merges partials -> WindowStats and alerts.
+- ``credentials``: the by-credential topic (key fingerprint): merges partials -> alerts.
 
 Handling a message sends nothing: its outputs, forwards and DLQ records wait in
 ``Runtime.pending`` and its state change in the stage's :class:`StateCache`, until the next offset
@@ -36,11 +37,12 @@ import logging
 import time
 from typing import Any
 
-from tripwire.processors._forward import MAGIC, BatchError, pack_records, unpack_events
+from tripwire.processors._forward import MAGIC, BatchError, unpack_events
 from tripwire.processors._state_cache import StateCache
 from tripwire.processors.config import ProcessorConfig
 from tripwire.processors.latency import window_key
 from tripwire.processors.metrics import ProcessorMetrics
+from tripwire.processors.partials import PartialError, decode_partial, encode_partial, is_partial
 from tripwire.processors.pipeline import Pipeline
 from tripwire.processors.stages import Outputs
 from tripwire.processors.topics import RuntimeTopics
@@ -73,6 +75,7 @@ class Runtime:
         self.metrics = ProcessorMetrics()
         self.eos = config.processing_guarantee == "exactly_once"
         self.positions: dict[tuple[str, int], int] = {}
+        self._moved: set[tuple[str, int]] = set()  # partitions that delivered a message since their last tick
         self.started_at = time.time()
         self.caches = {
             s.name: StateCache(s, tables[s.name]) for s in (pipeline.runs, pipeline.agents, pipeline.credentials)
@@ -80,8 +83,8 @@ class Runtime:
         self.changelogs = {name: t.changelog_topic.get_topic_name() for name, t in tables.items()}
         # records caused by messages since the last commit, by transactional id (None without EOS)
         self.pending: dict[str | None, list[tuple[str, bytes | None, bytes | None, int | None]]] = {}
-        # events forwarded to the agents / credentials stages since the last commit, per record
-        self.forwards: dict[tuple[str | None, str, bytes], list[bytes]] = {}
+        # the partials of the agents / credentials stages since the last commit, per record key
+        self.partials: dict[tuple[str | None, str, bytes], Any] = {}
         # changelog records sent, per transactional id, to write into the local store once committed:
         # (stage, partition, key, value, send future)
         self._to_write: dict[str | None, list[tuple[str, int, bytes, bytes | None, Any]]] = {}
@@ -105,7 +108,7 @@ class Runtime:
             for cache in self.caches.values():
                 cache.clear()
             self.pending = {}
-            self.forwards = {}
+            self.partials = {}
             self._to_write = {}  # the changelog recovery of the rebalance brings the store up to date
             self._tids = {}  # the assignment (and so the topic groups) may have changed
             self._sizes = {}
@@ -132,12 +135,12 @@ class Runtime:
             records = self.pending[tid] = []
         records.append((topic, key, value, partition))
 
-    def forward(self, topic: str, key: bytes, value: bytes, tid: str | None) -> None:
-        """Queue an event for another stage; those for one key go in one record at the commit."""
-        values = self.forwards.get((tid, topic, key))
-        if values is None:
-            values = self.forwards[(tid, topic, key)] = []
-        values.append(value)
+    def forward(self, stage: Any, topic: str, key: bytes, event: Any, tid: str | None) -> None:
+        """Fold ``event`` into the partial of ``key`` for ``stage`` (sent at the commit)."""
+        partial = self.partials.get((tid, topic, key))
+        if partial is None:
+            partial = self.partials[(tid, topic, key)] = stage.new_partial()
+        stage.contribute(partial, event)
 
     async def flush(self) -> None:
         """Send every pending record and changed state (called right before an offset commit).
@@ -151,9 +154,9 @@ class Runtime:
             self._check_generation()  # a rebalance: these messages are read again
             return
         batches, self.pending = self.pending, {}
-        forwards, self.forwards = self.forwards, {}
-        for (tid, topic, key), values in forwards.items():
-            batches.setdefault(tid, []).extend((topic, key, value, None) for value in pack_records(values))
+        partials, self.partials = self.partials, {}
+        for (tid, topic, key), partial in partials.items():
+            batches.setdefault(tid, []).extend((topic, key, value, None) for value in encode_partial(partial))
         states: dict[str | None, list[tuple[str, int, bytes, bytes | None]]] = {}
         for name, cache in self.caches.items():
             for kb, partition, tid, value in cache.snapshot():
@@ -340,10 +343,16 @@ class Runtime:
         message of the agents / credentials stage holds the events forwarded to one key."""
         self._check_generation()
         tid = self._tid(msg)
-        self.positions[(msg.topic, msg.partition)] = msg.offset
+        tp = (msg.topic, msg.partition)
+        self.positions[tp] = msg.offset
+        self._moved.add(tp)
         if stage is self.pipeline.runs:
             self._handle_event(stage, msg, tid, msg.value, validate, None)
             return
+        if is_partial(msg.value):
+            self._handle_partial(stage, msg, tid)
+            return
+        # a record forwarded before partials: events, alone or batched (``_forward``)
         try:
             values = unpack_events(msg.value) if msg.value is not None else [None]
         except BatchError as e:
@@ -353,6 +362,16 @@ class Runtime:
         batched = msg.value is not None and msg.value.startswith(MAGIC)
         for i, value in enumerate(values):
             self._handle_event(stage, msg, tid, value, validate, i if batched else None)
+
+    def _handle_partial(self, stage: Any, msg: Any, tid: str | None) -> None:
+        """Merge a forwarded partial into its key's state (the record's key)."""
+        try:
+            partial = decode_partial(msg.value)
+        except PartialError as e:
+            self.metrics.events.labels(stage.name, "dead_letter").inc()
+            self.dead_letter(msg, tid, "decode", str(e), type(e).__name__)
+            return
+        self._apply(stage, msg, tid, partial, msg.value, None, (msg.key or b"").decode(errors="replace"), ())
 
     def _handle_event(
         self, stage: Any, msg: Any, tid: str | None, value: bytes | None, validate: bool, index: int | None
@@ -366,14 +385,35 @@ class Runtime:
             self.metrics.events.labels(stage.name, "dead_letter").inc()
             self.dead_letter(msg, tid, bad_stage, reason, err, value, index)
             return
+        forwards: list[tuple[Any, str, bytes]] = []
+        if stage is self.pipeline.runs:
+            agents, creds = self.pipeline.agents, self.pipeline.credentials
+            forwards = [(agents, self.topics.by_agent, agents.key(ev).encode())]
+            forwards.append((creds, self.topics.by_credential, (ev.credential_fingerprint or "").encode()))
+        self._apply(stage, msg, tid, ev, value, index, stage.key(ev), forwards)
+
+    def _apply(
+        self,
+        stage: Any,
+        msg: Any,
+        tid: str | None,
+        item: Any,
+        value: bytes,
+        index: int | None,
+        key: str,
+        forwards: Any,
+    ) -> None:
+        """Fold ``item`` (an event, or a partial of the agents / credentials stage) into the state of
+        ``key``; queue its outputs and (runs stage) its contributions to the ``forwards`` partials.
+        A failure (a bug, an output over the request limit) rolls the key back and dead-letters
+        ``value``."""
         cache = self.caches[stage.name]
-        key = stage.key(ev)
         kb = key.encode()
         now = time.time()
         try:
             state = cache.get(kb, key)
-            res = stage.process(state, ev, now)
-        except Exception as e:  # a bug or corrupt state must not stop the worker: the event goes to the DLQ
+            res = stage.process(state, item, now)
+        except Exception as e:  # a bug or corrupt state must not stop the worker: the input goes to the DLQ
             log.exception("stage %s failed on %s", stage.name, key)
             self._recover(cache, kb, key)
             self.metrics.events.labels(stage.name, "failed").inc()
@@ -382,23 +422,21 @@ class Runtime:
         if not res.applied:
             self.metrics.events.labels(stage.name, "duplicate").inc()
             return
+        if forwards:
+            forwards = [f for f, on in zip(forwards, (res.to_agent, res.to_credential), strict=True) if on]
         try:
             records = self.encode_outputs(res.outputs, msg)
-            fwd_agent = self.pipeline.agents.key(ev).encode() if res.to_agent else None
-            fwd_cred = ev.credential_fingerprint.encode() if res.to_credential else None
-            self._check_sizes(stage, kb, state, value, records, (fwd_agent, fwd_cred))
-        except Exception as e:  # an output that cannot be produced: the event goes, its effect is undone
+            self._check_sizes(stage, kb, state, value, records, item, forwards)
+        except Exception as e:  # an output that cannot be produced: the input goes, its effect is undone
             self._recover(cache, kb, key)
             self.metrics.events.labels(stage.name, "failed").inc()
             self.dead_letter(msg, tid, "process", f"{stage.name}: {e}", type(e).__name__, value, index)
             return
-        cache.changed(kb, msg.partition, tid, ("event", ev, now))
-        self._ok[stage.name].inc()
+        cache.changed(kb, msg.partition, tid, ("event", item, now))
+        self._ok[stage.name].inc(getattr(item, "events", 1))  # a partial counts the events it folds
         self.publish(res.outputs, msg, tid, records)
-        if fwd_agent is not None:
-            self.forward(self.topics.by_agent, fwd_agent, value, tid)
-        if fwd_cred is not None:
-            self.forward(self.topics.by_credential, fwd_cred, value, tid)
+        for f_stage, f_topic, f_key in forwards:
+            self.forward(f_stage, f_topic, f_key, item, tid)
 
     def _check_sizes(
         self,
@@ -407,7 +445,8 @@ class Runtime:
         state: Any,
         value: bytes,
         records: list[tuple[str, bytes, bytes, int | None]],
-        forward_keys: tuple[bytes | None, ...],
+        item: Any,
+        forwards: list[tuple[Any, str, bytes]],
     ) -> None:
         """Raise :class:`OutputTooLarge` if a record this event causes would exceed the request limit.
 
@@ -421,9 +460,15 @@ class Runtime:
                     f"its {r_topic} output would be {len(r_key) + len(r_value)} bytes, over the producer's "
                     f"request limit of {self.max_record}"
                 )
-        for fkey in forward_keys:
-            if fkey is not None and not self.fits(fkey, value + b"12345678"):  # a batch of this event alone
-                raise OutputTooLarge(f"forwarding it would be a record of {len(fkey) + len(value)} bytes")
+        for f_stage, _, fkey in forwards:
+            # the event's part of a partial is at most ~6x its bytes (JSON escapes) plus the field names:
+            # measured exactly only when that bound does not fit
+            if len(fkey) + 6 * len(value) + 1024 + RECORD_OVERHEAD > self.max_record:
+                alone = f_stage.new_partial()
+                f_stage.contribute(alone, item)
+                size = max(len(r) for r in encode_partial(alone, self.max_record))
+                if len(fkey) + size + RECORD_OVERHEAD > self.max_record:
+                    raise OutputTooLarge(f"forwarding it would be a record of {len(fkey) + size} bytes")
         sk = (stage.name, kb)
         measured, growth = self._sizes.get(sk, (0, 0))
         growth += 2 * (len(value) + len(kb)) + 64
@@ -446,11 +491,23 @@ class Runtime:
             cache.states.pop(kb, None)
 
     def backlog(self, topic: str, partition: int) -> bool:
-        """True when messages of ``topic``/``partition`` are known to be waiting."""
+        """True when messages of ``topic``/``partition`` are known to be waiting (called once per
+        tick of the partition).
+
+        The highwater counts every offset, and under exactly-once the records of a transactional
+        topic (the by-agent and by-credential topics) are each followed by a commit marker, which
+        no consumer ever receives: "highwater - 1 > last offset read" then stays true for good, and
+        the ticks of those stages did nothing (windows of a quiet agent never closed; after a
+        broker restart, windows stopped). So a partition counts as behind only while its messages
+        keep coming: if none arrived since its previous tick, what the highwater has beyond the
+        last one read are markers (or aborted records)."""
         from faust.types import TP
 
-        pos = self.positions.get((topic, partition))
-        if pos is None:
+        tp = (topic, partition)
+        moved = tp in self._moved
+        self._moved.discard(tp)
+        pos = self.positions.get(tp)
+        if pos is None or not moved:
             return False
         hw = self.app.consumer.highwater(TP(topic, partition))
         return hw is not None and hw - 1 > pos
@@ -494,15 +551,36 @@ def register_agents(runtime: Runtime) -> None:
     """Define the three agents and the tick/metrics timers on ``runtime.app``."""
     app, t, p = runtime.app, runtime.topics, runtime.pipeline
     raw = {"key_serializer": "raw", "value_serializer": "raw", "key_type": bytes, "value_type": bytes}
+    batch_max, batch_within = runtime.config.batch_max, runtime.config.batch_within_s
 
     def make_agent(stage: Any, source: str, validate: bool) -> None:
         async def agent(stream: Any) -> None:
-            async for event in stream.events():
-                msg = event.message
-                if msg.topic == t.ticks:
-                    runtime.tick(stage, source, msg)
-                else:
-                    runtime.handle(stage, msg, validate)
+            # A batch's events are acked only once all of them are handled, with no await in between
+            # (handling is synchronous and Stream.ack never suspends): an offset commit, and so the
+            # flush of what the handled messages caused, never falls between handling a message and
+            # acking it. Messages still in the buffer are not acked, so a kill loses none of them.
+            # A message fetched before a rebalance (its generation is not the consumer's) is skipped and
+            # not acked, as faust's stream does on delivery: it is read again from the committed offset.
+            ticks = t.ticks
+            if batch_max == 1:  # one message at a time, acked by the stream when the next is read
+                async for event in stream.events():
+                    msg = event.message
+                    if msg.topic == ticks:
+                        runtime.tick(stage, source, msg)
+                    else:
+                        runtime.handle(stage, msg, validate)
+                return
+            async for events in stream.noack_take(batch_max, within=batch_within):
+                generation = app.consumer_generation_id
+                current = [e for e in events if e.message.generation_id in (generation, None)]
+                for event in current:
+                    msg = event.message
+                    if msg.topic == ticks:
+                        runtime.tick(stage, source, msg)
+                    else:
+                        runtime.handle(stage, msg, validate)
+                for event in current:
+                    await stream.ack(event)
 
         agent.__name__ = agent.__qualname__ = f"{stage.name}_agent"
         app.agent(app.topic(source, t.ticks, **raw), name=f"tripwire.processors.{stage.name}")(agent)

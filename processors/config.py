@@ -39,6 +39,11 @@ class ProcessorConfig(KafkaSecurity):
     """Consumer-group session timeout: how soon the partitions of a dead worker are reassigned."""
     producer_linger_s: float = Field(default=0.02, ge=0, le=1)
     """Producer batching delay: fewer, larger produce requests (each output is one otherwise)."""
+    batch_max: int = Field(default=500, ge=1, le=100_000)
+    """Messages an agent handles per batch at most (faust ``noack_take``): per-message awaits are paid per batch.
+    1: one message at a time (faust's per-message stream)."""
+    batch_within_s: float = Field(default=0.02, gt=0, le=5)
+    """How long an agent waits to fill a batch before handling what it has (adds at most this to latency)."""
     tick_interval_s: float = Field(default=1.0, gt=0, le=600)
     """How often time-driven outputs (timeouts, window closes, alert updates) are evaluated."""
     data_dir: Path = Path(".tripwire/processors")

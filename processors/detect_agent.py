@@ -7,11 +7,15 @@
 - cost_spike: the agent's spend in the current minute against an EWMA baseline of past minutes,
   using a robust z-score (EW mean absolute deviation x 1.4826) and a minimum dollar excess;
 - unauthenticated_tool: a tool call with no credential fingerprint.
+
+The detectors read a :class:`Call`, what they need of a model or tool call (a few fields, no
+Avro event): the runs stage extracts it where the event is first read and ships it in the agent's
+partial, so the agents stage folds calls without decoding events again.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from tripwire.processors._pricing import NANOS_PER_USD, to_nanos
 from tripwire.processors._time import epoch
@@ -23,7 +27,24 @@ MAD_SCALE = 1.4826  # makes a mean absolute deviation comparable to a standard d
 _MAX_FILL_MINUTES = 120  # quiet minutes folded into the baseline at most, after a long pause
 
 
-def _occ(event: Any, kind: str, key: str, severity: str, **kw: Any) -> Occurrence:
+class Call(NamedTuple):
+    """The fields of a model or tool call the agent detectors read (JSON-able as a list)."""
+
+    kind: str  # "ToolCall" | "ModelCall"
+    tenant: str
+    agent_id: str
+    agent_version: str
+    event_id: str
+    trace_id: str
+    credential_fingerprint: str | None
+    run_id: str
+    tool_name: str | None
+    end: float  # epoch seconds of ts_end
+    error: bool
+    cost_nanos: int | None  # model calls with a cost
+
+
+def _occ(event: Call, kind: str, key: str, severity: str, **kw: Any) -> Occurrence:
     return Occurrence(
         kind=kind,
         key=f"{kind}|{event.tenant}|{event.agent_id}|{key}",
@@ -49,41 +70,71 @@ class AgentDetectors:
     def new_state() -> dict[str, Any]:
         return {"te": {}, "cs": {"min": None, "spend": 0, "ewma": None, "ewmad": 0.0, "n": 0}}
 
-    def on_event(self, state: dict[str, Any], event: Any) -> list[Occurrence]:
+    def call(self, event: Any) -> Call | None:
+        """What the detectors need of ``event``; None when no enabled detector reads it."""
         kind = type(event).__name__
-        out: list[Occurrence] = []
         p = self.policy
         if kind == "ToolCall":
+            if not (p.tool_error_rate.enabled or p.unauthenticated_tool.enabled):
+                return None
+            tool, cost = event.tool_name, None
+        elif kind == "ModelCall" and p.cost_spike.enabled and event.cost_usd is not None:
+            tool, cost = None, to_nanos(event.cost_usd)
+        else:
+            return None
+        return Call(
+            kind,
+            event.tenant,
+            event.agent_id,
+            event.agent_version,
+            event.event_id,
+            event.trace_id,
+            event.credential_fingerprint,
+            event.run_id,
+            tool,
+            epoch(event.ts_end),
+            _val(event.status) in ERROR_STATUSES,
+            cost,
+        )
+
+    def on_event(self, state: dict[str, Any], event: Any) -> list[Occurrence]:
+        call = self.call(event)
+        return [] if call is None else self.on_call(state, call)
+
+    def on_call(self, state: dict[str, Any], call: Call) -> list[Occurrence]:
+        out: list[Occurrence] = []
+        p = self.policy
+        if call.kind == "ToolCall":
             if p.tool_error_rate.enabled:
-                out.extend(self._error_rate(state, event))
-            if p.unauthenticated_tool.enabled and event.credential_fingerprint is None:
+                out.extend(self._error_rate(state, call))
+            if p.unauthenticated_tool.enabled and call.credential_fingerprint is None:
                 out.append(
                     _occ(
-                        event,
+                        call,
                         "unauthenticated_tool",
                         "",
                         p.unauthenticated_tool.severity,
-                        tool_name=event.tool_name,
-                        run_id=event.run_id,
+                        tool_name=call.tool_name,
+                        run_id=call.run_id,
                         observed=1.0,
                         threshold=0.0,
-                        summary=f"{event.agent_id} called tool {event.tool_name} with no credential "
-                        f"(run {event.run_id})",
+                        summary=f"{call.agent_id} called tool {call.tool_name} with no credential (run {call.run_id})",
                     )
                 )
-        elif kind == "ModelCall" and p.cost_spike.enabled and event.cost_usd is not None:
-            out.extend(self._cost(state, event))
+        elif call.kind == "ModelCall" and p.cost_spike.enabled and call.cost_nanos is not None:
+            out.extend(self._cost(state, call))
         return out
 
     # -- tool error rate ---------------------------------------------------------------------
-    def _error_rate(self, state: dict[str, Any], event: Any) -> list[Occurrence]:
+    def _error_rate(self, state: dict[str, Any], event: Call) -> list[Occurrence]:
         p = self.policy.tool_error_rate
-        end = epoch(event.ts_end)
-        buckets: dict[str, list[int]] = state["te"].setdefault(event.tool_name, {})
+        end = event.end
+        tool = event.tool_name or ""  # (a ToolCall always has one)
+        buckets: dict[str, list[int]] = state["te"].setdefault(tool, {})
         b_start = end - (end % self._bucket_s)
         b = buckets.setdefault(repr(b_start), [0, 0])
         b[0] += 1
-        if _val(event.status) in ERROR_STATUSES:
+        if event.error:
             b[1] += 1
         horizon = end - p.window_s
         for k in [k for k in buckets if float(k) + self._bucket_s <= horizon]:
@@ -97,7 +148,7 @@ class AgentDetectors:
             _occ(
                 event,
                 "tool_error_rate",
-                event.tool_name,
+                tool,
                 p.severity,
                 tool_name=event.tool_name,
                 observed=rate,
@@ -110,10 +161,10 @@ class AgentDetectors:
         ]
 
     # -- cost spike ----------------------------------------------------------------------------
-    def _cost(self, state: dict[str, Any], event: Any) -> list[Occurrence]:
+    def _cost(self, state: dict[str, Any], event: Call) -> list[Occurrence]:
         p = self.policy.cost_spike
         cs = state["cs"]
-        end = epoch(event.ts_end)
+        end = event.end
         bucket = p.bucket_s
         minute = end - (end % bucket)
         if cs["min"] is None:
@@ -124,7 +175,7 @@ class AgentDetectors:
             for _ in range(min(closed - 1, _MAX_FILL_MINUTES)):
                 self._fold(cs, 0.0)
             cs["min"], cs["spend"] = minute, 0
-        cs["spend"] += to_nanos(event.cost_usd)  # a late call counts in the current minute
+        cs["spend"] += event.cost_nanos or 0  # a late call counts in the current minute
         if cs["n"] < p.warmup_minutes or cs["ewma"] is None:
             return []
         spend = cs["spend"] / NANOS_PER_USD

@@ -55,6 +55,35 @@ def window_key(stats: Any) -> str:
     )
 
 
+def _copy(p: dict[str, Any]) -> dict[str, Any]:
+    """A window aggregate of the state from a partial's (without its ``"e"``)."""
+    agg = dict(p)
+    agg.pop("e", None)
+    agg["b"] = dict(p["b"])
+    if p["slow"] is not None:
+        agg["slow"] = list(p["slow"])
+    return agg
+
+
+def _merge_agg(agg: dict[str, Any], p: dict[str, Any]) -> None:
+    """Add the calls of aggregate ``p`` to ``agg`` (the slowest call: the first of the largest)."""
+    if p["n"] == 0:
+        return
+    agg["n"] += p["n"]
+    agg["err"] += p["err"]
+    agg["cost"] += p["cost"]
+    agg["sum"] += p["sum"]
+    agg["z"] += p["z"]
+    if agg["min"] is None or p["min"] < agg["min"]:
+        agg["min"] = p["min"]
+    if agg["max"] is None or p["max"] > agg["max"]:
+        agg["max"] = p["max"]
+        agg["slow"] = list(p["slow"]) if p["slow"] is not None else None
+    b = agg["b"]
+    for k, c in p["b"].items():
+        b[k] = b.get(k, 0) + c
+
+
 class LatencyWindows:
     """Folds ModelCall / ToolCall events into per-window aggregates; emits WindowStats on close."""
 
@@ -86,38 +115,70 @@ class LatencyWindows:
         return None
 
     def process(self, state: dict[str, Any], event: Any, now: float) -> list[Any]:
+        """Fold one call: the merge of a partial holding that call alone."""
+        part: dict[str, dict[str, Any]] = {}
+        self.contribute(part, event)
+        return self.merge(state, part, now) if part else []
+
+    def contribute(self, part: dict[str, dict[str, Any]], event: Any) -> None:
+        """Fold a call into ``part``, a partial of one key's windows (window key -> aggregate, plus
+        ``"e"``: the largest ts_end folded). Partials merge (:meth:`merge`) into the same windows
+        as the calls one by one: counts, errors, cost, sum, min, max and DDSketch bins add up."""
         dims = self.dims(event)
         if dims is None:
-            return []
+            return
         start_us, end_us = micros(event.ts_start), micros(event.ts_end)
-        end = end_us / 1e6
         size = self.policy.window_s
         w_start = float(end_us // (size * 1_000_000) * size)
         kind, name, model = dims
         key = f"{event.agent_version}\x1f{kind}\x1f{name}\x1f{model}\x1f{w_start!r}"
-        closed_upto = state["closed_upto"]
-        if closed_upto is not None and w_start + size <= closed_upto:  # a late call
-            final = state.get("final")
-            if self.policy.revise_for_s <= 0 or (final is not None and w_start + size <= final):
-                state["late_dropped"] += 1  # its window closed longer ago than revise_for_s
-                return []
-            kept = state.setdefault("c", {})
-            agg = kept.get(key)
-            if agg is None:  # the window had no call of these dimensions when it closed
-                agg = kept[key] = self._new(event, kind, name, model, w_start)
-            self._fold(agg, event, kind, start_us, end_us)
-            slow = agg["slow"]
-            return [ClosedWindow(self.stats(agg, now), (slow[0], slow[1]) if slow else None)]
-        agg = state["w"].get(key)
+        agg = part.get(key)
         if agg is None:
-            agg = state["w"][key] = self._new(event, kind, name, model, w_start)
+            agg = part[key] = self._new(event, kind, name, model, w_start)
+            agg["e"] = end_us / 1e6
+        elif end_us / 1e6 > agg["e"]:
+            agg["e"] = end_us / 1e6
         self._fold(agg, event, kind, start_us, end_us)
-        state["arr"] = now
-        wm = state["wm"]
-        if wm is None or end > wm:
-            state["wm"] = end
-            return self._close(state, end, now)
-        return []
+
+    def merge(self, state: dict[str, Any], part: dict[str, dict[str, Any]], now: float) -> list[Any]:
+        """Merge a partial (see :meth:`contribute`; left unchanged) into the key's windows; returns
+        the windows it closes or revises. A window already closed takes the partial's calls as late
+        calls (revised within ``revise_for_s``, else dropped and counted); the others advance the
+        watermark to the partial's largest ts_end."""
+        size = self.policy.window_s
+        out: list[Any] = []
+        top: float | None = None
+        closed_upto = state["closed_upto"]
+        for key, p in part.items():
+            w_start = p["start"]
+            if closed_upto is not None and w_start + size <= closed_upto:  # late calls
+                final = state.get("final")
+                if self.policy.revise_for_s <= 0 or (final is not None and w_start + size <= final):
+                    state["late_dropped"] += p["n"]  # its window closed longer ago than revise_for_s
+                    continue
+                kept = state.setdefault("c", {})
+                agg = kept.get(key)
+                if agg is None:  # the window had no call of these dimensions when it closed
+                    kept[key] = agg = _copy(p)
+                else:
+                    _merge_agg(agg, p)
+                slow = agg["slow"]
+                out.append(ClosedWindow(self.stats(agg, now), (slow[0], slow[1]) if slow else None))
+                continue
+            agg = state["w"].get(key)
+            if agg is None:
+                state["w"][key] = _copy(p)
+            else:
+                _merge_agg(agg, p)
+            if top is None or p["e"] > top:
+                top = p["e"]
+        if top is not None:
+            state["arr"] = now
+            wm = state["wm"]
+            if wm is None or top > wm:
+                state["wm"] = top
+                out.extend(self._close(state, top, now))
+        return out
 
     @staticmethod
     def _new(event: Any, kind: str, name: str, model: str, w_start: float) -> dict[str, Any]:

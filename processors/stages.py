@@ -4,6 +4,11 @@
 - :class:`AgentStage` (key ``tenant|agent_id``): LatencyWindows + agent detectors;
 - :class:`CredentialStage` (key: credential fingerprint): shared-credential detector.
 
+The agents and credentials stages take *partials* (:mod:`partials`): where an event is first
+read, ``contribute(partial, event)`` folds what they need of it into its key's partial, and
+``process(state, partial, now)`` merges it. ``process(state, event, now)`` is the merge of a
+partial of that one event (the in-process Pipeline and the tests drive them so).
+
 Every stage has the same shape, so a runtime only needs a keyed store of bytes:
 ``key(event)``, ``new_state(key)``, ``process(state, event, now)``, ``tick(state, now, resumed_at)``,
 ``expired(state, now)``, ``due(state)``, ``dumps(state) -> bytes`` and ``loads(bytes)``. States are
@@ -20,11 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tripwire.processors.detect_agent import AgentDetectors
-from tripwire.processors.detect_credential import CredentialDetector
+from tripwire.processors.detect_credential import CredentialDetector, CredentialUse
 from tripwire.processors.detect_run import RunDetectors
 from tripwire.processors.errors import StateError
 from tripwire.processors.incidents import IncidentBook, Occurrence
 from tripwire.processors.latency import LatencyWindows
+from tripwire.processors.partials import AgentPartial, CredentialPartial
 from tripwire.processors.policy import Policy
 from tripwire.processors.run_aggregator import RunAggregator, RunState
 from tripwire.processors.state_format import decode, encode
@@ -178,9 +184,27 @@ class AgentStage:
             {"lw": LatencyWindows.new_state(), "det": AgentDetectors.new_state()}, IncidentBook(self.policy.incidents)
         )
 
-    def process(self, state: KeyedState, event: Any, now: float) -> StageResult:
-        closed = self.windows.process(state.data["lw"], event, now)
-        occs = self.detectors.on_event(state.data["det"], event)
+    @staticmethod
+    def new_partial() -> AgentPartial:
+        return AgentPartial()
+
+    def contribute(self, partial: AgentPartial, event: Any) -> None:
+        """Fold what this stage needs of ``event`` into its key's ``partial``."""
+        partial.events += 1
+        self.windows.contribute(partial.windows, event)
+        call = self.detectors.call(event)
+        if call is not None:
+            partial.calls.append(call)
+
+    def process(self, state: KeyedState, item: Any, now: float) -> StageResult:
+        """Merge a partial (or fold one event); the partial is left unchanged."""
+        if not isinstance(item, AgentPartial):
+            partial = AgentPartial()
+            self.contribute(partial, item)
+            item = partial
+        det = state.data["det"]
+        closed = self.windows.merge(state.data["lw"], item.windows, now) if item.windows else []
+        occs = [o for call in item.calls for o in self.detectors.on_call(det, call)]
         return StageResult(self._outputs(state, closed, occs, now))
 
     def tick(self, state: KeyedState, now: float, resumed_at: float = 0.0) -> Outputs:
@@ -233,8 +257,19 @@ class CredentialStage(AgentStage):
     def new_state(self, key: str) -> KeyedState:
         return KeyedState(CredentialDetector.new_state(), IncidentBook(self.policy.incidents))
 
-    def process(self, state: KeyedState, event: Any, now: float) -> StageResult:
-        return StageResult(Outputs(alerts=_alerts(state.inc, self.detector.on_event(state.data, event), now)))
+    @staticmethod
+    def new_partial() -> CredentialPartial:  # type: ignore[override]
+        return CredentialPartial()
+
+    def contribute(self, partial: CredentialPartial, event: Any) -> None:  # type: ignore[override]
+        partial.events += 1
+        use = CredentialUse.of(event)
+        partial.uses.setdefault(f"{use.tenant}/{use.agent_id}", use)
+
+    def process(self, state: KeyedState, item: Any, now: float) -> StageResult:
+        uses = item.uses.values() if isinstance(item, CredentialPartial) else [CredentialUse.of(item)]
+        occs = [o for use in uses for o in self.detector.on_use(state.data, use)]
+        return StageResult(Outputs(alerts=_alerts(state.inc, occs, now)))
 
     def tick(self, state: KeyedState, now: float, resumed_at: float = 0.0) -> Outputs:
         return Outputs(alerts=state.inc.tick(now))

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from random import getrandbits
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from tripwire.core.ratelimit import RateLimitedLog
 from tripwire.producers._encode import EventEncoder
 from tripwire.producers.config import TracerConfig
@@ -97,15 +99,36 @@ except ImportError:  # pragma: no cover - pure-Python json
     _c_make_encoder = None
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+# orjson hands these to ``default`` (which refuses them) instead of serializing them its own way, so they
+# take the standard library's path: str/int/dict/list subclasses, datetimes, dataclasses
+_ORJSON_OPTS = (orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME
+                | orjson.OPT_PASSTHROUGH_DATACLASS)
+
+
+def _stdlib_json(value: Any) -> str:
+    if _c_make_encoder is not None and type(value) is dict:
+        enc = _c_make_encoder({}, _not_serializable, _encode_str, None, ":", ",", True, False, False)
+        return "".join(enc(value, 0))
+    return _CANONICAL(value)
 
 
 def canonical_json(value: Any) -> str:
-    """Sorted-key compact JSON; raises InvalidArgumentError for non-serializable values."""
+    """Sorted-key compact JSON (UTF-8, nothing escaped but what JSON requires); raises InvalidArgumentError for
+    values that are not JSON (NaN and infinities included).
+
+    orjson writes it (about 10x the standard library's speed: this runs on the agent thread for every tool
+    call); what orjson refuses (keys that are not strings, integers beyond 64 bits, lone surrogates, subclasses
+    of the JSON types) takes the standard library's encoder, which gives the same text for everything both
+    accept except floats below 1e-4 (orjson ``0.00001``, json ``1e-05``). orjson also accepts UUIDs and enums
+    (as their text and value)."""
     try:
-        if _c_make_encoder is not None and type(value) is dict:
-            enc = _c_make_encoder({}, _not_serializable, _encode_str, None, ":", ",", True, False, False)
-            return "".join(enc(value, 0))
-        return _CANONICAL(value)
+        try:
+            out = orjson.dumps(value, default=_not_serializable, option=_ORJSON_OPTS)
+        except TypeError:  # orjson.JSONEncodeError: let the standard library accept it or say why not
+            return _stdlib_json(value)
+        if b"null" in out:  # orjson writes NaN and infinities as null: only the standard library refuses them
+            _stdlib_json(value)
+        return out.decode()
     except (TypeError, ValueError, RecursionError) as e:
         raise InvalidArgumentError(f"tool args must be JSON-serializable: {e}") from e
 

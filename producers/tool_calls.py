@@ -40,7 +40,7 @@ class ToolCallSpan(_Span):
     the tool-call budget is reserved, the guard is asked and, if it wants one, an approval is obtained.
     A refused call emits a ToolCall with status ``blocked`` or ``denied`` and raises (a
     :class:`ToolBlocked`). The args are hashed and redacted where the event is encoded (see
-    :mod:`tripwire.producers._args`), or here if a guard or approver needed them redacted already.
+    :mod:`tripwire.producers._args`), or here if a guard or approver read them (``ToolRequest.args`` is lazy).
     """
 
     __slots__ = (
@@ -96,7 +96,8 @@ class ToolCallSpan(_Span):
         self._request: ToolRequest | None = None
 
     def _redacted_args(self) -> Any:
-        """The args redacted, for a guard or an approver (on the agent thread); the event reuses the work."""
+        """The args redacted, for a guard or an approver that reads ``ToolRequest.args`` (on its thread, once);
+        the event reuses the work. A guard that never reads them leaves them to the encoder."""
         canonical = self._args_json
         if canonical is None:
             return None
@@ -157,7 +158,6 @@ class ToolCallSpan(_Span):
     def _tool_request(self) -> ToolRequest:
         if self._request is None:
             run = self._run
-            redacted = self._redacted_args()
             self._request = ToolRequest(
                 tenant=self._rt.tenant,
                 agent_id=run.agent_id,
@@ -173,7 +173,7 @@ class ToolCallSpan(_Span):
                 risk=self.risk,
                 side_effect=self.side_effect,
                 idempotency_key=self.idempotency_key,
-                args=redacted,
+                load_args=self._redacted_args,  # redacted when a guard or approver first reads them
             )
         return self._request
 

@@ -43,6 +43,11 @@ _EMAIL_BEFORE, _EMAIL_AFTER = 65, 256  # local part <= 64, domain <= 255
 _IBAN_SPAN = 48  # 34 characters and their spaces
 
 
+def _covered(found: list[Finding], lo: int, hi: int) -> bool:
+    """True if ``[lo, hi)`` lies inside one finding: a match there would overlap it and end no later."""
+    return any(f.start <= lo and hi <= f.end for f in found)
+
+
 class CustomRedactor(Protocol):
     """A user hook, called on every string after the built-in detectors: return the masked text."""
 
@@ -115,9 +120,10 @@ class Redactor:
             return False
         return d.validator is None or d.validator(secret)
 
-    def _find_pii(self, text: str, b: bytes, ascii_: bool, out: list[Finding]) -> None:
+    def _find_pii(self, text: str, b: bytes, ascii_: bool, out: list[Finding], first: bool = False) -> None:
         # one pass per detector (a card candidate that fails Luhn may still be a phone number); in ASCII
-        # text (byte offsets = character offsets) only the windows around a trigger are searched
+        # text (byte offsets = character offsets) only the windows around a trigger are searched;
+        # ``first``: return once anything is found (``is_clean_json`` needs only a yes or no)
         pii = self._pii
         email = pii.get("email")
         if email is not None and "@" in text:
@@ -128,6 +134,8 @@ class Redactor:
                 while at >= 0:
                     self._scan(email, text, out, max(0, at - _EMAIL_BEFORE), at + _EMAIL_AFTER)
                     at = text.find("@", at + 1)
+            if first and out:
+                return
         iban = pii.get("iban")
         if iban is not None and len(b) >= 15:
             t = b.translate(_CAPS_DIGITS)
@@ -137,6 +145,8 @@ class Redactor:
             while p >= 0 and ascii_:
                 self._scan(iban, text, out, p, p + _IBAN_SPAN)
                 p = t.find(b"UUDD", p + 4)
+            if first and out:
+                return
         card, phone = pii.get("card"), pii.get("phone")
         if (card is not None or phone is not None) and len(b) >= 8:
             t = b.translate(_DIGITS_SEPS)
@@ -147,9 +157,10 @@ class Redactor:
                 end = t.find(b"x", p)
             while p >= 0:
                 hi = end if end >= 0 else len(t)
-                if card is not None:
+                # a window inside a finding (an IBAN's digits, a card's) can add nothing the merge would keep
+                if card is not None and not _covered(out, p, hi):
                     self._scan(card, text, out, p, hi)
-                if phone is not None:
+                if phone is not None and not _covered(out, p, hi):
                     self._scan(phone, text, out, p, hi)
                 if not ascii_ or end < 0:
                     break
@@ -248,7 +259,7 @@ class Redactor:
         ascii_ = len(b) == len(text)
         found: list[Finding] = []
         if self._pii:
-            self._find_pii(text, b, ascii_, found)
+            self._find_pii(text, b, ascii_, found, json_text)
         if self._tokens and len(b) >= _TOKEN_RUN and not (json_text and found):
             self._find_tokens(text, b, ascii_, found)
         if self._keyword and not (json_text and found):

@@ -24,6 +24,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from tripwire.schemas.catalog import SchemaCatalog, SchemaVersion, default_catalog
 from tripwire.schemas.errors import DecodeError, EncodeError, describe_validation
 from tripwire.schemas.events import EVENT_TYPES
+from tripwire.schemas.fieldchecks import FieldChecks, field_checks
 from tripwire.schemas.records import RECORD_TYPES
 from tripwire.schemas.wire import HEADER_LEN, read_long, zigzag
 from tripwire.schemas.wire import SINGLE_OBJECT_MAGIC as MAGIC
@@ -66,6 +67,7 @@ class _Branch:
     model: type[BaseModel] | None  # None: the reader has no model for this record
     name: str
     trusted: Any = None  # fields -> model without re-validation (see _trusted_builder)
+    checked: Any = None  # fields -> validated model without pydantic (see _checked_builder); None: use pydantic
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,30 @@ def _trusted_builder(model: type[M], enums: tuple[tuple[str, dict[str, Enum]], .
     return build
 
 
+def _invalid(model: type[BaseModel], fields: dict[str, Any], why: str) -> DecodeError:
+    """The DecodeError for a record :mod:`fieldchecks` rejected (error path only): pydantic's full
+    description (every broken field, never the values) when pydantic agrees, else the fast reason."""
+    try:
+        model.__pydantic_validator__.validate_python(fields)
+    except ValidationError as e:
+        return DecodeError("invalid", describe_validation(model.__name__, e.errors(include_input=False)))
+    return DecodeError("invalid", f"{model.__name__}: {why}")
+
+
+def _checked_builder(model: type[M], checks: FieldChecks, trusted: Any) -> Any:
+    """``fields -> model`` for the validated decode path without pydantic: the model's rules in plain
+    Python on the record dict (fastavro has checked the Avro types), then the trusted construction."""
+    problem = checks.problem
+
+    def build(fields: dict[str, Any]) -> M:
+        why = problem(fields)
+        if why is not None:
+            raise _invalid(model, fields, why)
+        return trusted(fields)  # type: ignore[no-any-return]
+
+    return build
+
+
 class AvroCodec:
     """Single-object codec over a :class:`SchemaCatalog` (default: the shipped schemas).
 
@@ -132,6 +158,7 @@ class AvroCodec:
         self._write: dict[type[BaseModel], _WritePlan] = {}
         self._enums: dict[type[BaseModel], tuple[tuple[str, dict[str, Enum]], ...]] = {}
         self._field_sets: dict[type[BaseModel], set[str]] = {}
+        self._checks: dict[type[BaseModel], Any] = {}  # FieldChecks, or None: pydantic validates
         for model in models:
             self._add_model(model)
         self._read: dict[bytes, _ReadPlan] = {}
@@ -153,6 +180,7 @@ class AvroCodec:
         self._write[model] = plan
         self._enums[model] = _enum_fields(model)
         self._field_sets[model] = set(model.model_fields)
+        self._checks[model] = field_checks(model)
 
     # -- encode ------------------------------------------------------------------------------
 
@@ -211,7 +239,10 @@ class AvroCodec:
         model = self._models.get(name)
         if model is None:
             return _Branch(wparsed, rparsed, None, name)
-        return _Branch(wparsed, rparsed, model, name, _trusted_builder(model, self._enums[model]))
+        trusted = _trusted_builder(model, self._enums[model])
+        checks = self._checks[model]
+        checked = _checked_builder(model, checks, trusted) if checks is not None else None
+        return _Branch(wparsed, rparsed, model, name, trusted, checked)
 
     def decode(self, data: bytes, validate: bool = True) -> BaseModel:
         """Decode single-object bytes into a model; every failure is a :class:`DecodeError`."""
@@ -255,6 +286,8 @@ class AvroCodec:
         if model is None:
             raise DecodeError("unknown_record", f"no model for Avro record {branch.name}")
         if validate:
+            if branch.checked is not None:  # the models' rules without building a pydantic model
+                return branch.checked(fields)  # type: ignore[no-any-return]
             try:
                 return model.__pydantic_validator__.validate_python(fields)  # type: ignore[no-any-return]
             except ValidationError as e:
@@ -264,6 +297,14 @@ class AvroCodec:
     def build(self, model: type[M], fields: dict[str, Any], validate: bool = True) -> M:
         """A model from decoded Avro fields: validated, or (``validate=False``) constructed with enum members."""
         if validate:
+            checks = self._checks.get(model, _MISSING)
+            if checks is _MISSING:  # a model only used through build() (e.g. by ConfluentCodec)
+                checks = self._checks[model] = field_checks(model)
+            if checks is not None:
+                why = checks.problem(fields)  # type: ignore[union-attr]
+                if why is not None:
+                    raise _invalid(model, fields, why)
+                return self.build(model, fields, validate=False)
             try:
                 return model.__pydantic_validator__.validate_python(fields)  # type: ignore[no-any-return]
             except ValidationError as e:

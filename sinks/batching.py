@@ -18,6 +18,9 @@ Guarantees
   recognised by ``max(src_offset)`` per table and ClickHouse partition: the Python path inserts
   one ClickHouse partition per insert (one atomic part), in offset order, so "offset <= that
   mark" means "stored". Both checks are plain SQL and behave the same on chdb and a server.
+- One row per event_id in the event tables (``_event_ids``): rows whose event_id repeats in the
+  batch, was inserted recently or is already in the table are dropped before each insert attempt
+  (the same event produced twice at different offsets, e.g. an OTLP retry after a receiver restart).
 - A message that cannot be decoded or mapped becomes a ``dead_letters`` row with the reason; a
   row ClickHouse cannot encode is isolated by splitting its batch and dead-lettered alone.
 - ``validate=False`` (trusted producers): events-topic values are decoded by ClickHouse itself
@@ -35,6 +38,7 @@ Guarantees
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import deque
@@ -67,6 +71,14 @@ from tripwire.sinks._batches import (
     batch_token,
     offset_ranges,
     range_token,
+)
+from tripwire.sinks._event_ids import (
+    EVENT_ID_COLUMN,
+    TS_START_COLUMN,
+    EventIdGuard,
+    avro_event_id_ts,
+    micros,
+    skip_plan,
 )
 from tripwire.sinks.config import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS, DEFAULT_BATCH_SECONDS
 from tripwire.sinks.exceptions import RowDataError, RowMappingError, SinkBackpressureError, StoreError
@@ -145,6 +157,8 @@ class BatchingSink:
         self._oldest: float | None = None
         self._failures = 0
         self._retry_at = 0.0
+        self._ids = EventIdGuard(store)  # an event stored once even when it is produced twice
+        self._skip_plans: dict[str, tuple[str, ...] | None] = {}  # Avro branch -> how to read id and ts_start
 
     @property
     def decodes_in_clickhouse(self) -> bool:
@@ -248,9 +262,7 @@ class BatchingSink:
         buf.rows.append(full)
         buf.nbytes += len(msg.value or b"") + 64
 
-    def _dead(
-        self, msg: Message, reason: str, error_type: str, stage: DeadLetterStage
-    ) -> tuple[str, tuple[Any, ...]]:
+    def _dead(self, msg: Message, reason: str, error_type: str, stage: DeadLetterStage) -> tuple[str, tuple[Any, ...]]:
         self.stats.dead_lettered += 1
         log.warning(
             "dead letter topic=%s partition=%d offset=%d stage=%s error_type=%s",
@@ -415,10 +427,11 @@ class BatchingSink:
         self._seal()
         while self._pending:
             b = self._pending[0]
+            ids = self._drop_stored_events(b)
             if b.branch is not None:
-                if not self._insert_avro(b):
+                if b.messages and not self._insert_avro(b):
                     continue
-            else:
+            elif b.rows:
                 try:
                     self.store.insert(b.table, TABLES[b.table].insert_columns, b.rows, dedup_token=b.token)
                 except RowDataError as e:
@@ -427,6 +440,8 @@ class BatchingSink:
                     continue
                 except StoreError as e:
                     self._backoff(b.table, e)
+            if ids:
+                self._ids.stored(b.table, ids)
             self._pending.popleft()
             n = len(b.messages) if b.messages is not None else len(b.rows)
             self.stats.rows_inserted += n
@@ -458,6 +473,38 @@ class BatchingSink:
         if commit:
             self.stats.commits += 1
         return commit
+
+    def _drop_stored_events(self, b: PendingBatch) -> list[str | None]:
+        """Drop the events of ``b`` whose event_id is already stored (``_event_ids``); the ids kept.
+        Done before every attempt (a retry after an ambiguous failure finds its own rows and drops
+        them). Raises ``SinkBackpressureError`` when the table cannot be asked."""
+        col = EVENT_ID_COLUMN.get(b.table)
+        if col is None:
+            return []
+        try:
+            if b.messages is not None:
+                assert b.branch is not None
+                plan = self._skip_plans.get(b.branch.name, ())
+                if plan == ():
+                    plan = self._skip_plans[b.branch.name] = skip_plan(json.loads(b.branch.schema_json))
+                read = [avro_event_id_ts(m.value, start, plan) for m, start in b.messages]
+                ids = [i for i, _ in read]
+                kept = self._ids.keep(b.table, list(zip(b.messages, ids, strict=True)), ids, [t for _, t in read])
+                dropped = len(b.messages) - len(kept)
+                b.messages = [item for item, _ in kept]
+                kept_ids = [i for _, i in kept]
+            else:
+                tcol = TS_START_COLUMN[b.table]
+                rows = self._ids.keep(b.table, b.rows, [r[col] for r in b.rows], [micros(r[tcol]) for r in b.rows])
+                dropped = len(b.rows) - len(rows)
+                b.rows = rows
+                kept_ids = [r[col] for r in rows]
+        except StoreError as e:
+            self._backoff(b.table, e)
+        if dropped:
+            self.stats.deduplicated += dropped
+            log.info("dropped already stored events table=%s count=%d", b.table, dropped)
+        return kept_ids
 
     def _insert_avro(self, b: PendingBatch) -> bool:
         """Insert an Avro batch; False when it was handed to the Python path instead."""

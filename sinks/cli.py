@@ -99,7 +99,12 @@ def register(app: typer.Typer) -> None:
         ch = _settings()
         with open_store(_url(url)) as store:
             migrate(store, prompt_ttl_days=ch.prompt_ttl_days, call_ttl_days=ch.call_ttl_days)
-            sink = KafkaSink(store, settings)
+            if settings.test_fail_inserts_while is not None:  # TEST HOOK, off unless the variable is set
+                from tripwire.sinks._test_hooks import FailInsertsWhile
+
+                sink = KafkaSink(FailInsertsWhile(store, settings.test_fail_inserts_while), settings)
+            else:
+                sink = KafkaSink(store, settings)
             signal.signal(signal.SIGTERM, lambda *_: sink.stop())
             try:
                 sink.run(max_seconds=max_seconds)

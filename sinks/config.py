@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -51,6 +53,14 @@ class SinkSettings(KafkaSecurity):
         validation_alias=AliasChoices("TRIPWIRE_KAFKA_BOOTSTRAP", "TRIPWIRE_SINK_BOOTSTRAP", "bootstrap"),
     )
     group_id: str = "tripwire-sink"
+    instance_id: str | None = None
+    """Static group membership (``group.instance.id``, one per sink process): a sink restarted with the same
+    id takes its partitions back at once instead of waiting for its old session to time out (a SIGKILLed
+    sink's partitions stayed with the dead member for ``session_timeout_s``, then a rebalance). A static
+    member does not leave the group on stop: its partitions wait ``session_timeout_s`` for it to return."""
+    session_timeout_s: float = Field(45.0, ge=6, le=1800)
+    """The group session: how long the broker waits for a silent (killed, partitioned) sink before it hands
+    its partitions to the others."""
     topic_prefix: str = ""
     batch_rows: int = Field(DEFAULT_BATCH_ROWS, ge=1)
     batch_bytes: int = Field(DEFAULT_BATCH_BYTES, ge=1024)
@@ -59,6 +69,9 @@ class SinkSettings(KafkaSecurity):
     retry_max_s: float = Field(30.0, gt=0)
     poll_timeout_s: float = Field(0.2, gt=0)
     validate_events: bool = True  # False: trusted decode (Avro types checked, pydantic constraints not re-run)
+    test_fail_inserts_while: Path | None = None
+    """Test-only (default off): while this file exists, every ClickHouse insert of `tripwire sink` fails as an
+    unreachable server's would (the fault suite, benchmarks/bench_faults.py, injects insert failures with it)."""
 
     @model_validator(mode="after")
     def _backoff_order(self) -> SinkSettings:

@@ -74,6 +74,8 @@ class KafkaSink:
         conf: dict[str, Any] = {
             "bootstrap.servers": s.bootstrap,
             "group.id": s.group_id,
+            "session.timeout.ms": int(s.session_timeout_s * 1000),
+            **({"group.instance.id": s.instance_id} if s.instance_id else {}),
             "partition.assignment.strategy": "cooperative-sticky",
             "fetch.max.bytes": 64 * 1024 * 1024,
             "max.partition.fetch.bytes": 16 * 1024 * 1024,  # a sink reads in bulk: few, large fetches

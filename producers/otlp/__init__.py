@@ -25,7 +25,14 @@ except ImportError as e:  # pragma: no cover - depends on the install
 from tripwire.producers.otlp._proto import RawSpan, parse_request, raw_spans
 from tripwire.producers.otlp.config import OtlpSettings, TokenAuth
 from tripwire.producers.otlp.dialects import FIELDS, SpanFacts, read_facts
-from tripwire.producers.otlp.errors import Backpressure, MalformedRequest, OtlpError, RequestTooLarge, Unauthenticated
+from tripwire.producers.otlp.errors import (
+    Backpressure,
+    MalformedRequest,
+    OtlpError,
+    RequestTooLarge,
+    Throttled,
+    Unauthenticated,
+)
 from tripwire.producers.otlp.http_server import TRACES_PATH, OtlpHttpServer
 from tripwire.producers.otlp.mapping import Identity, MappingOptions, SpanMapper, event_id, span_run_id, trace_run_id
 from tripwire.producers.otlp.receiver import HttpAnswer, OtlpReceiver
@@ -76,6 +83,7 @@ __all__ = [
     "Servers",
     "SpanFacts",
     "SpanMapper",
+    "Throttled",
     "TokenAuth",
     "Unauthenticated",
     "event_id",

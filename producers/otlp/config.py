@@ -45,9 +45,20 @@ class OtlpSettings(BaseSettings):
     credential_attribute: str | None = None
     """Span or resource attribute holding the credential fingerprint; else the token's identity."""
     retry_after_s: int = Field(default=5, ge=1, le=3600)
-    """Retry-After of a 503 when the producer's queue and spool are full."""
+    """Retry-After (gRPC RetryInfo) of a 429 (queue and spool full) or 503 (hand-off not done in time)."""
     ack_timeout_s: float = Field(default=5.0, gt=0, le=120)
     """How long a request waits for its events to be handed to the producer or the spool."""
+    delivery_poll_interval_s: float = Field(default=0.001, gt=0, le=1)
+    """The producer worker's idle poll interval in the receiver (replaces the SDK's ``poll_interval_s``,
+    10 ms for agents: a request waits for up to two worker cycles before it is acknowledged)."""
+    tls_cert_file: Path | None = None
+    """PEM certificate (chain) the receiver serves TLS with, on both front ends (with ``tls_key_file``)."""
+    tls_key_file: Path | None = None
+    """PEM private key of ``tls_cert_file``."""
+    tls_client_ca_file: Path | None = None
+    """PEM CA bundle: with it, clients must present a certificate it signed (mutual TLS)."""
+    client_certs_file: Path | None = None
+    """YAML ``clients: [{fingerprint|subject: ..., tenant: ..., name: ...}]``: client certificate -> tenant."""
     tracer_config: Path | None = None
     """Agent YAML with the producer side (kafka, delivery, redaction, price_overrides, logging)."""
 
@@ -57,6 +68,16 @@ class OtlpSettings(BaseSettings):
             raise ValueError("token needs token_tenant (the tenant the token authenticates)")
         if self.tokens_file is not None and not self.tokens_file.is_file():
             raise ValueError(f"tokens_file not found: {self.tokens_file}")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mutual TLS) needs tls_cert_file and tls_key_file")
+        if self.client_certs_file is not None and self.tls_client_ca_file is None:
+            raise ValueError("client_certs_file needs tls_client_ca_file (only verified certificates are mapped)")
+        for name in ("tls_cert_file", "tls_key_file", "tls_client_ca_file", "client_certs_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name} not found: {path}")
         return self
 
 

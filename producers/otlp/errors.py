@@ -34,14 +34,24 @@ class Unauthenticated(OtlpError):
 
 
 class Backpressure(OtlpError):
-    """The producer's queue and spool are full, or the hand-off did not finish in time (503, retryable)."""
+    """The events could not be handed over in time, or the producer dropped some (503 / gRPC UNAVAILABLE:
+    the receiver is unavailable for now; both retryable, with Retry-After / RetryInfo)."""
 
     status = 503
     retryable = True
+    grpc_code = "UNAVAILABLE"
 
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
 
 
-__all__ = ["Backpressure", "MalformedRequest", "OtlpError", "RequestTooLarge", "Unauthenticated"]
+class Throttled(Backpressure):
+    """The producer's hand-off queue and spool have no room for the request (429 Too Many Requests /
+    gRPC RESOURCE_EXHAUSTED; OTLP exporters retry both, after Retry-After / RetryInfo)."""
+
+    status = 429
+    grpc_code = "RESOURCE_EXHAUSTED"
+
+
+__all__ = ["Backpressure", "MalformedRequest", "OtlpError", "RequestTooLarge", "Throttled", "Unauthenticated"]

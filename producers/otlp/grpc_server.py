@@ -1,8 +1,10 @@
 """OTLP/gRPC front end: ``opentelemetry.proto.collector.trace.v1.TraceService/Export`` on grpcio.
 
-Errors map to the codes the OTLP exporters act on: UNAVAILABLE (retried) when the producer's queue
-and spool are full, UNAUTHENTICATED for a bad token, INVALID_ARGUMENT otherwise; grpcio itself answers
-RESOURCE_EXHAUSTED for a message above ``max_request_bytes``.
+Errors map to the codes the OTLP exporters act on: RESOURCE_EXHAUSTED when the producer's queue and
+spool are full, UNAVAILABLE when the hand-off did not finish in time, both with a ``RetryInfo`` (so
+the exporter retries after its delay); UNAUTHENTICATED for a bad token, INVALID_ARGUMENT otherwise;
+grpcio itself answers RESOURCE_EXHAUSTED (no RetryInfo: not retried) for a message above
+``max_request_bytes``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from tripwire.producers.otlp.errors import Backpressure, OtlpError, Unauthenticated
+from tripwire.producers.otlp.mtls import grpc_peer_cert, grpc_server_credentials
 from tripwire.producers.otlp.receiver import OtlpReceiver
 
 logger = logging.getLogger(__name__)
@@ -32,11 +35,11 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         r = self.receiver
         auth = dict(context.invocation_metadata()).get("authorization")
         try:
-            identity = r.auth.identify(auth)
+            identity = r.identify(auth, grpc_peer_cert(context))
             return r.export(request, identity)
         except Backpressure as e:
-            context.set_trailing_metadata((("retry-after", str(e.retry_after_s)),))
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+            context.set_trailing_metadata(_retry_metadata(e))
+            context.abort(getattr(grpc.StatusCode, e.grpc_code), str(e))
         except Unauthenticated as e:
             r.counters.add(refused_requests=1)
             context.abort(grpc.StatusCode.UNAUTHENTICATED, str(e))
@@ -44,6 +47,27 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
             r.counters.add(refused_requests=1)
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         raise AssertionError("unreachable: context.abort raises")
+
+
+def _retry_metadata(e: Backpressure) -> tuple[tuple[str, str | bytes], ...]:
+    """A ``google.rpc.RetryInfo`` with the delay, in the standard ``grpc-status-details-bin`` (a
+    ``google.rpc.Status`` carrying it) and in ``google.rpc.retryinfo-bin`` (where the Python OTLP exporter
+    reads it); the spec makes RESOURCE_EXHAUSTED retryable only when RetryInfo is present."""
+    from google.protobuf.any_pb2 import Any as AnyProto
+    from google.protobuf.duration_pb2 import Duration
+    from google.rpc.error_details_pb2 import RetryInfo
+    from google.rpc.status_pb2 import Status
+
+    info = RetryInfo(retry_delay=Duration(seconds=e.retry_after_s))
+    detail = AnyProto()
+    detail.Pack(info)
+    code = getattr(grpc.StatusCode, e.grpc_code).value[0]
+    status = Status(code=code, message=str(e), details=[detail])
+    return (
+        ("grpc-status-details-bin", status.SerializeToString()),
+        ("google.rpc.retryinfo-bin", info.SerializeToString()),
+        ("retry-after", str(e.retry_after_s)),
+    )
 
 
 class OtlpGrpcServer:
@@ -54,7 +78,12 @@ class OtlpGrpcServer:
             options=[("grpc.max_receive_message_length", limit)],
         )
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(receiver), self._server)
-        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        s = receiver.settings
+        if s.tls_cert_file is not None and s.tls_key_file is not None:
+            creds = grpc_server_credentials(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file)
+            self.port = self._server.add_secure_port(f"{host}:{port}", creds)
+        else:
+            self.port = self._server.add_insecure_port(f"{host}:{port}")
 
     def start(self) -> OtlpGrpcServer:
         self._server.start()

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
+from tripwire.producers.otlp.mtls import server_ssl_context
 from tripwire.producers.otlp.receiver import OtlpReceiver
 
 logger = logging.getLogger(__name__)
@@ -23,6 +26,12 @@ class _Handler(BaseHTTPRequestHandler):
     server: OtlpHttpServer
     protocol_version = "HTTP/1.1"
     timeout = 30  # seconds a connection may sit idle or trickle its body (a slow client cannot pin a thread)
+
+    def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):  # the TLS handshake, on this connection's thread
+            self.request.settimeout(self.timeout)
+            self.request.do_handshake()  # refused (no/unknown client certificate): the server logs it
+        super().setup()
 
     def log_message(self, format: str, *args: object) -> None:
         logger.debug("otlp http " + format, *args)
@@ -69,7 +78,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(413, f"body of {length} bytes exceeds max_request_bytes={limit}", close=True)
             return
         body = self.rfile.read(length)
-        ans = self.server.receiver.handle_http(self.headers, body)
+        peer = self.request.getpeercert(binary_form=True) if isinstance(self.request, ssl.SSLSocket) else None
+        ans = self.server.receiver.handle_http(self.headers, body, peer)
         self._answer(ans.status, ans.content_type, ans.body, ans.headers)
 
     def do_PUT(self) -> None:
@@ -84,6 +94,21 @@ class OtlpHttpServer(ThreadingHTTPServer):
         self.receiver = receiver
         super().__init__((host, port), _Handler)
         self._thread: threading.Thread | None = None
+        s = receiver.settings
+        if s.tls_cert_file is not None and s.tls_key_file is not None:
+            ctx = server_ssl_context(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file)
+            # the handshake runs in the connection's thread (_Handler.setup), not in the accept loop
+            self.socket = ctx.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        e = sys.exc_info()[1]
+        if isinstance(e, (ssl.SSLError, OSError)):  # a refused handshake or a dropped connection
+            self.receiver.counters.add(refused_requests=1)
+            logger.info("otlp https connection refused peer=%s error=%s", client_address, e)
+            return
+        super().handle_error(request, client_address)
 
     @property
     def port(self) -> int:

@@ -47,24 +47,38 @@ NAMESPACE = uuid.UUID("5f0c1d2e-8a4b-4c6d-9e1f-0a2b3c4d5e6f")
 """Namespace of the derived ids (fixed forever: changing it breaks idempotence across versions)."""
 
 
+_NS = NAMESPACE.bytes
+
+
+def _uuid5(name: str) -> str:
+    """``str(uuid.uuid5(NAMESPACE, name))`` without the UUID object (a third of the time; equal by test)."""
+    h = bytearray(hashlib.sha1(_NS + name.encode()).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50  # version 5
+    h[8] = (h[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+
+
 def trace_run_id(trace_id: str) -> str:
-    return str(uuid.uuid5(NAMESPACE, trace_id))
+    return _uuid5(trace_id)
 
 
 def span_run_id(trace_id: str, span_id: str) -> str:
-    return str(uuid.uuid5(NAMESPACE, f"{trace_id}/{span_id}"))
+    return _uuid5(f"{trace_id}/{span_id}")
 
 
 def event_id(trace_id: str, span_id: str, kind: str) -> str:
-    return str(uuid.uuid5(NAMESPACE, f"{trace_id}:{span_id}:{kind}"))
+    return _uuid5(f"{trace_id}:{span_id}:{kind}")
 
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """Who sent a request: the tenant and name bound to its bearer token (None: unauthenticated)."""
+    """Who sent a request: the tenant and name bound to its bearer token or client certificate (None:
+    unauthenticated)."""
 
     tenant: str | None = None
     name: str | None = None
+    fingerprint: str | None = None  # a client certificate's credential fingerprint ("cert:..."), mTLS only
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +213,8 @@ class SpanMapper:
             if o.credential_attribute
             else None
         )
+        if fp is None and identity.fingerprint is not None:
+            fp = identity.fingerprint
         if fp is None and identity.name is not None:
             fp = "token:" + hashlib.sha256(identity.name.encode()).hexdigest()[:16]
         env = next((_str(res[a]) for a in _ENVIRONMENT_ATTRS if res.get(a)), None) or o.default_environment

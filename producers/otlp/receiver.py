@@ -29,8 +29,9 @@ from tripwire.producers.cost import CostCalculator, PriceOverrides, TokenUsage
 from tripwire.producers.delivery import Delivery
 from tripwire.producers.otlp._proto import decompress, encode_response, parse_request, raw_spans
 from tripwire.producers.otlp.config import OtlpSettings, TokenAuth
-from tripwire.producers.otlp.errors import Backpressure, OtlpError, RequestTooLarge
+from tripwire.producers.otlp.errors import Backpressure, OtlpError, RequestTooLarge, Throttled, Unauthenticated
 from tripwire.producers.otlp.mapping import Identity, MappingOptions, SpanMapper
+from tripwire.producers.otlp.mtls import ClientCertAuth
 from tripwire.producers.spool import Spool
 from tripwire.producers.transport import KafkaTransport, Transport
 from tripwire.redaction import Redactor
@@ -49,7 +50,8 @@ class ReceiverCounters:
     events: int = 0
     rejected_spans: int = 0
     refused_requests: int = 0
-    backpressure: int = 0
+    backpressure: int = 0  # requests answered 429/503 (gRPC RESOURCE_EXHAUSTED/UNAVAILABLE)
+    throttled: int = 0  # of which 429 / RESOURCE_EXHAUSTED: no room in the queue and spool
     duplicates: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -86,12 +88,15 @@ class OtlpReceiver:
             tracer_config = load_config(s.tracer_config) if s.tracer_config is not None else TracerConfig()
         self.tracer_config = cfg = tracer_config
         self.auth = TokenAuth.from_settings(s)
+        self.cert_auth = ClientCertAuth.load(s.client_certs_file) if s.client_certs_file is not None else None
         spool = None
         if cfg.delivery.spool_enabled:
             spool = Spool(
                 cfg.delivery.spool_dir, max_bytes=cfg.delivery.spool_max_bytes, segment_bytes=cfg.delivery.segment_bytes
             )
-        self.delivery = Delivery(transport if transport is not None else KafkaTransport(cfg.kafka), cfg.delivery, spool)
+        # an acknowledgement waits for the worker's cycle: the receiver's worker polls more often than an agent's
+        delivery = cfg.delivery.model_copy(update={"poll_interval_s": s.delivery_poll_interval_s})
+        self.delivery = Delivery(transport if transport is not None else KafkaTransport(cfg.kafka), delivery, spool)
         # the SDK's compiled encoder and framing (TRIPWIRE_SCHEMA_FRAMING), byte-identical to the contract codec
         self.encoder = EventEncoder(framing=events_framing(cfg.schemas, cfg.kafka.topic))
         self.mapper = SpanMapper(
@@ -115,6 +120,15 @@ class OtlpReceiver:
         self._accepted_lock = threading.Lock()
         self._log = RateLimitedLog(logger, interval_s=10.0)
 
+    def identify(self, authorization: str | None, peer_cert: bytes | None = None) -> Identity:
+        """The request's identity: its verified client certificate when certificates are mapped to tenants
+        (``client_certs_file``), else its bearer token (open when no tokens are configured)."""
+        if self.cert_auth is not None:
+            if peer_cert is None:
+                raise Unauthenticated("a client certificate is required")
+            return self.cert_auth.identify(peer_cert)
+        return self.auth.identify(authorization)
+
     # -- the one export path -------------------------------------------------------------------
     def export(self, request: ExportTraceServiceRequest, identity: Identity) -> ExportTraceServiceResponse:
         """Map and hand over one request; raises :class:`Backpressure` when it cannot be accepted now."""
@@ -136,8 +150,8 @@ class OtlpReceiver:
             records.append((ev.event_id, ev.run_id.encode(), value))
         retry = self.settings.retry_after_s
         if not self.delivery.has_room(len(records), size):
-            self.counters.add(backpressure=1)
-            raise Backpressure("the producer's queue and spool are full; retry later", retry)
+            self.counters.add(backpressure=1, throttled=1)
+            raise Throttled("the producer's queue and spool are full; retry later", retry)
         dropped = self.delivery.counters().dropped
         for _, key, value in records:
             self.delivery.emit(key, value)
@@ -179,20 +193,22 @@ class OtlpReceiver:
                 acc.popitem(last=False)
 
     # -- HTTP ----------------------------------------------------------------------------------
-    def handle_http(self, headers: Any, body: bytes) -> HttpAnswer:
-        """``POST /v1/traces`` with the request's headers (case-insensitive mapping) and raw body."""
+    def handle_http(self, headers: Any, body: bytes, peer_cert: bytes | None = None) -> HttpAnswer:
+        """``POST /v1/traces`` with the request's headers (case-insensitive mapping), raw body and the
+        verified client certificate (DER) of its TLS connection, if any."""
         ctype = headers.get("Content-Type") or ""
         reply_type = "application/json" if ctype.lower().startswith("application/json") else "application/x-protobuf"
         try:
-            identity = self.auth.identify(headers.get("Authorization"))
+            identity = self.identify(headers.get("Authorization"), peer_cert)
             if len(body) > self.settings.max_request_bytes:
                 raise RequestTooLarge(f"body exceeds {self.settings.max_request_bytes} bytes")
             data = decompress(body, headers.get("Content-Encoding") or "", self.settings.max_request_bytes)
             request = parse_request(data, ctype)
             resp = self.export(request, identity)
         except Backpressure as e:
+            code = 8 if isinstance(e, Throttled) else 14  # google.rpc.Code RESOURCE_EXHAUSTED / UNAVAILABLE
             return HttpAnswer(
-                e.status, "application/json", _status_json(14, str(e)), (("Retry-After", str(e.retry_after_s)),)
+                e.status, "application/json", _status_json(code, str(e)), (("Retry-After", str(e.retry_after_s)),)
             )
         except OtlpError as e:
             self.counters.add(refused_requests=1)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,13 +64,19 @@ class Rig:
     def __init__(self, tmp: Path, **settings: Any) -> None:
         self.got: list[tuple[bytes, bytes]] = []
         delivery = settings.pop("delivery", {"spool_enabled": False})
+        self.gate: threading.Event | None = settings.pop("gate", None)  # the transport waits for it (a stuck broker)
         cfg = TracerConfig(tenant="dflt", delivery={"transport": "queue", "handle_signals": False, **delivery})
         s = OtlpSettings(host="127.0.0.1", http_port=0, grpc_port=0, max_request_bytes=64 * 1024, **settings)
-        self.receiver = OtlpReceiver(s, cfg, transport=QueueTransport(lambda k, v: self.got.append((k, v))))
+        self.receiver = OtlpReceiver(s, cfg, transport=QueueTransport(self._send))
         self.servers = serve(self.receiver)
         assert self.servers.http is not None
         self.url = f"http://127.0.0.1:{self.servers.http.port}/v1/traces"
         self.grpc_target = f"127.0.0.1:{self.servers.grpc.port}"  # type: ignore[union-attr]
+
+    def _send(self, key: bytes, value: bytes) -> None:
+        if self.gate is not None:
+            assert self.gate.wait(30), "the test never opened the transport's gate"
+        self.got.append((key, value))
 
     def post(self, body: bytes, ctype: str = "application/x-protobuf", **headers: str) -> httpx.Response:
         return httpx.post(self.url, content=body, headers={"Content-Type": ctype, **headers}, timeout=10)
@@ -171,11 +179,12 @@ def test_backpressure_answers_retryable_status(tmp_path: Path) -> None:
     try:
         body = request(chat_span(2), chat_span(3), chat_span(4)).SerializeToString()
         r = rig.post(body)
-        assert r.status_code == 503 and r.headers["Retry-After"] == "7"
+        assert r.status_code == 429 and r.headers["Retry-After"] == "7" and r.json()["code"] == 8
         stub = trace_service_pb2_grpc.TraceServiceStub(grpc.insecure_channel(rig.grpc_target))
         with pytest.raises(grpc.RpcError) as e:
             stub.Export(request(chat_span(2), chat_span(3)), timeout=5)
-        assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert _retry_delay(e.value) == (7, 7)
         with pytest.raises(grpc.RpcError) as e:  # above max_request_bytes: grpcio refuses it
             stub.Export(request(chat_span(9, **{"gen_ai.input.messages": "x" * 70_000})), timeout=5)
         assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -183,8 +192,22 @@ def test_backpressure_answers_retryable_status(tmp_path: Path) -> None:
         _ok(rig.post(request(chat_span(2)).SerializeToString()))  # one event fits: accepted
         assert len(rig.events()) == 1
         assert rig.receiver.counters.as_dict()["backpressure"] == 2
+        assert rig.receiver.counters.as_dict()["throttled"] == 2
     finally:
         rig.close()
+
+
+def _retry_delay(err: Any) -> tuple[int, int]:
+    """The RetryInfo delay (seconds) in ``grpc-status-details-bin`` and in ``google.rpc.retryinfo-bin``."""
+    from google.rpc.error_details_pb2 import RetryInfo
+    from google.rpc.status_pb2 import Status
+
+    md = dict(err.trailing_metadata())
+    status = Status.FromString(md["grpc-status-details-bin"])
+    (detail,) = status.details
+    info = RetryInfo()
+    assert detail.Unpack(info)
+    return info.retry_delay.seconds, RetryInfo.FromString(md["google.rpc.retryinfo-bin"]).retry_delay.seconds
 
 
 def test_receiver_encoding_is_the_contract_codec(rig: Rig) -> None:
@@ -205,3 +228,77 @@ def test_receiver_encoding_is_the_contract_codec(rig: Rig) -> None:
     events, rejected, _ = rig.receiver.mapper.map_spans(spans, Identity())
     assert rejected == 0 and len(events) == 4
     assert all(rig.receiver._encode(e) == encode(e) for e in events)
+
+
+def _sdk_chat_spans(n: int) -> list[Any]:
+    """``n`` finished chat spans from the OpenTelemetry SDK (children of a remote agent span)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    mem = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(mem))
+    parent = trace.SpanContext(int.from_bytes(TRACE, "big"), 1, is_remote=True, trace_flags=trace.TraceFlags(1))
+    ctx = trace.set_span_in_context(trace.NonRecordingSpan(parent))
+    attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini",
+             "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 10}  # fmt: skip
+    for _ in range(n):
+        with tp.get_tracer("t").start_as_current_span("chat gpt-4o-mini", context=ctx, attributes=attrs):
+            pass
+    spans = list(mem.get_finished_spans())
+    tp.shutdown()
+    return spans
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_real_exporters_retry_a_throttled_export_until_it_is_accepted(tmp_path: Path, protocol: str) -> None:
+    """A stuck producer: the hand-off queue (4 records, no spool) fills up, a request is answered 429 /
+    RESOURCE_EXHAUSTED with a 1 s Retry-After / RetryInfo; the real exporter waits and retries, the
+    producer recovers meanwhile, and the retry is accepted."""
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    gate = threading.Event()
+    rig = Rig(tmp_path, delivery={"spool_enabled": False, "queue_max": 4}, retry_after_s=1, ack_timeout_s=0.2,
+              gate=gate)  # fmt: skip
+    try:
+        statuses = []
+        for i in range(12):  # until the queue is full: one more event is refused
+            statuses.append(rig.post(request(chat_span(100 + i)).SerializeToString()).status_code)
+            if statuses[-1] == 429:
+                break
+        assert statuses[-1] == 429 and set(statuses[:-1]) == {503}, statuses  # 503: taken, not yet handed over
+        throttled = rig.receiver.counters.as_dict()["throttled"]
+        if protocol == "http":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            exporter: Any = OTLPSpanExporter(endpoint=rig.url, timeout=20)
+        else:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+            exporter = GrpcExporter(endpoint=rig.grpc_target, insecure=True, timeout=20)
+
+        def open_gate_once_refused() -> None:  # the producer recovers after the exporter was throttled
+            deadline = time.monotonic() + 20
+            while rig.receiver.counters.as_dict()["throttled"] == throttled and time.monotonic() < deadline:
+                time.sleep(0.01)
+            gate.set()
+
+        opener = threading.Thread(target=open_gate_once_refused, daemon=True)
+        opener.start()
+        spans = _sdk_chat_spans(2)
+        assert len(spans) == 2
+        t0 = time.monotonic()
+        assert exporter.export(spans) == SpanExportResult.SUCCESS
+        waited = time.monotonic() - t0
+        opener.join(5)
+        exporter.shutdown()
+        c = rig.receiver.counters.as_dict()
+        assert c["throttled"] == throttled + 1  # refused once, then accepted
+        assert waited >= 0.8  # it waited for the Retry-After / RetryInfo delay (1 s)
+        got = {e.span_id for e in rig.events() if isinstance(e, ModelCall)}
+        assert {format(s.context.span_id, "016x") for s in spans} <= got
+    finally:
+        gate.set()
+        rig.close()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests import store_helpers as h
+from tests.helpers import uid
 from tests.store_helpers import clickhouse_server_url, store, table_count  # noqa: F401 - fixtures
 from tripwire.schemas import encode, topic_names
 from tripwire.sinks import (
@@ -69,7 +70,7 @@ def test_migrations_create_every_table_once_and_record_themselves(store) -> None
     recorded = s.query("SELECT version, name, checksum FROM schema_migrations FINAL ORDER BY version").rows
     assert recorded == [(m.version, m.name, m.checksum) for m in load_migrations()]
     assert migrate(s) == []
-    assert table_count(s, "schema_migrations") == len(load_migrations()) == 6
+    assert table_count(s, "schema_migrations") == len(load_migrations()) == 7
 
 
 def test_changed_applied_migration_is_refused(store) -> None:  # noqa: F811
@@ -412,11 +413,38 @@ def test_clickhouse_decoded_rows_equal_python_decoded_rows(store) -> None:  # no
         slow.add(Message(slow_t.events, 0, i, b"k", data))
         fast.add(Message(fast_t.events, 0, i, b"k", data))
     slow.flush()
+    tables = ("model_calls", "tool_calls", "run_events")
+    slow_rows = {table: _rows(s, table, slow_t.events) for table in tables}
+    for table in tables:  # the same event ids: stored once (sinks/_event_ids.py) unless the first copy is gone
+        s.command(f"TRUNCATE TABLE {table}")
     assert fast.flush() == {(fast_t.events, 0): len(recs)}
     assert fast.stats.avro_fallbacks == 0 and fast.stats.rows_inserted == len(recs)
-    for table in ("model_calls", "tool_calls", "run_events"):
-        a, b = _rows(s, table, slow_t.events), _rows(s, table, fast_t.events)
+    for table in tables:
+        a, b = slow_rows[table], _rows(s, table, fast_t.events)
         assert len(a) > 0 and a == b, table
+
+
+@pytest.mark.parametrize("validate", [False, True], ids=["clickhouse-decoded", "python-decoded"])
+def test_events_produced_twice_at_new_offsets_are_stored_once(store, validate: bool) -> None:  # noqa: F811
+    s = store
+    t = topic_names(uid("twice"))
+    recs = _event_records()[:10]
+    first = BatchingSink(s, t, validate=validate)
+    for i, r in enumerate(recs):
+        first.add(Message(t.events, 0, i, b"k", encode(r)))
+    assert first.flush() == {(t.events, 0): 10}
+    again = BatchingSink(s, t, validate=validate)  # a restarted sink: the tables know, memory does not
+    for i, r in enumerate(recs):
+        again.add(Message(t.events, 0, 100 + i, b"k", encode(r)))
+    assert again.flush() == {(t.events, 0): 110}
+    assert again.stats.deduplicated == 10 and again.stats.rows_inserted == 0
+    ids = s.query(
+        "SELECT event_id FROM model_calls WHERE src_topic = {t:String}"
+        " UNION ALL SELECT event_id FROM tool_calls WHERE src_topic = {t:String}"
+        " UNION ALL SELECT event_id FROM run_events WHERE src_topic = {t:String}",
+        {"t": t.events},
+    ).rows
+    assert sorted(r[0] for r in ids) == sorted(r.event_id for r in recs)
 
 
 def test_fast_path_rejected_batch_falls_back_and_dead_letters_the_bad_message(store) -> None:  # noqa: F811

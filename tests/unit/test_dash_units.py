@@ -204,3 +204,27 @@ def test_series_bucket_follows_the_range() -> None:
     assert Filters.for_range("Last 7 days", now=now).bucket_s == 3600
     assert Filters.for_range("Last 30 days", now=now).bucket_s == 4 * 3600
     assert Filters.for_range("All time", now=now).bucket_s == 86400
+
+
+def test_count_series_are_zero_filled_over_the_chart_span() -> None:
+    from tripwire.dashboard.overview import zero_filled
+
+    t = pd.Timestamp("2026-11-26 12:00:00")
+    s10 = pd.Timedelta(seconds=10)
+    df = pd.DataFrame({
+        "bucket": [t, t + s10, t + 3 * s10, t, t + s10],
+        "series": ["1.0", "1.0", "1.0", "rc", "rc"],
+        "calls": [5, 6, 7, 2, 1],
+        "cost_usd": [0.5, 0.6, 0.7, 0.2, 0.1],
+        "p95_ms": [1.0, 2.0, 3.0, 4.0, 5.0],
+    })
+    out = zero_filled(df, "series", ["calls", "cost_usd"], 10)
+    assert list(out.columns) == ["bucket", "series", "calls", "cost_usd"]
+    got = {(r.bucket - t, r.series): (r.calls, r.cost_usd) for r in out.itertuples()}
+    assert got == {
+        (0 * s10, "1.0"): (5, 0.5), (1 * s10, "1.0"): (6, 0.6), (2 * s10, "1.0"): (0, 0.0), (3 * s10, "1.0"): (7, 0.7),
+        (0 * s10, "rc"): (2, 0.2), (1 * s10, "rc"): (1, 0.1), (2 * s10, "rc"): (0, 0.0), (3 * s10, "rc"): (0, 0.0),
+    }
+    total = zero_filled(df, None, ["calls"], 10)
+    assert [(r.bucket - t, r.calls) for r in total.itertuples()] == [(0 * s10, 7), (s10, 7), (2 * s10, 0), (3 * s10, 7)]
+    assert zero_filled(df.iloc[:0], "series", ["calls"], 10).empty

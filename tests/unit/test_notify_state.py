@@ -65,6 +65,30 @@ def test_partitions_are_independent_and_forgotten_ones_ignore_late_outcomes() ->
     (again,) = _tracked(tr, [7], partition=1)  # reassigned later: a fresh watermark
     tr.done(again)
     assert tr.committable() == {(T, 1): 8}
+    assert not tr.was_done(T, 1, 7)  # it was not done when partition 1 was forgotten
+
+
+def test_what_was_done_before_a_revocation_is_recognised_when_replayed() -> None:
+    tr = OffsetTracker()
+    a, b, _waits, d = _tracked(tr, [10, 11, 12, 13])
+    tr.done(a)
+    tr.done(b)
+    tr.done(d)  # done, but behind 12 which still waits
+    assert tr.committable() == {(T, 0): 12}
+    tr.forget([(T, 0)])  # its commit never reached the broker: the partition comes back from 10
+    assert [tr.was_done(T, 0, o) for o in (9, 10, 11, 12, 13, 14)] == [True, True, True, False, True, False]
+    assert not tr.was_done(T, 1, 10)  # another partition
+    replay = [tr.track(T, 0, o, None, None) for o in (10, 11)]
+    for ref in replay:  # done here already: settled without an outcome
+        tr.settle(ref)
+    assert tr.committable() == {(T, 0): 12} and tr.pending == 0
+    (again,) = _tracked(tr, [12])
+    tr.done(again)
+    done13 = tr.track(T, 0, 13, None, None)
+    tr.settle(done13)
+    assert tr.committable() == {(T, 0): 14}
+    tr.forget([(T, 0)])  # the remembered watermark only moves forward
+    assert [tr.was_done(T, 0, o) for o in (12, 13, 14)] == [True, True, False]
 
 
 ROUTE = {"name": "r", "channel": "webhook", "url": "http://127.0.0.1:9/h"}

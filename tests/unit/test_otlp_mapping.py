@@ -154,3 +154,15 @@ def test_failed_span_and_non_genai_root_make_a_trace_run() -> None:
     assert (call.status.value, call.error_type, call.tenant) == ("error", "RateLimitError", "acme")
     assert (started.agent_id, started.agent_version) == ("svc", "9")  # from the resource
     assert (finished.outcome.value, finished.last_seq, call.seq) == ("failure", 2, 1)
+
+
+def test_derived_ids_are_uuid5_of_the_namespace() -> None:
+    import uuid
+
+    from tripwire.producers.otlp.mapping import NAMESPACE, event_id, span_run_id, trace_run_id
+
+    t, s = "0af7651916cd43dd8448eb211c80319c", "00f067aa0ba902b7"
+    assert trace_run_id(t) == str(uuid.uuid5(NAMESPACE, t))
+    assert span_run_id(t, s) == str(uuid.uuid5(NAMESPACE, f"{t}/{s}"))
+    assert event_id(t, s, "ToolCall") == str(uuid.uuid5(NAMESPACE, f"{t}:{s}:ToolCall"))
+    assert event_id("é" * 40, s, "x") == str(uuid.uuid5(NAMESPACE, f"{'é' * 40}:{s}:x"))

@@ -159,3 +159,110 @@ def test_args_that_are_not_valid_unicode_are_refused_at_the_call_site(tmp_path: 
         run.tool_call("t", args={"s": "\ud800"})
     tracer.close()
     assert got.of(ToolCall) == []
+
+
+class _Recorder:
+    """A guard that lets every call run and keeps the requests; reads their args only if told to."""
+
+    def __init__(self, read_args: bool) -> None:
+        self.read_args = read_args
+        self.requests: list[Any] = []
+        self.args_seen: list[Any] = []
+
+    def check(self, request: Any) -> Any:
+        from tripwire.producers import ALLOW
+
+        self.requests.append(request)
+        if self.read_args:
+            self.args_seen.append(request.args)
+        return ALLOW
+
+    def done(self, request: Any, status: str) -> None:
+        return None
+
+
+def _spy_args_redaction(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
+    """(thread, method) of every redaction of the ARGS value or of its canonical JSON."""
+    from tripwire.redaction import Redactor
+
+    calls: list[tuple[int, str]] = []
+    originals = {n: getattr(Redactor, n) for n in ("redact", "is_clean_json")}
+
+    def redact(self: Redactor, value: Any, field: str = "") -> Any:
+        if field == "args":
+            calls.append((threading.get_ident(), "redact"))
+        return originals["redact"](self, value, field)
+
+    def is_clean_json(self: Redactor, text: str) -> bool:
+        if text == CANONICAL:
+            calls.append((threading.get_ident(), "is_clean_json"))
+        return bool(originals["is_clean_json"](self, text))
+
+    monkeypatch.setattr(Redactor, "redact", redact)
+    monkeypatch.setattr(Redactor, "is_clean_json", is_clean_json)
+    return calls
+
+
+def test_a_guard_that_never_reads_the_args_costs_the_agent_thread_no_redaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _spy_args_redaction(monkeypatch)
+    guard = _Recorder(read_args=False)
+    tracer, got = make_tracer(tmp_path, guard=guard)
+    with tracer.run() as run:
+        for _ in range(3):
+            with run.tool_call("lookup", args=ARGS):
+                pass
+    tracer.close()
+    assert len(guard.requests) == 3
+    agent = threading.get_ident()
+    assert calls and all(thread != agent for thread, _ in calls), calls  # redacted, by the delivery worker
+    tools = got.of(ToolCall)
+    assert [t.args for t in tools] == [REDACTED] * 3
+    assert {t.args_hash for t in tools} == {hashlib.sha256(CANONICAL.encode()).hexdigest()}
+
+
+def test_a_guard_that_reads_the_args_gets_them_redacted_once_and_the_event_reuses_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _spy_args_redaction(monkeypatch)
+    guard = _Recorder(read_args=True)
+    tracer, got = make_tracer(tmp_path, guard=guard)
+    with tracer.run() as run, run.tool_call("lookup", args=ARGS):
+        pass
+    tracer.close()
+    expected = json.loads(REDACTED)
+    assert guard.args_seen == [expected]  # redacted, never the raw args
+    (request,) = guard.requests
+    assert request.args is guard.args_seen[0]  # cached: read again, not redacted again
+    agent = threading.get_ident()
+    assert [thread for thread, _ in calls] == [agent, agent], calls  # is_clean_json + redact, on the agent thread
+    (t,) = got.of(ToolCall)
+    assert t.args == REDACTED  # the worker encoded what the guard's read produced
+    assert STRIPE not in repr(request) and EMAIL not in repr(request)
+    with pytest.raises(AttributeError):
+        request.args = ARGS  # type: ignore[misc]
+
+
+def test_canonical_json_is_the_standard_librarys_text_and_refuses_what_it_refuses() -> None:
+    import random
+
+    from tripwire.producers._runtime import canonical_json
+
+    rng = random.Random(7)
+    chars = [chr(i) for i in range(0x80)] + ["é", "€", "😀", "\u2028", "\ufeff", "\x85"]
+    for _ in range(2000):  # orjson writes it: the same text as json for strings, ints, floats >= 1e-4, nesting
+        s = "".join(rng.choice(chars) for _ in range(rng.randint(0, 10)))
+        value = {s: [s, rng.randint(-(2**62), 2**62), rng.uniform(1e-4, 1e15), None, True, {"k": s[::-1], "": []}]}
+        assert canonical_json(value) == json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # what orjson refuses takes the standard library's path, with its text
+    assert canonical_json({2: "b", 1: "a"}) == '{"1":"a","2":"b"}'
+    assert canonical_json({"n": 2**70}) == '{"n":1180591620717411303424}'
+    for bad in ({"x": float("nan")}, {"x": [float("inf")]}, {"x": {1, 2}}, {"x": b"raw"}, {"x": object()}):
+        with pytest.raises(InvalidArgumentError, match="JSON-serializable"):
+            canonical_json(bad)
+    cyclic: dict[str, Any] = {}
+    cyclic["self"] = cyclic
+    with pytest.raises(InvalidArgumentError):
+        canonical_json(cyclic)
+    assert canonical_json({"id": uuid.UUID(int=1)}) == '{"id":"00000000-0000-0000-0000-000000000001"}'

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tripwire.redaction import FULL_MASK, Redactor, iban_valid, luhn_valid
@@ -120,3 +122,16 @@ def test_bad_configuration_is_rejected() -> None:
         Redactor("scramble")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown redaction detectors"):
         Redactor(detectors=["email", "ssn"])
+
+
+def test_digit_windows_inside_a_finding_and_the_clean_json_check_give_the_same_answers() -> None:
+    r = Redactor()
+    found = [(f.rule, f.start, f.end) for f in r.find("iban DE89370400440532013000 card 4111 1111 1111 1111")]
+    assert found == [("iban", 5, 27), ("card", 33, 52)]  # the IBAN's digits are not also a card or a phone
+    found = [(f.rule, f.start, f.end) for f in r.find("call +44 20 7946 0958, card 4111-1111-1111-1111")]
+    assert found == [("phone", 5, 21), ("card", 28, 47)]
+    assert r.redact_text("pay DE89 3704 0044 0532 0130 00 now") == "pay [REDACTED:IBAN] now"
+    # is_clean_json stops at the first PII finding; the answer is the walk's
+    for value in ({"a": "x", "b": "jane@example.org", "c": "4111 1111 1111 1111"}, {"n": "ORD-2025-000123"}):
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+        assert r.is_clean_json(text) is (r.redact(value) == value)

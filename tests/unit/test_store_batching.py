@@ -31,6 +31,8 @@ class MemoryStore(Store):
         self.insert_calls = 0
         self.bad_value: Any = object()
         self.fail_queries = 0
+        self.event_id_queries = 0
+        self.event_id_bounds: list[tuple[int, int]] = []
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         raise NotImplementedError
@@ -39,7 +41,23 @@ class MemoryStore(Store):
         if self.fail_queries > 0:
             self.fail_queries -= 1
             raise StoreError("Code: 210. NETWORK_ERROR (simulated)", code=210)
-        assert "sink_offsets" in sql and params is not None  # only the high-water-mark query is expected
+        assert params is not None
+        if "event_id IN" in sql:  # the event-id dedup lookup (sinks/_event_ids.py)
+            table = sql.split(" FROM ")[1].split()[0]
+            ids = set(params["ids"].split(","))
+            found = {r["event_id"] for r in self.tables.get(table, []) if r["event_id"] in ids}
+            if "lo" in params:  # the batch's ts_start range bounds the lookup
+                from tripwire.sinks._event_ids import micros
+
+                self.event_id_bounds.append((params["lo"], params["hi"]))
+                found = {
+                    r["event_id"]
+                    for r in self.tables.get(table, [])
+                    if r["event_id"] in ids and params["lo"] <= micros(r["ts_start"]) <= params["hi"]
+                }
+            self.event_id_queries += 1
+            return QueryResult(("event_id",), [(i,) for i in sorted(found)])
+        assert "sink_offsets" in sql  # otherwise only the high-water-mark query is expected
         marks: dict[tuple[str, str], int] = {}
         for table, rows in self.tables.items():
             for r in rows:
@@ -331,3 +349,82 @@ def test_the_processors_dead_letter_of_a_message_the_sink_dead_letters_itself_is
         [(T.events, 0, "decode", T.events), (T.events, 5, "process", T.dlq), (T.killswitch, 0, "decode", T.dlq)]
     )
     assert len({r["dlq_id"] for r in rows}) == 3 and sink.stats.deduplicated == 1
+
+
+def test_an_event_produced_twice_at_new_offsets_is_stored_once() -> None:
+    """An exporter retry after a receiver restart: the same event ids again, at higher offsets, to a
+    new sink (nothing in memory): the table lookup drops them; repeats within a batch are dropped too."""
+    store = MemoryStore()
+    events = [h.model_call("r1", 1), h.tool_call("r1", 2), h.run_started("r1")]
+    first = BatchingSink(store, T)
+    for i, e in enumerate(events):
+        first.add(Message(T.events, 0, i, b"r1", encode(e)))
+    first.add(Message(T.events, 0, 3, b"r1", encode(events[0])))  # a repeat inside the same batch
+    assert first.flush() == {(T.events, 0): 4}
+    assert (store.count("model_calls"), store.count("tool_calls"), store.count("run_events")) == (1, 1, 1)
+    assert first.stats.deduplicated == 1
+
+    again = BatchingSink(store, T)  # a restarted sink: only the table knows
+    for i, e in enumerate(events):
+        again.add(Message(T.events, 0, 10 + i, b"r1", encode(e)))
+    fresh = h.model_call("r1", 3)
+    again.add(Message(T.events, 0, 13, b"r1", encode(fresh)))
+    assert again.flush() == {(T.events, 0): 14}
+    assert (store.count("model_calls"), store.count("tool_calls"), store.count("run_events")) == (2, 1, 1)
+    assert [r["event_id"] for r in store.tables["model_calls"]] == [events[0].event_id, fresh.event_id]
+    assert again.stats.deduplicated == 3 and again.stats.rows_inserted == 1
+    queries = store.event_id_queries
+
+    again.add(Message(T.events, 0, 14, b"r1", encode(fresh)))  # inserted by this sink: known in memory
+    assert again.flush() == {(T.events, 0): 15}
+    assert store.count("model_calls") == 2 and store.event_id_queries == queries
+
+
+def test_an_unreachable_event_id_lookup_backs_off_and_inserts_nothing() -> None:
+    store, clock = MemoryStore(), Clock()
+    sink = BatchingSink(store, T, clock=clock)
+    for m in _msgs(2):
+        sink.add(m)  # the marks are loaded here
+    store.fail_queries = 1
+    with pytest.raises(SinkBackpressureError):
+        sink.flush()
+    assert store.count("model_calls") == 0 and store.insert_calls == 0
+    clock.now += 60
+    assert sink.flush() == {(T.events, 0): 2}
+    assert store.count("model_calls") == 2
+
+
+def test_the_event_id_lookup_is_bounded_by_the_batch_ts_start_range() -> None:
+    from datetime import timedelta
+
+    from tripwire.sinks._event_ids import micros
+
+    store = MemoryStore()
+    early, late = h.model_call("r1", 1), h.model_call("r1", 2, ts=h.T0 + timedelta(minutes=7))
+    sink = BatchingSink(store, T)
+    sink.add(Message(T.events, 0, 0, b"r1", encode(early)))
+    sink.add(Message(T.events, 0, 1, b"r1", encode(late)))
+    sink.flush()
+    assert store.event_id_bounds == [(micros(h.T0), micros(h.T0 + timedelta(minutes=7)))]
+
+
+def test_avro_event_id_and_ts_start_are_read_from_every_event_type() -> None:
+    import json
+
+    from tripwire.schemas.wire import parse_single_object
+    from tripwire.sinks._avro_fast import AvroPlans
+    from tripwire.sinks._event_ids import avro_event_id_ts, micros, skip_plan
+
+    plans = AvroPlans()
+    events = [h.model_call(), h.tool_call(), h.run_started(), h.approval(), h.run_finished()]
+    for e in events:
+        data = encode(e)
+        head = parse_single_object(data)
+        assert head is not None
+        branch = plans.branch(head[0], head[1])
+        assert branch is not None
+        plan = skip_plan(json.loads(branch.schema_json))
+        assert avro_event_id_ts(data, head[2], plan) == (e.event_id, micros(e.ts_start)), type(e).__name__
+        assert avro_event_id_ts(data[: head[2] + 10], head[2], plan)[1] is None  # truncated: no time
+    assert skip_plan({"fields": [{"name": "event_id", "type": "string"}, {"name": "x", "type": "bytes"},
+                                 {"name": "ts_start", "type": "long"}]}) is None  # fmt: skip

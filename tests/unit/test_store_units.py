@@ -79,7 +79,7 @@ def test_split_statements_ignores_semicolons_in_quotes_and_comments() -> None:
 
 def test_shipped_migrations_are_ordered_and_render_ttls() -> None:
     migs = load_migrations()
-    assert [m.version for m in migs] == [1, 2, 3, 4, 5, 6]
+    assert [m.version for m in migs] == [1, 2, 3, 4, 5, 6, 7]
     stmts = migs[0].statements({"PROMPT_TTL_DAYS": 7, "CALL_TTL_DAYS": 90})
     model_calls = next(s for s in stmts if "TABLE IF NOT EXISTS model_calls" in s)
     assert "prompt                 Nullable(String) TTL toDateTime(ts_start) + INTERVAL 7 DAY" in model_calls

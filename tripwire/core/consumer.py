@@ -19,7 +19,10 @@ hands it to a :class:`ConsumerLoop`, which owns everything else, in one order:
 5. **resume** when nothing waits and the handler is no longer backlogged.
 
 On revocation the handler settles what it can and the loop commits those offsets synchronously before
-the partitions go; what was not durable is replayed by the next owner. On stop the handler drains
+the partitions go; what was not durable is replayed by the next owner. When the assignment is *lost* (the
+group session timed out, e.g. while the broker was down) no commit is tried, since none can succeed: the
+next owner replays from the last commit (the sink drops what it stored by its replay marks, the notifier
+what it delivered by its done watermark). On stop the handler drains
 within a bound, the loop commits the final offsets synchronously, and closes the consumer. A commit that
 fails is handed back (:meth:`ConsumerHandler.commit_failed`): offsets are retried, never skipped.
 """
@@ -157,7 +160,8 @@ class ConsumerLoop:
 
     def run(self, *, max_seconds: float | None = None, until: Callable[[], bool] | None = None) -> None:
         """Consume until :meth:`stop`, ``until()`` is true or ``max_seconds`` passed; then drain, commit, close."""
-        self.consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self.consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                on_lost=self._on_lost)
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         try:
             while not self._stop.is_set():
@@ -301,9 +305,26 @@ class ConsumerLoop:
             self._commit(self.handler.partitions_revoked(gone), sync=True)
         except Backpressure as e:
             log.warning("partitions revoked with undurable messages; their next owner replays them: %s", e)
+        self._drop_stash(gone)
+        log.info("partitions revoked topics=%s n=%d", self.topics, len(partitions))
+
+    def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
+        """The group moved on without this consumer (its session timed out, e.g. the broker was down):
+        a commit cannot succeed any more, so none is tried. The handler settles and forgets the partitions
+        as on a revocation; the next owner (maybe this consumer again) replays from the last commit."""
+        gone = [(p.topic, p.partition) for p in partitions]
+        try:
+            offsets = self.handler.partitions_revoked(gone)
+        except Backpressure as e:
+            offsets = {}
+            log.warning("partitions lost with undurable messages: %s", e)
+        self._drop_stash(gone)
+        log.warning("partitions lost (group session timed out) topics=%s n=%d uncommitted=%d", self.topics,
+                    len(partitions), len(offsets))  # fmt: skip
+
+    def _drop_stash(self, gone: list[TopicPartition]) -> None:
         lost = set(gone)
         self._stash = deque(m for m in self._stash if (m.topic, m.partition) not in lost)
-        log.info("partitions revoked topics=%s n=%d", self.topics, len(partitions))
 
 
 __all__ = ["Backpressure", "ConsumerHandler", "ConsumerLoop", "LoopSettings", "Message", "Offsets", "TopicPartition"]
