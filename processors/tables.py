@@ -2,10 +2,17 @@
 
 Values are ``partition (2 bytes, big-endian) + stage state bytes``: the partition lets a tick on
 partition p visit exactly the keys that partition owns, whatever partitioner placed them.
+
+The runtime writes a table's local RocksDB store itself (:func:`store_write`), once the Kafka
+transaction carrying the same values to the changelog has committed, in one RocksDB write batch
+together with the changelog offset they reflect (faust's persisted offset, where its recovery
+resumes reading). So the local store never holds a write whose transaction was aborted, and after
+a kill it is the changelog up to its persisted offset: a restart replays only the rest.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from tripwire.processors.config import ProcessorConfig
@@ -51,12 +58,40 @@ def unpack(value: bytes) -> tuple[int, bytes]:
     return int.from_bytes(value[:2], "big"), value[2:]
 
 
-def store_put(table: Any, partition: int, key: bytes, value: bytes) -> None:
-    """Write ``key`` into the table's local RocksDB store for ``partition``.
+OFFSET_KEY = b"__faust\0offset__"
+"""The key under which faust's RocksDB store keeps a partition's persisted changelog offset
+(``faust.stores.rocksdb.Store.offset_key``; the start-up self-check compares them)."""
 
-    ``table[key] = value`` picks the partition from the stream event being processed; the runtime
-    writes its states at offset commits, outside any event, so it names the partition itself (as
-    faust's own changelog recovery does)."""
+
+def store_write(table: Any, partition: int, items: Iterable[tuple[bytes, bytes | None]], offset: int | None) -> None:
+    """Write ``items`` (key, value or None for a delete) into the table's local RocksDB store for
+    ``partition``, and the changelog ``offset`` they reflect, in ONE atomic write batch.
+
+    Only ever called for values whose changelog records are committed (see the module doc)."""
+    import rocksdict
+
     store = table.data
-    store._db_for_partition(partition).put(key, value)
-    store._key_index[key] = partition
+    index = store._key_index
+    batch = rocksdict.WriteBatch(raw_mode=True)
+    for key, value in items:
+        if value is None:
+            batch.delete(key)
+            index.pop(key, None)
+        else:
+            batch.put(key, value)
+            index[key] = partition
+    if offset is not None:
+        batch.put(OFFSET_KEY, str(offset).encode())
+    store._db_for_partition(partition).write(batch)
+
+
+def partition_items(table: Any, partition: int) -> Iterator[tuple[bytes, bytes]]:
+    """The (key, value) pairs of the table's local store for ``partition``."""
+    for key, value in store_db(table, partition).items():
+        if key != OFFSET_KEY:
+            yield key, value
+
+
+def store_db(table: Any, partition: int) -> Any:
+    """The RocksDB database of ``partition`` (opened if needed)."""
+    return table.data._db_for_partition(partition)
