@@ -99,7 +99,8 @@ def run_detail(run_id: str) -> None:
         c[2].metric("Duration", _ui.ms(s["duration_ms"]))
         c[3].metric("Steps", f"{s['steps']}")
         c[4].metric("Blocked calls", f"{s['blocked_calls']}")
-        c[5].metric("Seq gaps", f"{s['seq_gaps']}")
+        # missing_seq_count counts the missing seqs; seq_gaps only the ranges of them
+        c[5].metric("Missing seqs", f"{s['missing_seq_count']}", help=f"in {s['seq_gaps']} gap(s)")
         st.caption(f"{s['agent_id']} {s['agent_version']} · workflow {s['workflow']} · principal {s['principal']} · "
                    f"trace {s['trace_id']} · budget used {_ui.num(s['budget_cost_pct'], 1)}% of cost cap")
         if s["missing_seqs"]:

@@ -1,7 +1,7 @@
 """The start-up self-check of the faust runtime the processors patch and reach into.
 
 The processors replace faust methods (``_faust_fixes``), override one (``worker.run_worker``) and
-use private members of faust and aiokafka (``agents.Runtime``, ``tables.store_put``, the fixes
+use private members of faust and aiokafka (``agents.Runtime``, ``tables.store_write``, the fixes
 themselves). A release that
 renames one of them would make a patch silently do nothing, or fail deep inside a rebalance.
 :func:`check_runtime` runs when the worker's app is built, before any patch is applied: the
@@ -84,8 +84,17 @@ MEMBERS: tuple[Member, ...] = (
     ),
     Member(f"{_FAUST_CONSUMER}:Consumer", "resume_partitions", ("self", "tps"), "fix 4 (shadowed per call)"),
     Member(f"{_FAUST_CONSUMER}:Consumer", "crash", ("self", "reason"), "fix 5"),
-    Member("faust.stores.rocksdb:Store", "_db_for_partition", ("self", "partition"), "tables.store_put"),
-    Member("faust.stores.rocksdb:Store", "_key_index", None, "tables.store_put"),
+    Member("faust.stores.rocksdb:Store", "_db_for_partition", ("self", "partition"), "tables.store_write"),
+    Member("faust.stores.rocksdb:Store", "_key_index", None, "tables.store_write"),
+    Member(
+        "faust.stores.rocksdb:Store",
+        "offset_key",
+        None,
+        "tables.OFFSET_KEY: the persisted offset, written with the states in one batch",
+        b"__faust\0offset__",
+    ),
+    Member(f"{_FAUST_CONSUMER}:Consumer", "in_transaction", None, "fix 5 (at least once: Runtime.committed)"),
+    Member("faust.transport.producer:Producer", "app", None, "fix 7 (Runtime.committed)"),
     Member("faust.worker:Worker", "on_setup_root_logger", ("self", "logger", "level"), "worker.run_worker: overridden"),
     Member("faust.worker:Worker", "spinner", None, "worker.run_worker (set to None)"),
 )

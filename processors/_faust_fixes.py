@@ -17,7 +17,9 @@ worker killed while another keeps running): ``tests/integration/test_deploy_topo
 one of two workers and fails without them. Fix 4 matters at every start after a crash:
 ``tests/integration/test_proc_worker.py`` (SIGKILL mid-stream) lost events without it. Fixes 5-7
 are the commit hook: a worker's pending records (``Runtime.flush``) are sent right before faust
-commits offsets, under one lock, so records and offsets land in the same transaction.
+commits offsets, under one lock, so records and offsets land in the same transaction; and once a
+transaction (or, at least once, a commit) is done, ``Runtime.committed`` writes the states it
+carried into the local RocksDB stores with their changelog offset (restart without a rebuild).
 """
 
 from __future__ import annotations
@@ -166,7 +168,10 @@ def flush_before_commit(original: Any) -> Any:
                 log.exception("sending the pending records failed; the worker stops, its uncommitted input is replayed")
                 await self.crash(e)
                 return False
-            return await original(self, offsets, start_new_transaction)  # type: ignore[no-any-return]
+            did_commit = await original(self, offsets, start_new_transaction)
+            if did_commit and not self.in_transaction:  # at least once (transactions: fix 7)
+                flusher.runtime.committed(None)
+            return did_commit  # type: ignore[no-any-return]
 
     return _commit_offsets
 
@@ -191,8 +196,9 @@ def rebalance_under_flush_lock(original: Any) -> Any:
 def concurrent_transaction_commits(original: Any) -> Any:
     """Fix 7 (aiokafka driver ``Producer.commit_transactions``): commit the partitions' transactions
     concurrently. faust commits them one after the other, each a few round trips to the
-    transaction coordinator, so an output waited for every partition's commit in turn.
-    Test: ``test_concurrent_transaction_commits_overlap``."""
+    transaction coordinator, so an output waited for every partition's commit in turn. Once one
+    has committed, the runtime writes the states it carried into the local store
+    (``Runtime.committed``). Test: ``test_concurrent_transaction_commits_overlap``."""
 
     async def commit_transactions(
         self: Any, tid_to_offset_map: Any, group_id: str, start_new_transaction: bool = True
@@ -205,6 +211,9 @@ def concurrent_transaction_commits(original: Any) -> Any:
                     return
                 await txn.send_offsets_to_transaction(offsets, group_id)
                 await txn.commit_transaction()
+                flusher = getattr(self.app, "_tripwire_flusher", None)
+                if flusher is not None:
+                    flusher.runtime.committed(tid)
                 if start_new_transaction:
                     await txn.begin_transaction()
 

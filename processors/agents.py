@@ -15,7 +15,10 @@ Handling a message sends nothing: its outputs, forwards and DLQ records wait in
 commit flushes them (the commit hook, ``_faust_fixes.flush_before_commit``). With
 ``exactly_once`` they go in the Kafka transaction of the message's source partition, which
 commits together with its offset; a killed worker's open transaction is aborted and its messages
-are read again. A key changed by many messages between two commits is written once.
+are read again. A key changed by many messages between two commits is written once. Its value
+reaches the local RocksDB store only after its transaction committed (:meth:`Runtime.committed`,
+called by the commit hook), with the changelog offset, in one write batch: a restarted worker
+trusts its local store and replays only the changelog past that offset.
 
 A poison event is isolated, never fatal: before anything an event causes is queued, the runtime
 checks that every record it would produce fits the producer's request limit (its outputs, its
@@ -42,7 +45,6 @@ from tripwire.processors.metrics import ProcessorMetrics
 from tripwire.processors.partials import PartialError, decode_partial, encode_partial, is_partial
 from tripwire.processors.pipeline import Pipeline
 from tripwire.processors.stages import Outputs
-from tripwire.processors.tables import unpack
 from tripwire.processors.topics import RuntimeTopics
 from tripwire.schemas import check_event, default_limits
 from tripwire.schemas.records import DeadLetterStage
@@ -75,7 +77,6 @@ class Runtime:
         self.positions: dict[tuple[str, int], int] = {}
         self._moved: set[tuple[str, int]] = set()  # partitions that delivered a message since their last tick
         self.started_at = time.time()
-        self._scans: dict[str, tuple[float, dict[int, list[bytes]]]] = {}
         self.caches = {
             s.name: StateCache(s, tables[s.name]) for s in (pipeline.runs, pipeline.agents, pipeline.credentials)
         }
@@ -84,6 +85,9 @@ class Runtime:
         self.pending: dict[str | None, list[tuple[str, bytes | None, bytes | None, int | None]]] = {}
         # the partials of the agents / credentials stages since the last commit, per record key
         self.partials: dict[tuple[str | None, str, bytes], Any] = {}
+        # changelog records sent, per transactional id, to write into the local store once committed:
+        # (stage, partition, key, value, send future)
+        self._to_write: dict[str | None, list[tuple[str, int, bytes, bytes | None, Any]]] = {}
         self._tids: dict[tuple[str, int], str] = {}
         self._ok = {name: self.metrics.events.labels(name, "ok") for name in self.caches}
         self._generation: int | None = None
@@ -105,6 +109,7 @@ class Runtime:
                 cache.clear()
             self.pending = {}
             self.partials = {}
+            self._to_write = {}  # the changelog recovery of the rebalance brings the store up to date
             self._tids = {}  # the assignment (and so the topic groups) may have changed
             self._sizes = {}
             self._generation = generation
@@ -152,31 +157,62 @@ class Runtime:
         partials, self.partials = self.partials, {}
         for (tid, topic, key), partial in partials.items():
             batches.setdefault(tid, []).extend((topic, key, value, None) for value in encode_partial(partial))
+        states: dict[str | None, list[tuple[str, int, bytes, bytes | None]]] = {}
         for name, cache in self.caches.items():
-            topic = self.changelogs[name]
             for kb, partition, tid, value in cache.snapshot():
-                batches.setdefault(tid, []).append((topic, kb, value, partition))
+                states.setdefault(tid, []).append((name, partition, kb, value))
         n = 0
-        for tid, records in batches.items():
-            if tid is None:
-                producer = self.app.producer
-                for r_topic, r_key, r_value, r_partition in records:
-                    try:
-                        await producer.send(r_topic, r_key, r_value, r_partition, None, None)
-                    except Exception as e:
-                        self._unsendable(e, r_topic, r_key, r_value)
-            else:
+        for tid in {**batches, **states}:
+            records = batches.get(tid, ())
+            changes = states.get(tid, ())
+            txn = None
+            if tid is not None:
                 txn = self.app.producer._transaction_producers.get(tid)
                 if txn is None:
                     raise RuntimeError(f"no transactional producer for {tid}")
-                for r_topic, r_key, r_value, r_partition in records:
-                    try:
-                        await txn.send(r_topic, r_value, key=r_key, partition=r_partition)
-                    except Exception as e:
-                        self._unsendable(e, r_topic, r_key, r_value)
-            n += len(records)
+            for r_topic, r_key, r_value, r_partition in records:
+                try:
+                    await self._send(txn, r_topic, r_key, r_value, r_partition)
+                except Exception as e:
+                    self._unsendable(e, r_topic, r_key, r_value)
+            to_write = self._to_write.setdefault(tid, []) if changes else []
+            for name, partition, kb, value in changes:
+                topic = self.changelogs[name]
+                try:
+                    to_write.append((name, partition, kb, value, await self._send(txn, topic, kb, value, partition)))
+                except Exception as e:
+                    self._unsendable(e, topic, kb, value)
+            n += len(records) + len(changes)
         if n:
             self.metrics.flushed.inc(n)
+
+    async def _send(self, txn: Any, topic: str, key: bytes | None, value: bytes | None, partition: int | None) -> Any:
+        """Send a record (in transaction ``txn``, or None); returns the future of its metadata."""
+        if txn is None:
+            return await self.app.producer.send(topic, key, value, partition, None, None)
+        return await txn.send(topic, value, key=key, partition=partition)
+
+    def committed(self, tid: str | None) -> None:
+        """The transaction ``tid`` (None: an at-least-once commit) committed: write its states into
+        the local stores, per stage and partition one write batch with the changelog offset of its
+        last record (see ``tables.store_write``)."""
+        entries = self._to_write.pop(tid, None)
+        if not entries:
+            return
+        groups: dict[tuple[str, int], tuple[list[tuple[bytes, bytes | None]], list[int]]] = {}
+        for name, partition, kb, value, fut in entries:
+            try:
+                offset = fut.result().offset
+            except Exception as e:  # not sent: the store stays behind; recovery replays the changelog
+                log.warning("a committed state record has no offset stage=%s error=%s", name, e)
+                offset = -1
+            items, offsets = groups.setdefault((name, partition), ([], []))
+            items.append((kb, value))
+            offsets.append(offset)
+        for (name, partition), (items, offsets) in groups.items():
+            if min(offsets) < 0:
+                continue  # keep the unwritten overlay: the store is caught up by the next recovery
+            self.caches[name].write(partition, items, max(offsets))
 
     def _unsendable(self, e: Exception, topic: str, key: bytes | None, value: bytes | None) -> None:
         """A record the producer refuses for good is skipped (logged); anything else stops the flush."""
@@ -462,23 +498,6 @@ class Runtime:
             cache.dirty.pop(kb, None)
             cache.states.pop(kb, None)
 
-    def _keys_of(self, name: str, table: Any, now: float, partition: int) -> list[bytes]:
-        """The keys ``partition`` owns: written ones (a scan of the table, shared by every
-        partition's tick of the same round: their ticks carry the same clock value) plus the
-        ones changed since the last commit."""
-        cached = self._scans.get(name)
-        if cached is None or cached[0] != now:
-            groups: dict[int, list[bytes]] = {}
-            for k, v in list(table.items()):
-                groups.setdefault(unpack(v)[0], []).append(k)
-            cached = self._scans[name] = (now, groups)
-        keys = cached[1].get(partition, [])
-        dirty = self.caches[name].dirty
-        if dirty:
-            known = set(keys)
-            keys = keys + [kb for kb, d in dirty.items() if d.partition == partition and kb not in known]
-        return keys
-
     def backlog(self, topic: str, partition: int) -> bool:
         """True when messages of ``topic``/``partition`` are known to be waiting (called once per
         tick of the partition).
@@ -502,7 +521,8 @@ class Runtime:
         return hw is not None and hw - 1 > pos
 
     def tick(self, stage: Any, source: str, msg: Any) -> None:
-        """A clock message on partition p: time-driven outputs for the keys partition p owns."""
+        """A clock message on partition p: time-driven outputs for the keys of partition p that are
+        due (the cache's deadline index: a tick costs what is due, not what is stored)."""
         self._check_generation()
         tid = self._tid(msg)
         try:
@@ -512,10 +532,8 @@ class Runtime:
             return
         if self.backlog(source, msg.partition):
             return  # time-driven outputs wait until the partition has caught up with its input
-        table = self.tables[stage.name]
-        mine = self._keys_of(stage.name, table, now, msg.partition)
         cache = self.caches[stage.name]
-        for kb in mine:
+        for kb in cache.due_keys(msg.partition, now):
             try:
                 state = cache.peek(kb)
                 if state is None:
@@ -525,6 +543,7 @@ class Runtime:
             except Exception:
                 log.exception("tick of stage %s failed for key %r", stage.name, kb)
                 self._recover(cache, kb, kb.decode(errors="replace"))
+                cache.reindex(kb, msg.partition)
                 continue
             if expired:
                 cache.delete(kb, msg.partition, tid)
@@ -533,7 +552,7 @@ class Runtime:
                 cache.ticked(kb, msg.partition, tid, now, self.started_at, bool(out))
             if out:
                 self.publish(out, msg, tid)
-        self.metrics.state_keys.labels(stage.name).set(sum(len(k) for k in self._scans[stage.name][1].values()))
+        self.metrics.state_keys.labels(stage.name).set(len(cache.index))
 
 
 def register_agents(runtime: Runtime) -> None:

@@ -47,8 +47,10 @@ class ProcessorConfig(KafkaSecurity):
     tick_interval_s: float = Field(default=1.0, gt=0, le=600)
     """How often time-driven outputs (timeouts, window closes, alert updates) are evaluated."""
     data_dir: Path = Path(".tripwire/processors")
-    reset_local_state: bool = True
-    """Rebuild tables from their changelogs at start (local RocksDB may hold uncommitted writes after a kill)."""
+    reset_local_state: bool = False
+    """Rebuild tables from their changelogs at start. Off: the local RocksDB state is kept across
+    restarts (even a kill: it only holds committed states, with the changelog offset they reflect)
+    and recovery replays only the changelog past it; a corrupt or foreign store is rebuilt anyway."""
     policy_path: Path | None = None
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     """Serve Prometheus metrics on this port (None: off; 0: any free port)."""

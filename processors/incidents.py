@@ -135,6 +135,18 @@ class IncidentBook:
                 out.append(self._emit(inc, now, "firing"))
         return out
 
+    def due(self) -> float | None:
+        """The earliest time at which :meth:`tick` may emit something (None: no incident open)."""
+        p = self.policy
+        due: float | None = None
+        for inc in self.incidents.values():
+            t = inc.last_seen + p.cooldown_s
+            if inc.revision > inc.emitted_revision:
+                t = min(t, inc.last_emitted_at + p.update_interval_s)
+            if due is None or t < due:
+                due = t
+        return due
+
     def resolve_all(self, now: float) -> list[Any]:
         out = [self._emit(inc, now, "resolved") for inc in self.incidents.values()]
         self.incidents.clear()

@@ -32,7 +32,12 @@ class ProcessorMetrics:
             "records (outputs, forwards, changelog) sent at offset commits",
             registry=r,
         )
-        self.state_keys = Gauge("tripwire_processor_state_keys", "keys in a stage's table", ["stage"], registry=r)
+        self.state_keys = Gauge(
+            "tripwire_processor_state_keys",
+            "keys of a stage with time-driven work pending (in its deadline index)",
+            ["stage"],
+            registry=r,
+        )
         self._last_total = 0.0
         self._last_at = time.monotonic()
 

@@ -4,7 +4,8 @@
 does through its repartition topics, on to the AgentStage and CredentialStage; it returns
 every output of every operator. ``tick(now)`` emits what time alone decides (inactivity
 timeouts, window closes, alert updates and resolutions). The state of all stages can be
-snapshotted with ``to_bytes`` / ``from_bytes``.
+snapshotted with ``to_bytes`` / ``from_bytes`` (MessagePack of stage -> key -> state bytes; a JSON
+snapshot of formats v1-v3, stage -> key -> state text, still loads).
 
 The embedded runtime drives exactly this object; the faust runtime drives the same stages one
 key at a time (see :mod:`tripwire.processors.stages`).
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import json
 from typing import Any
+
+import msgpack
 
 from tripwire.processors._time import wall_clock
 from tripwire.processors.errors import StateError
@@ -73,19 +76,19 @@ class Pipeline:
 
     # -- snapshots -------------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        snap = {
-            stage.name: {k: stage.dumps(v).decode() for k, v in self.states[stage.name].items()}
-            for stage in self._stages
-        }
-        return json.dumps(snap, separators=(",", ":")).encode()
+        snap = {stage.name: {k: stage.dumps(v) for k, v in self.states[stage.name].items()} for stage in self._stages}
+        return msgpack.packb(snap, use_bin_type=True)  # type: ignore[no-any-return]
 
     @classmethod
     def from_bytes(cls, data: bytes, policy: Policy | None = None) -> Pipeline:
         p = cls(policy)
         try:
-            snap = json.loads(data)
+            if data[:1] == b"{":  # a snapshot of formats v1-v3: JSON, each state as text
+                snap = {n: {k: v.encode() for k, v in d.items()} for n, d in json.loads(data).items()}
+            else:
+                snap = msgpack.unpackb(data, raw=False)
             for stage in p._stages:
-                p.states[stage.name] = {k: stage.loads(v.encode()) for k, v in snap.get(stage.name, {}).items()}
-        except (ValueError, AttributeError) as e:
+                p.states[stage.name] = {k: stage.loads(v) for k, v in snap.get(stage.name, {}).items()}
+        except (ValueError, AttributeError, TypeError, msgpack.UnpackException) as e:
             raise StateError(f"undecodable pipeline snapshot: {e}") from e
         return p

@@ -1,13 +1,16 @@
 """RunAggregator: folds the events of one run into a RunSummary.
 
-State is one :class:`RunState` per run_id (explicit, JSON-serializable). Money is summed in
+State is one :class:`RunState` per run_id (explicit, serializable). Money is summed in
 integer nano-dollars and every counter is a commutative sum, so the same events in any order,
-or with duplicates (same event_id), give the same summary.
+or with duplicates (same seq: ``(run_id, seq)`` identifies an event), give the same summary. The
+seqs seen are kept in bounded memory (:class:`SeqTracker`, issue 20), so a run of any length has
+a state of bounded size.
 
 Closing:
 - on RunFinished, as soon as every seq 0..last_seq has been seen; if some are missing, after
   ``reorder_grace_s`` of wall-clock time (they are then reported: ``missing_seq_count`` of them,
-  ``missing_seqs`` lists the first :data:`MAX_MISSING_LISTED`, ``seq_gaps`` counts the ranges).
+  ``missing_seqs`` lists the first :data:`MAX_MISSING_LISTED`, ``seq_gaps`` counts the *ranges*
+  of consecutive missing seqs, not the seqs).
   Missing seqs are computed from the seqs seen (never by walking 0..last_seq), so a ``last_seq``
   of 2**62 costs what a run of its events costs and the summary stays small.
 - after ``inactivity_timeout_s`` without any event, with outcome ``timed_out``.
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from tripwire.processors._pricing import KINDS, NANOS_PER_USD, price_weights, split_cost, to_nanos
+from tripwire.processors._seq_tracker import SeqTracker
 from tripwire.processors._time import micros, utc, utc_micros
 from tripwire.processors.policy import RunsPolicy
 
@@ -73,19 +77,21 @@ class RunState:
     denials: int = 0
     approved_call_ids: list[str] = field(default_factory=list)
     credentials: list[str] = field(default_factory=list)
-    event_ids: set[str] = field(default_factory=set)
-    seqs: set[int] = field(default_factory=set)
+    seqs: SeqTracker = field(default_factory=SeqTracker)  # a set of seqs is accepted and converted
     summary_version: int = 0  # the revision of the last RunSummary (``version`` in state format v1)
     closed: bool = False
     closed_at: float | None = None
     close_deadline: float | None = None
     last_arrival: float = 0.0
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.seqs, SeqTracker):
+            self.seqs = SeqTracker.of(self.seqs)
+
     # -- serialization -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        d = dict(vars(self))  # shallow: the containers are copied below or only read by json.dumps
-        d["event_ids"] = sorted(self.event_ids)
-        d["seqs"] = sorted(self.seqs)
+        d = dict(vars(self))  # shallow: the containers are copied below or only read by the encoder
+        d["seqs"] = self.seqs.to_list()
         d["budgets"] = dict(self.budgets)
         d["cost_by_model"] = dict(self.cost_by_model)
         d["cost_by_kind"] = list(self.cost_by_kind)
@@ -97,8 +103,7 @@ class RunState:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunState:
         d = dict(d)
-        d["event_ids"] = set(d.get("event_ids", ()))
-        d["seqs"] = set(d.get("seqs", ()))
+        d["seqs"] = SeqTracker.from_list(d["seqs"]) if "seqs" in d else SeqTracker()
         return cls(**d)
 
     # -- derived figures -----------------------------------------------------------------
@@ -122,28 +127,20 @@ class RunState:
     def expected_last_seq(self) -> int | None:
         if self.last_seq is not None:
             return self.last_seq
-        return max(self.seqs) if self.seqs else None
+        return self.seqs.high if self.seqs.high >= 0 else None
 
     def missing_ranges(self) -> list[tuple[int, int]]:
-        """The missing seqs as inclusive ranges ``(first, last)``, in order: gaps between the seqs
-        seen in 0..expected_last_seq (as many ranges as seqs seen, at most, whatever last_seq is)."""
-        last = self.expected_last_seq()
-        if last is None:
-            return []
-        out: list[tuple[int, int]] = []
-        nxt = 0  # the lowest seq not yet accounted for
-        for s in sorted(x for x in self.seqs if 0 <= x <= last):
-            if s > nxt:
-                out.append((nxt, s - 1))
-            nxt = s + 1
-        if nxt <= last:
-            out.append((nxt, last))
-        return out
+        """The missing seqs in 0..expected_last_seq as inclusive ranges ``(first, last)``, in order
+        (bounded by the tracker, whatever last_seq is; see :class:`SeqTracker`)."""
+        return self.seqs.missing_ranges(self.expected_last_seq())
+
+    def missing_counts(self) -> tuple[int, int]:
+        """(missing seqs, ranges of consecutive missing seqs) in 0..expected_last_seq."""
+        return self.seqs.missing_counts(self.expected_last_seq())
 
     def complete(self) -> bool:
-        """Every seq 0..expected_last_seq seen (cheap: a count, no list)."""
-        last = self.expected_last_seq()
-        return last is None or sum(1 for x in self.seqs if 0 <= x <= last) == last + 1
+        """Every seq 0..expected_last_seq seen (cheap: no walk over the seqs)."""
+        return self.seqs.complete(self.expected_last_seq())
 
     def missing_seqs(self, limit: int | None = None) -> list[int]:
         """The missing seqs in order, the first ``limit`` of them (all when None: mind the size)."""
@@ -194,10 +191,8 @@ class RunAggregator:
     # -- events ----------------------------------------------------------------------------
     def process(self, state: RunState, event: Any, now: float) -> tuple[bool, list[Any]]:
         """Fold ``event`` in. Returns (applied, summaries): applied is False for a duplicate."""
-        if event.event_id in state.event_ids:
+        if not state.seqs.add(event.seq):
             return False, []
-        state.event_ids.add(event.event_id)
-        state.seqs.add(event.seq)
         state.last_arrival = now
         self._identity(state, event)
         ts_start, ts_end = micros(event.ts_start), micros(event.ts_end)
@@ -326,7 +321,7 @@ class RunAggregator:
         )
         started = state.started_at
         duration = (ended - started) / 1000.0 if ended is not None and started is not None else None
-        gaps = state.missing_ranges()
+        missing, gaps = state.missing_counts()
         usage = state.budget_usage()
         by_kind = dict(zip(KINDS, state.cost_by_kind, strict=True))
         return RunSummary.model_construct(
@@ -367,10 +362,10 @@ class RunAggregator:
             budget_tool_calls_pct=state.budget_pct("max_tool_calls", usage["tool_calls"][0]),
             budget_prompt_tokens_pct=state.budget_pct("max_prompt_tokens", usage["prompt_tokens"][0]),
             budget_completion_tokens_pct=state.budget_pct("max_completion_tokens", usage["completion_tokens"][0]),
-            events_seen=len(state.event_ids),
+            events_seen=len(state.seqs),
             missing_seqs=state.missing_seqs(MAX_MISSING_LISTED) if gaps else [],
-            seq_gaps=len(gaps),
-            missing_seq_count=sum(hi - lo + 1 for lo, hi in gaps),
+            seq_gaps=gaps,  # ranges of consecutive missing seqs (missing_seq_count counts the seqs)
+            missing_seq_count=missing,
             version=state.summary_version,
             emitted_at=utc(now),
         )

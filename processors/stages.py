@@ -11,8 +11,12 @@ partial of that one event (the in-process Pipeline and the tests drive them so).
 
 Every stage has the same shape, so a runtime only needs a keyed store of bytes:
 ``key(event)``, ``new_state(key)``, ``process(state, event, now)``, ``tick(state, now, resumed_at)``,
-``expired(state, now)``, ``dumps(state) -> bytes`` and ``loads(bytes)``. States are plain data
-(JSON, versioned: see :mod:`state_format`); nothing here imports faust, Kafka or ClickHouse.
+``expired(state, now)``, ``due(state)``, ``dumps(state) -> bytes`` and ``loads(bytes)``. States are
+plain data (versioned: see :mod:`state_format`); nothing here imports faust, Kafka or ClickHouse.
+
+``due(state)`` is the earliest wall-clock time at which ``tick`` or ``expired`` may act on the key
+(None: only an event can), a lower bound: a tick before it changes and emits nothing. The runtime's
+deadline index (``_state_cache.DeadlineIndex``) ticks only the keys that are due.
 """
 
 from __future__ import annotations
@@ -30,6 +34,15 @@ from tripwire.processors.partials import AgentPartial, CredentialPartial
 from tripwire.processors.policy import Policy
 from tripwire.processors.run_aggregator import RunAggregator, RunState
 from tripwire.processors.state_format import decode, encode
+
+ALWAYS = float("-inf")
+"""``due`` of a key every tick must visit."""
+
+
+def _earliest(*times: float | None) -> float | None:
+    known = [t for t in times if t is not None]
+    return min(known) if known else None
+
 
 _FORWARD_KINDS = frozenset({"ModelCall", "ToolCall"})
 
@@ -121,8 +134,19 @@ class RunStage:
     def expired(self, state: RunStageState, now: float) -> bool:
         return self.aggregator.expired(state.run, now) and not state.inc
 
+    def due(self, state: RunStageState) -> float | None:
+        """Reorder grace, inactivity timeout (counted from the last event: a restart only delays
+        it), closed-run retention, incident updates and expiry."""
+        run, p = state.run, self.policy.runs
+        if run.closed:
+            mine = run.closed_at + p.closed_retention_s if run.closed_at is not None else None
+        else:
+            quiet = run.last_arrival + p.inactivity_timeout_s if run.outcome is None else None
+            mine = _earliest(run.close_deadline, quiet)
+        return _earliest(mine, state.inc.due())
+
     def dumps(self, state: RunStageState) -> bytes:
-        return encode({"run": state.run.to_dict(), "det": state.det, "inc": state.inc.to_dict()})
+        return encode({"run": state.run.to_dict(), "det": state.det, "inc": state.inc.to_dict()}, self.due(state))
 
     def loads(self, data: bytes) -> RunStageState:
         d = decode(self.name, data)
@@ -198,8 +222,15 @@ class AgentStage:
     def expired(self, state: KeyedState, now: float) -> bool:
         return False  # per-agent baselines are long-lived; the number of agents is bounded
 
+    def due(self, state: KeyedState) -> float | None:
+        """Every tick while the key has latency windows: their clock advances with the wall clock
+        between calls (closing windows, finalizing revisions); the number of agents is bounded."""
+        if state.data["lw"]["wm"] is not None:
+            return ALWAYS
+        return state.inc.due()
+
     def dumps(self, state: KeyedState) -> bytes:
-        return encode({"data": state.data, "inc": state.inc.to_dict()})
+        return encode({"data": state.data, "inc": state.inc.to_dict()}, self.due(state))
 
     def loads(self, data: bytes) -> KeyedState:
         d = decode(self.name, data)
@@ -242,3 +273,6 @@ class CredentialStage(AgentStage):
 
     def tick(self, state: KeyedState, now: float, resumed_at: float = 0.0) -> Outputs:
         return Outputs(alerts=state.inc.tick(now))
+
+    def due(self, state: KeyedState) -> float | None:
+        return state.inc.due()

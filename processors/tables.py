@@ -6,11 +6,18 @@ partitioner placed them. The applied position (``0xFF``, the offset as 8 bytes a
 batched record as 4, signed big-endian) is the last input record whose effect the state holds: the
 runtime skips a record at or below it, so an input replayed after its effect was committed without
 its offset is never applied twice (see ``agents.Runtime._apply``). A value without it (written
-before it existed, or by a tick only) starts with the state's JSON ``{``.
+before it existed, or by a tick only) starts with the state itself (``0x00``: format v4, ``{``: JSON).
+
+The runtime writes a table's local RocksDB store itself (:func:`store_write`), once the Kafka
+transaction carrying the same values to the changelog has committed, in one RocksDB write batch
+together with the changelog offset they reflect (faust's persisted offset, where its recovery
+resumes reading). So the local store never holds a write whose transaction was aborted, and after
+a kill it is the changelog up to its persisted offset: a restart replays only the rest.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from tripwire.processors.config import ProcessorConfig
@@ -64,10 +71,12 @@ def pack(partition: int, state: bytes, applied: tuple[int, int] | None = None) -
 
 def unpack(value: bytes) -> tuple[int, bytes]:
     """``(partition, state bytes)`` of a table value."""
-    partition = int.from_bytes(value[:2], "big")
-    if len(value) > 2 and value[2] == _APPLIED:
-        return partition, value[2 + _APPLIED_LEN :]
-    return partition, value[2:]
+    return int.from_bytes(value[:2], "big"), value[state_start(value) :]
+
+
+def state_start(value: bytes) -> int:
+    """Where the state bytes begin in a table value (after the partition and any applied position)."""
+    return 2 + _APPLIED_LEN if len(value) > 2 and value[2] == _APPLIED else 2
 
 
 def applied_of(value: bytes) -> tuple[int, int] | None:
@@ -78,12 +87,40 @@ def applied_of(value: bytes) -> tuple[int, int] | None:
     return offset, int.from_bytes(value[11:15], "big", signed=True)
 
 
-def store_put(table: Any, partition: int, key: bytes, value: bytes) -> None:
-    """Write ``key`` into the table's local RocksDB store for ``partition``.
+OFFSET_KEY = b"__faust\0offset__"
+"""The key under which faust's RocksDB store keeps a partition's persisted changelog offset
+(``faust.stores.rocksdb.Store.offset_key``; the start-up self-check compares them)."""
 
-    ``table[key] = value`` picks the partition from the stream event being processed; the runtime
-    writes its states at offset commits, outside any event, so it names the partition itself (as
-    faust's own changelog recovery does)."""
+
+def store_write(table: Any, partition: int, items: Iterable[tuple[bytes, bytes | None]], offset: int | None) -> None:
+    """Write ``items`` (key, value or None for a delete) into the table's local RocksDB store for
+    ``partition``, and the changelog ``offset`` they reflect, in ONE atomic write batch.
+
+    Only ever called for values whose changelog records are committed (see the module doc)."""
+    import rocksdict
+
     store = table.data
-    store._db_for_partition(partition).put(key, value)
-    store._key_index[key] = partition
+    index = store._key_index
+    batch = rocksdict.WriteBatch(raw_mode=True)
+    for key, value in items:
+        if value is None:
+            batch.delete(key)
+            index.pop(key, None)
+        else:
+            batch.put(key, value)
+            index[key] = partition
+    if offset is not None:
+        batch.put(OFFSET_KEY, str(offset).encode())
+    store._db_for_partition(partition).write(batch)
+
+
+def partition_items(table: Any, partition: int) -> Iterator[tuple[bytes, bytes]]:
+    """The (key, value) pairs of the table's local store for ``partition``."""
+    for key, value in store_db(table, partition).items():
+        if key != OFFSET_KEY:
+            yield key, value
+
+
+def store_db(table: Any, partition: int) -> Any:
+    """The RocksDB database of ``partition`` (opened if needed)."""
+    return table.data._db_for_partition(partition)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from pathlib import Path
 from typing import Any
 
 from tripwire.processors.config import ProcessorConfig
@@ -23,10 +24,7 @@ def build(config: ProcessorConfig) -> Any:
     topics = ensure_runtime_topics(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(config)
-    if config.reset_local_state:
-        # The changelog is the source of truth: a killed worker's RocksDB may hold writes whose
-        # transaction was aborted, so tables are rebuilt from the (committed) changelog.
-        shutil.rmtree(app.conf.tabledir, ignore_errors=True)
+    prepare_local_state(Path(app.conf.tabledir), config.reset_local_state)
     tables = create_tables(app, config)
     runtime = Runtime(app, config, topics, tables, Pipeline(load_policy(config.policy_path)))
     register_agents(runtime)
@@ -37,6 +35,54 @@ def build(config: ProcessorConfig) -> Any:
 
     register_killswitch_agent(runtime)  # alerts -> signed kill-switch commands (off without a signing key)
     return runtime
+
+
+STORE_MARKER = ".tripwire-store-v2"
+"""A file in the table directory of a store written the trustworthy way (states only after their
+transaction committed, with the changelog offset in the same write batch: ``tables.store_write``).
+A directory without it was written by an older release, which wrote states before the commit."""
+
+
+def prepare_local_state(tabledir: Path, reset: bool) -> str:
+    """Keep the local RocksDB stores if they can be trusted, else delete them so that the tables are
+    rebuilt from their changelogs. Returns what was done: ``kept``, ``new``, or ``rebuild: why``.
+
+    Trusted: the marker is there and every partition database opens and holds a readable
+    persisted offset (or none). faust's recovery then replays each changelog from that offset."""
+    why = "reset_local_state" if reset else _untrusted(tabledir)
+    if why is None:
+        log.info("keeping the local state dir=%s", tabledir)
+        return "kept"
+    if tabledir.exists():
+        log.warning("rebuilding the local state from the changelogs dir=%s reason=%s", tabledir, why)
+        shutil.rmtree(tabledir, ignore_errors=True)
+    tabledir.mkdir(parents=True, exist_ok=True)
+    (tabledir / STORE_MARKER).write_text("states written after their commit, with the changelog offset\n")
+    return "new" if why == "absent" else f"rebuild: {why}"
+
+
+def _untrusted(tabledir: Path) -> str | None:
+    if not tabledir.exists() or not any(tabledir.iterdir()):
+        return "absent"
+    if not (tabledir / STORE_MARKER).exists():
+        return "written by an older release (no marker)"
+    import rocksdict
+
+    from tripwire.processors.tables import OFFSET_KEY
+
+    for path in sorted(p for p in tabledir.iterdir() if p.suffix == ".db"):
+        try:
+            opts = rocksdict.Options(raw_mode=True)
+            db = rocksdict.Rdict(str(path), options=opts, access_type=rocksdict.AccessType.read_only())
+            try:
+                raw = db.get(OFFSET_KEY)
+                if raw is not None:
+                    int(raw)
+            finally:
+                db.close()
+        except Exception as e:  # corrupt, truncated, not a database, unreadable offset
+            return f"{path.name}: {type(e).__name__}: {e}"
+    return None
 
 
 def run_worker(config: ProcessorConfig) -> None:

@@ -133,7 +133,8 @@ def _summary(events: list[Any], *, kind: str, version: int = 1, partial: bool = 
         blocked_calls=sum(t.status.value == "blocked" for t in tools),
         approvals=sum(isinstance(e, ApprovalDecision) for e in events), denials=0,
         budget_cost_pct=round(cost / 0.05 * 100, 6), budget_steps_pct=(len(calls) + len(tools)) * 10.0,
-        events_seen=len(events) - len(missing), missing_seqs=missing, seq_gaps=len(missing),
+        events_seen=len(events) - len(missing), missing_seqs=missing,
+        seq_gaps=1 if missing else 0, missing_seq_count=len(missing),
         version=version, emitted_at=last.ts_end + timedelta(seconds=version),
     )
 

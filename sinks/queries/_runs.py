@@ -292,7 +292,7 @@ GROUP BY agent_id, agent_version ORDER BY agent_id, agent_version
         """
 SELECT agent_id, agent_version, count() AS runs,
        countIf(started_at IS NOT NULL AND ended_at IS NOT NULL AND seq_gaps = 0) AS complete_traces,
-       complete_traces / runs AS coverage, sum(seq_gaps) AS missing_events
+       complete_traces / runs AS coverage, sum(missing_seq_count) AS missing_events
 FROM run_summaries FINAL
 WHERE $RUN_WINDOW
 GROUP BY agent_id, agent_version ORDER BY agent_id, agent_version

@@ -206,8 +206,15 @@ def test_worker_publishes_exact_summaries_alerts_and_dead_letters(
     assert all(d.reason for d in dead)
 
 
-@pytest.mark.parametrize("order", ["interleaved", "in-time"])
-def test_sigkill_mid_stream_gives_the_same_summaries(kafka_bootstrap: str, tmp_path: Path, order: str) -> None:
+@pytest.mark.parametrize(
+    ("order", "store"), [("interleaved", "kept"), ("in-time", "kept"), ("interleaved", "corrupt")]
+)
+def test_sigkill_mid_stream_gives_the_same_summaries(
+    kafka_bootstrap: str, tmp_path: Path, order: str, store: str
+) -> None:
+    # store "kept": the restarted worker trusts the local RocksDB state the killed one left (states
+    # written only once committed, with their changelog offset) and replays the changelog past it;
+    # "corrupt": a damaged local store is detected at start and rebuilt from the changelogs
     # inactivity timeout well above the restart time: this test is about recovery, not timeouts
     config, topics = setup(kafka_bootstrap, uid("tp"), tmp_path, partitions=4, inactivity_timeout_s=60)
     policy = load_policy(config.policy_path)
@@ -236,6 +243,10 @@ def test_sigkill_mid_stream_gives_the_same_summaries(kafka_bootstrap: str, tmp_p
         worker.kill()  # SIGKILL: no shutdown, the open transaction is left to the broker to abort
         at_kill = committed_offsets(kafka_bootstrap, config.group_id, topics.events, 4)
         assert 0 < at_kill < total, "the test did not crash the worker mid-stream"
+        dbs = sorted(config.data_dir.rglob("*.db"))
+        assert dbs, "the killed worker left no local state"
+        if store == "corrupt":
+            (dbs[0] / "CURRENT").write_text("MANIFEST-999999\n")  # points at a manifest that is not there
         worker = WorkerProcess(config, tmp_path / "worker2.log").start()
         runs_r = CommittedReader(kafka_bootstrap, topics.runs)
         summaries = wait_for(runs_r, lambda recs: len(recs) >= len(runs), 60, "all run summaries", worker)
@@ -268,6 +279,8 @@ def test_sigkill_mid_stream_gives_the_same_summaries(kafka_bootstrap: str, tmp_p
         windows = metrics_r.poll()
     finally:
         worker.stop()
+    rebuilt = "rebuilding the local state from the changelogs" in (tmp_path / "worker2.log").read_text()
+    assert rebuilt == (store == "corrupt")
     latest: dict[tuple, object] = {}  # a late call re-emits its window: the latest emission counts (as in the sink)
     for w in windows:
         key = (w.tenant, w.agent_id, w.agent_version, w.kind, w.name, w.model, int(w.window_start.timestamp()))

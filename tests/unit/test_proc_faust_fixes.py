@@ -260,9 +260,13 @@ class _Runtime:
             raise RuntimeError("broker refused")
         self.log.append("flush")
 
+    def committed(self, tid: str | None) -> None:
+        self.log.append(f"committed {tid}")
+
 
 class _Consumer:
-    def __init__(self, runtime: _Runtime) -> None:
+    def __init__(self, runtime: _Runtime, in_transaction: bool = True) -> None:
+        self.in_transaction = in_transaction
         self.app = SimpleNamespace()
         fx.install_flusher(self.app, runtime)
         self.crashed: list[BaseException] = []
@@ -291,7 +295,15 @@ def test_flush_before_commit_sends_pending_first() -> None:
     log: list[str] = []
     consumer = _Consumer(_Runtime(log))
     assert _run(_commit_hook(log)(consumer, {TP("events", 0): 10})) is True
-    assert log == ["flush", "commit locked=True"]
+    assert log == ["flush", "commit locked=True"]  # exactly once: fix 7 reports each transaction
+
+
+def test_flush_before_commit_reports_an_at_least_once_commit() -> None:
+    # The states sent before an at-least-once commit are written into the local store after it.
+    log: list[str] = []
+    consumer = _Consumer(_Runtime(log), in_transaction=False)
+    assert _run(_commit_hook(log)(consumer, {TP("events", 0): 10})) is True
+    assert log == ["flush", "commit locked=True", "committed None"]
 
 
 def test_flush_before_commit_crashes_on_failure() -> None:
@@ -323,7 +335,10 @@ def test_concurrent_transaction_commits_overlap() -> None:
     # Without the fix faust commits one partition after the other (at most one in flight).
     log: list[str] = []
     flight = {"now": 0, "max": 0}
+    app = SimpleNamespace()
+    fx.install_flusher(app, _Runtime(log))
     producer = SimpleNamespace(
+        app=app,
         _trn_locks=defaultdict(asyncio.Lock),
         _transaction_producers={f"app-g-{p}": _SlowTxn(f"app-g-{p}", log, flight) for p in range(3)},
     )
@@ -332,7 +347,8 @@ def test_concurrent_transaction_commits_overlap() -> None:
     offsets = {f"app-g-{p}": {TP("events", p): 5} for p in range(3)} | {"app-g-9": {TP("events", 9): 1}}
     _run(commit(producer, offsets, "app"))
     assert flight["max"] == 3
-    for p in range(3):  # each transaction: offsets, commit, begin, in that order
+    for p in range(3):
         mine = [c for c in log if c.endswith(f"app-g-{p}")]
-        assert mine == [f"offsets app-g-{p}", f"commit app-g-{p}", f"begin app-g-{p}"]
-    assert len(log) == 9  # nothing for the unknown id app-g-9
+        # each transaction: offsets, commit, its states written into the store, begin, in that order
+        assert mine == [f"offsets app-g-{p}", f"commit app-g-{p}", f"committed app-g-{p}", f"begin app-g-{p}"]
+    assert len(log) == 12  # nothing for the unknown id app-g-9
