@@ -341,3 +341,21 @@ def test_a_key_whose_due_moved_later_is_visited_once_then_reindexed(table: _Tabl
     cache.ticked(kb, 0, None, NOW + timeout, 0.0, emitted=False)
     assert cache.index.at[0] == {kb: NOW + 10 + timeout}  # ... and it is due again at its new time
     assert cache.due_keys(0, NOW + timeout + 5) == [] and cache.index.touched == 1
+
+
+def test_stored_values_with_an_applied_position_are_indexed_from_their_header(table: _Table) -> None:
+    stage = _CountingStage(default_policy())
+    r = _run(3)
+    st = stage.new_state(r.run_id)
+    for e in r.events:
+        stage.process(st, e, NOW)
+    due = stage.due(st)
+    assert due is not None
+    with_pos, without = pack(0, stage.dumps(st), (12, -1)), pack(0, stage.dumps(st))
+    StateCache(stage, table).write(0, [(b"with", with_pos), (b"without", without)], 0)
+    cache = StateCache(stage, table)
+    _CountingStage.loads_calls = 0
+    assert cache.due_keys(0, due - 1) == [] and len(cache.index) == 2
+    assert _CountingStage.loads_calls == 0  # the due read behind the position, no decode
+    assert sorted(cache.due_keys(0, due)) == [b"with", b"without"]
+    assert stage.dumps(cache.get(b"with", r.run_id)) == stage.dumps(st) and cache.applied(b"with", 0, 12, -1)
