@@ -77,8 +77,9 @@ async def _close_open_transaction(producer: Any, tid: str) -> None:
     """Commit what a kept partition's producer has sent since its last commit.
 
     Its state changes are already in the local table, so they must reach the changelog: aborting
-    would lose them. The input offsets stay uncommitted; faust re-reads those events, which the
-    stages drop as already applied (event_id)."""
+    would lose them. The input offsets stay uncommitted; faust re-reads those records, and the
+    runtime skips each one at or below its key's applied position, which is written in the same
+    changelog record as the state (``StateCache.applied``)."""
     async with producer._trn_locks[tid]:
         txn = producer._transaction_producers.get(tid)
         if txn is None or txn._txn_manager is None or not txn._txn_manager.is_in_transaction():

@@ -19,6 +19,12 @@ operations applied to each dirty key since its last snapshot, so :meth:`StateCac
 rebuilds the key from the table (its last snapshot) and replays them: the failing event is left
 out and nothing before it is lost.
 
+Each key also has its *applied position*: the ``(offset, index)`` of the last input record of its
+partition whose effect the state holds, written with the state (``tables.pack``), so a snapshot
+and the inputs it covers are one record. :meth:`StateCache.applied` tells the runtime that an
+input is at or below it: replayed after its effect was committed (a transaction committed without
+its offsets, a snapshot ahead of the offsets committed with it), it is skipped, not applied twice.
+
 The whole cache is dropped when the consumer generation changes (a rebalance): another worker may
 have written the keys of a partition that comes back here, and the table, recovered from the
 changelog, is the truth. Its dirty keys are dropped with it: their messages were not committed,
@@ -32,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tripwire.processors.state_format import peek_due
-from tripwire.processors.tables import pack, partition_items, store_write, unpack
+from tripwire.processors.tables import applied_of, pack, partition_items, state_start, store_write, unpack
 
 
 class DeadlineIndex:
@@ -111,6 +117,8 @@ class StateCache:
         self.unwritten: dict[bytes, bytes | None] = {}
         self.index = DeadlineIndex()
         self._indexed: set[int] = set()  # partitions whose stored keys are in the index
+        # key -> (partition, offset, index) of the last input applied to its state
+        self.positions: dict[bytes, tuple[int, int, int]] = {}
 
     def __len__(self) -> int:
         return len(self.states)
@@ -127,9 +135,22 @@ class StateCache:
         st = self.states.get(kb)
         if st is None:
             raw = None if kb in self.states else self._stored(kb)
-            st = self.stage.loads(unpack(raw)[1]) if raw is not None else self.stage.new_state(key)
+            st = self.stage.loads(self._unpack(kb, raw)) if raw is not None else self.stage.new_state(key)
             self.states[kb] = st
         return st
+
+    def _unpack(self, kb: bytes, raw: bytes) -> bytes:
+        partition, data = unpack(raw)
+        pos = applied_of(raw)
+        if pos is not None and kb not in self.positions:  # (a rebuilt key keeps its newer position)
+            self.positions[kb] = (partition, *pos)
+        return data
+
+    def applied(self, kb: bytes, partition: int, offset: int, index: int) -> bool:
+        """Whether the input at ``offset`` (``index`` in a batched record, else -1) of ``partition``
+        is already in ``kb``'s state (call after :meth:`get`, which loads the position)."""
+        pos = self.positions.get(kb)
+        return pos is not None and pos[0] == partition and (offset, index) <= pos[1:]
 
     def peek(self, kb: bytes) -> Any | None:
         """The state of an existing key (cached, else decoded from its last snapshot), or None."""
@@ -138,11 +159,16 @@ class StateCache:
         raw = self._stored(kb)
         if raw is None:
             return None
-        st = self.states[kb] = self.stage.loads(unpack(raw)[1])
+        st = self.states[kb] = self.stage.loads(self._unpack(kb, raw))
         return st
 
-    def changed(self, kb: bytes, partition: int, tid: str | None, op: tuple[Any, ...]) -> None:
-        """Record that ``op`` (``("event", event, now)`` or ``("tick", now, resumed_at)``) changed ``kb``."""
+    def changed(
+        self, kb: bytes, partition: int, tid: str | None, op: tuple[Any, ...], applied: tuple[int, int] | None = None
+    ) -> None:
+        """Record that ``op`` (``("event", event, now)`` or ``("tick", now, resumed_at)``) changed ``kb``;
+        ``applied``: the ``(offset, index)`` of the input record it came from."""
+        if applied is not None:
+            self.positions[kb] = (partition, *applied)
         d = self.dirty.get(kb)
         if d is None:
             d = self.dirty[kb] = _Dirty(partition, tid)
@@ -184,13 +210,14 @@ class StateCache:
                 if st is not None:
                     index.set(partition, kb, due_of(st))
                 continue  # else deleted, or cached when it changed (indexed then)
-            known, due = peek_due(value, 2)
+            known, due = peek_due(value, state_start(value))
             if not known:  # a state of format v1-v3: decode it once
                 due = due_of(loads(unpack(value)[1]))
             index.set(partition, kb, due)
 
     def delete(self, kb: bytes, partition: int, tid: str | None) -> None:
         self.states[kb] = None
+        self.positions.pop(kb, None)
         self.dirty[kb] = _Dirty(partition, tid, from_scratch=True)
         self.index.discard(partition, kb)
 
@@ -223,7 +250,9 @@ class StateCache:
                 self.states.pop(kb, None)
                 value = None
             else:
-                value = pack(d.partition, self.stage.dumps(st))
+                pos = self.positions.get(kb)
+                applied = pos[1:] if pos is not None and pos[0] == d.partition else None
+                value = pack(d.partition, self.stage.dumps(st), applied)
             unwritten[kb] = value
             out.append((kb, d.partition, d.tid, value))
         self.dirty = {}
@@ -241,6 +270,7 @@ class StateCache:
     def clear(self) -> None:
         """Forget everything (a rebalance): the store, recovered from the changelog, is the truth."""
         self.states.clear()
+        self.positions.clear()
         self.dirty = {}
         self.unwritten = {}
         self.index.clear()

@@ -406,12 +406,20 @@ class Runtime:
         """Fold ``item`` (an event, or a partial of the agents / credentials stage) into the state of
         ``key``; queue its outputs and (runs stage) its contributions to the ``forwards`` partials.
         A failure (a bug, an output over the request limit) rolls the key back and dead-letters
-        ``value``."""
+        ``value``. An input at or below the key's applied position (``StateCache.applied``) is skipped:
+        a replay of a record whose effect was committed without its offset (an open transaction
+        committed at a rebalance, a snapshot taken after more messages than the offsets it commits)."""
         cache = self.caches[stage.name]
         kb = key.encode()
         now = time.time()
+        pos = (msg.offset, -1 if index is None else index)
         try:
             state = cache.get(kb, key)
+            if cache.applied(kb, msg.partition, *pos):
+                # its effect is in the state already (committed without its offset): never applied twice
+                self.metrics.events.labels(stage.name, "replayed").inc()
+                log.info("skipping a replayed input stage=%s partition=%d offset=%d", stage.name, msg.partition, pos[0])
+                return
             res = stage.process(state, item, now)
         except Exception as e:  # a bug or corrupt state must not stop the worker: the input goes to the DLQ
             log.exception("stage %s failed on %s", stage.name, key)
@@ -432,7 +440,7 @@ class Runtime:
             self.metrics.events.labels(stage.name, "failed").inc()
             self.dead_letter(msg, tid, "process", f"{stage.name}: {e}", type(e).__name__, value, index)
             return
-        cache.changed(kb, msg.partition, tid, ("event", item, now))
+        cache.changed(kb, msg.partition, tid, ("event", item, now), pos)
         self._ok[stage.name].inc(getattr(item, "events", 1))  # a partial counts the events it folds
         self.publish(res.outputs, msg, tid, records)
         for f_stage, f_topic, f_key in forwards:
@@ -473,7 +481,7 @@ class Runtime:
         measured, growth = self._sizes.get(sk, (0, 0))
         growth += 2 * (len(value) + len(kb)) + 64
         if measured + growth > self.max_state // 2:
-            measured, growth = len(kb) + len(stage.dumps(state)) + 2, 0
+            measured, growth = len(kb) + len(stage.dumps(state)) + 15, 0  # + partition and applied position
             if measured + RECORD_OVERHEAD > self.max_state:
                 raise OutputTooLarge(
                     f"the state of its key would be {measured} bytes, over half the producer's request "

@@ -1,7 +1,12 @@
 """The faust Tables holding operator state: one per stage, keyed like its input topic.
 
-Values are ``partition (2 bytes, big-endian) + stage state bytes``: the partition lets a tick on
-partition p visit exactly the keys that partition owns, whatever partitioner placed them.
+Values are ``partition (2 bytes, big-endian) + [applied position] + stage state bytes``: the
+partition lets a tick on partition p visit exactly the keys that partition owns, whatever
+partitioner placed them. The applied position (``0xFF``, the offset as 8 bytes and the index in a
+batched record as 4, signed big-endian) is the last input record whose effect the state holds: the
+runtime skips a record at or below it, so an input replayed after its effect was committed without
+its offset is never applied twice (see ``agents.Runtime._apply``). A value without it (written
+before it existed, or by a tick only) starts with the state itself (``0x00``: format v4, ``{``: JSON).
 
 The runtime writes a table's local RocksDB store itself (:func:`store_write`), once the Kafka
 transaction carrying the same values to the changelog has committed, in one RocksDB write batch
@@ -50,12 +55,36 @@ def create_tables(app: Any, config: ProcessorConfig) -> dict[str, Any]:
     return tables
 
 
-def pack(partition: int, state: bytes) -> bytes:
-    return partition.to_bytes(2, "big") + state
+_APPLIED = 0xFF
+_APPLIED_LEN = 1 + 8 + 4
+
+
+def pack(partition: int, state: bytes, applied: tuple[int, int] | None = None) -> bytes:
+    """A table value: ``state`` of a key of ``partition``, holding the inputs up to ``applied``
+    (``(offset, index)``, index -1 for a whole record) when given."""
+    head = partition.to_bytes(2, "big")
+    if applied is not None:
+        head += bytes((_APPLIED,)) + applied[0].to_bytes(8, "big", signed=True)
+        head += applied[1].to_bytes(4, "big", signed=True)
+    return head + state
 
 
 def unpack(value: bytes) -> tuple[int, bytes]:
-    return int.from_bytes(value[:2], "big"), value[2:]
+    """``(partition, state bytes)`` of a table value."""
+    return int.from_bytes(value[:2], "big"), value[state_start(value) :]
+
+
+def state_start(value: bytes) -> int:
+    """Where the state bytes begin in a table value (after the partition and any applied position)."""
+    return 2 + _APPLIED_LEN if len(value) > 2 and value[2] == _APPLIED else 2
+
+
+def applied_of(value: bytes) -> tuple[int, int] | None:
+    """The ``(offset, index)`` of the last input a table value's state holds, if it says."""
+    if len(value) < 2 + _APPLIED_LEN or value[2] != _APPLIED:
+        return None
+    offset = int.from_bytes(value[3:11], "big", signed=True)
+    return offset, int.from_bytes(value[11:15], "big", signed=True)
 
 
 OFFSET_KEY = b"__faust\0offset__"

@@ -3,9 +3,8 @@ the sink into chdb and the notifier as subprocesses; hostile events, SIGKILLs of
 sink, ClickHouse insert failures, a webhook outage and a broker stop; every check of the suite must pass
 (benchmarks/bench_faults.py). ~2 minutes; it runs with the rest of ``pytest``.
 
-One check is known to fail today and is reported as an expected failure, with its figures, instead of
-failing the run: ``windows_eq_raw`` (issue 20's "windows exact under faults", owned by the processors'
-windows work). Every other check is asserted. When the windows are fixed this test passes outright."""
+``windows_eq_raw`` (issue 20's "windows exact under faults") was an expected failure until the stages
+skipped replayed inputs (their applied positions, ``processors/_state_cache.py``): every check is asserted."""
 
 from __future__ import annotations
 
@@ -16,15 +15,6 @@ import pytest
 from benchmarks.bench_faults import SHORT, suite
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
-
-KNOWN_FAILING = {
-    "windows_eq_raw": "latency windows: the last windows of each agent key are never emitted (wall-clock ticks "
-    "of the transactional by-agent topic were skipped: its commit markers counted as unread input; fixed on the "
-    "onepass branch), and windows around a worker SIGKILL are over-counted (every event is in by-agent once: the "
-    "agents stage applies records twice; most likely those "
-    "whose state was committed without their offsets: the faust fix that commits a kept "
-    "partition's open transaction relies on event_id dedup, which only the runs stage has)"
-}
 
 
 def test_short_fault_suite_loses_nothing_doubles_nothing_and_dead_letters_every_hostile_event(tmp_path: Path) -> None:
@@ -46,6 +36,4 @@ def test_short_fault_suite_loses_nothing_doubles_nothing_and_dead_letters_every_
         "webhook_outage_exercised",
     }
     failed = {name: detail for name, (ok, detail) in out.checks.items() if not ok}
-    assert {k: v for k, v in failed.items() if k not in KNOWN_FAILING} == {}, out.table()
-    if failed:
-        pytest.xfail(f"known: {KNOWN_FAILING} -- this run: {failed}")
+    assert failed == {}, out.table()

@@ -14,7 +14,7 @@ from tests.proc_factory import RunScript
 from tripwire.processors import default_policy
 from tripwire.processors._state_cache import StateCache
 from tripwire.processors.stages import RunStage
-from tripwire.processors.tables import OFFSET_KEY, pack, unpack
+from tripwire.processors.tables import OFFSET_KEY, applied_of, pack, unpack
 
 pytestmark = pytest.mark.unit
 
@@ -218,6 +218,52 @@ def test_a_tick_that_emits_nothing_dirties_nothing_but_is_kept_for_a_dirty_key(t
     assert [op[0] for op in cache.dirty[kb].ops] == ["event", "tick"]
 
 
+def test_the_applied_position_is_written_with_the_state_and_read_back_by_a_cold_cache(table: _Table) -> None:
+    stage = RunStage(default_policy())
+    r = _run()
+    kb = r.run_id.encode()
+    first = StateCache(stage, table)
+    for offset, e in enumerate(r.events[:2], start=40):
+        assert not first.applied(kb, 2, offset, -1)
+        stage.process(first.get(kb, r.run_id), e, NOW)
+        first.changed(kb, 2, None, ("event", e, NOW), (offset, -1))
+    assert first.applied(kb, 2, 41, -1) and first.applied(kb, 2, 40, -1)
+    assert not first.applied(kb, 2, 42, -1) and not first.applied(kb, 2, 41, 0)  # a later record, a later part
+    assert not first.applied(kb, 3, 41, -1)  # another partition says nothing
+    _commit(first, first.snapshot(), 0)
+    assert applied_of(table.data[kb]) == (41, -1)
+    assert unpack(table.data[kb]) == (2, _folded(stage, r.events[:2]))
+    second = StateCache(stage, table)  # a rebalance: the table (the changelog) is the truth
+    second.get(kb, r.run_id)
+    assert second.applied(kb, 2, 41, -1) and not second.applied(kb, 2, 42, -1)
+
+
+def test_recover_keeps_the_position_of_the_events_it_replays(table: _Table) -> None:
+    stage = RunStage(default_policy())
+    cache = StateCache(stage, table)
+    r = _run()
+    kb = r.run_id.encode()
+    stage.process(cache.get(kb, r.run_id), r.events[0], NOW)
+    cache.changed(kb, 0, None, ("event", r.events[0], NOW), (7, -1))
+    _commit(cache, cache.snapshot(), 0)
+    stage.process(cache.get(kb, r.run_id), r.events[1], NOW)
+    cache.changed(kb, 0, None, ("event", r.events[1], NOW), (9, -1))
+    cache.recover(kb, r.run_id)  # the next event (offset 10) failed
+    assert cache.applied(kb, 0, 9, -1) and not cache.applied(kb, 0, 10, -1)
+    assert applied_of(cache.snapshot()[0][3]) == (9, -1)
+
+
+def test_a_value_without_a_position_reads_as_before(table: _Table) -> None:
+    stage = RunStage(default_policy())
+    r = _run()
+    kb = r.run_id.encode()
+    cache0 = StateCache(stage, table)
+    cache0.write(1, [(kb, pack(1, _folded(stage, r.events)))], 0)  # written by a release without positions
+    cache = StateCache(stage, table)
+    assert stage.dumps(cache.get(kb, r.run_id)) == _folded(stage, r.events)
+    assert applied_of(table.data[kb]) is None and not cache.applied(kb, 1, 0, -1)
+
+
 def test_a_committed_delete_leaves_the_store(table: _Table) -> None:
     stage = RunStage(default_policy())
     cache = StateCache(stage, table)
@@ -295,3 +341,21 @@ def test_a_key_whose_due_moved_later_is_visited_once_then_reindexed(table: _Tabl
     cache.ticked(kb, 0, None, NOW + timeout, 0.0, emitted=False)
     assert cache.index.at[0] == {kb: NOW + 10 + timeout}  # ... and it is due again at its new time
     assert cache.due_keys(0, NOW + timeout + 5) == [] and cache.index.touched == 1
+
+
+def test_stored_values_with_an_applied_position_are_indexed_from_their_header(table: _Table) -> None:
+    stage = _CountingStage(default_policy())
+    r = _run(3)
+    st = stage.new_state(r.run_id)
+    for e in r.events:
+        stage.process(st, e, NOW)
+    due = stage.due(st)
+    assert due is not None
+    with_pos, without = pack(0, stage.dumps(st), (12, -1)), pack(0, stage.dumps(st))
+    StateCache(stage, table).write(0, [(b"with", with_pos), (b"without", without)], 0)
+    cache = StateCache(stage, table)
+    _CountingStage.loads_calls = 0
+    assert cache.due_keys(0, due - 1) == [] and len(cache.index) == 2
+    assert _CountingStage.loads_calls == 0  # the due read behind the position, no decode
+    assert sorted(cache.due_keys(0, due)) == [b"with", b"without"]
+    assert stage.dumps(cache.get(b"with", r.run_id)) == stage.dumps(st) and cache.applied(b"with", 0, 12, -1)
