@@ -50,8 +50,8 @@ def hostile_run() -> tuple[RunScript, list[ModelCall]]:
     return r, bad
 
 
-@pytest.mark.skip(reason="fails on the merged main: the hostile run (seqs 1-4 dead-lettered) gets no summary within 60 s "
-                  "since the bounded seq tracker landed; issue 20 stays open until it passes")
+@pytest.mark.skip(reason="fails on the merged main: the hostile run (seqs 1-4 dead-lettered) gets no summary "
+                  "within 60 s since the bounded seq tracker landed; issue 20 stays open until it passes")
 def test_a_1e308_cost_is_dead_lettered_by_worker_and_sink_and_sums_stay_exact(
     kafka_bootstrap: str,
     tmp_path: Path,
