@@ -125,24 +125,13 @@ def _runs(n: int, seed: int, start: datetime, breach_every: int = 0) -> list[lis
     return out
 
 
-class _Worker:
-    def __init__(self, prefix: str, data_dir: Path) -> None:
-        env = dict(os.environ)
-        env.update(
-            TRIPWIRE_PROCESSORS_BOOTSTRAP=bootstrap(),
-            TRIPWIRE_PROCESSORS_TOPIC_PREFIX=prefix,
-            TRIPWIRE_PROCESSORS_PARTITIONS=str(PARTITIONS),
-            TRIPWIRE_PROCESSORS_DATA_DIR=str(data_dir),
-            TRIPWIRE_PROCESSORS_SESSION_TIMEOUT_S="6",
-        )
-        self.log_path = data_dir.parent / f"{prefix}.log"
-        self.log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tripwire.cli", "process", "--log-level", "warn"],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+class _Child:
+    """A benchmarked process with its output in ``log_path``; ``stop`` terminates it (kill after 30 s)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self.log = log_path.open("wb")
+        self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -152,6 +141,21 @@ class _Worker:
             self.proc.kill()
             self.proc.wait(timeout=10)
         self.log.close()
+
+
+class _Worker(_Child):
+    def __init__(self, prefix: str, data_dir: Path) -> None:
+        env = dict(os.environ)
+        env.update(
+            TRIPWIRE_PROCESSORS_BOOTSTRAP=bootstrap(),
+            TRIPWIRE_PROCESSORS_TOPIC_PREFIX=prefix,
+            TRIPWIRE_PROCESSORS_PARTITIONS=str(PARTITIONS),
+            TRIPWIRE_PROCESSORS_DATA_DIR=str(data_dir),
+            TRIPWIRE_PROCESSORS_SESSION_TIMEOUT_S="6",
+        )
+        argv = [sys.executable, "-m", "tripwire.cli", "process", "--log-level", "warn"]
+        super().__init__(argv, env, data_dir.parent / f"{prefix}.log")
+
 
 
 def _setup(prefix: str) -> Any:
@@ -235,7 +239,7 @@ def _drain(proc: subprocess.Popen[bytes], log: Path, group: str, topic: str, n: 
     }
 
 
-class _Peer:
+class _Peer(_Child):
     """The Quix Streams peer (benchmarks/_quix_peer.py) under its own interpreter."""
 
     def __init__(self, events_topic: str, group: str, data_dir: Path) -> None:
@@ -247,23 +251,8 @@ class _Peer:
             PEER_EVENTS_TOPIC=events_topic,
             PEER_STATE_DIR=str(data_dir / "state"),
         )
-        self.log_path = data_dir / "peer.log"
-        self.log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [str(PEER_PYTHON), str(REPO / "benchmarks" / "_quix_peer.py")],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        super().__init__([str(PEER_PYTHON), str(REPO / "benchmarks" / "_quix_peer.py")], env, data_dir / "peer.log")
 
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.log.close()
 
 
 def _floor(topic: str, n: int, record_schemas: dict[int, Any]) -> dict[str, float]:
