@@ -54,7 +54,7 @@ from tripwire.processors.partials import (
 from tripwire.processors.pipeline import Pipeline
 from tripwire.processors.stages import Outputs
 from tripwire.processors.topics import RuntimeTopics
-from tripwire.schemas import check_event, default_limits
+from tripwire.schemas import DecodeError, EventBase, check_event, default_limits
 from tripwire.schemas.records import DeadLetterStage
 
 log = logging.getLogger(__name__)
@@ -348,8 +348,6 @@ class Runtime:
     def decode(self, value: bytes | None, validate: bool) -> tuple[Any | None, DeadLetterStage, str, str]:
         """(event, stage, reason, error_type); event is None when the message is a dead letter (only
         then do the other three say anything)."""
-        from tripwire.schemas import DecodeError, EventBase
-
         if value is None:
             return None, "decode", "empty value (tombstone) on the events topic", "EmptyValue"
         try:
