@@ -105,6 +105,9 @@ class Runtime:
         their messages were not committed, so they are read and applied again."""
         generation = self.app.consumer_generation_id
         if generation != self._generation:
+            dropped = sum(len(cache.dirty) for cache in self.caches.values())
+            if dropped:  # their input was not committed either: it is read and applied again
+                log.info("a rebalance drops uncommitted state changes keys=%d", dropped)
             for cache in self.caches.values():
                 cache.clear()
             self.pending = {}
@@ -555,6 +558,19 @@ class Runtime:
         self.metrics.state_keys.labels(stage.name).set(len(cache.index))
 
 
+def deliverable(app: Any, events: list[Any]) -> list[Any]:
+    """The events of a taken batch that may be handled now: none while flow control is suspended (a
+    rebalance is under way), else those of the consumer's current generation. faust's stream makes
+    the same two checks when it delivers a message, but a batch taken before the rebalance began
+    reaches the agent after them. Handled then, its state changes would be dropped with the caches at
+    the new generation (``Runtime._check_generation``) while its acks let the offsets be committed:
+    the batch's events would be lost from every state (a run without a summary)."""
+    if not app.flow_control.is_active():
+        return []
+    generation = app.consumer_generation_id
+    return [e for e in events if e.message.generation_id in (generation, None)]
+
+
 def register_agents(runtime: Runtime) -> None:
     """Define the three agents and the tick/metrics timers on ``runtime.app``."""
     app, t, p = runtime.app, runtime.topics, runtime.pipeline
@@ -567,8 +583,8 @@ def register_agents(runtime: Runtime) -> None:
             # (handling is synchronous and Stream.ack never suspends): an offset commit, and so the
             # flush of what the handled messages caused, never falls between handling a message and
             # acking it. Messages still in the buffer are not acked, so a kill loses none of them.
-            # A message fetched before a rebalance (its generation is not the consumer's) is skipped and
-            # not acked, as faust's stream does on delivery: it is read again from the committed offset.
+            # A batch is skipped, not handled and not acked, while a rebalance is under way or when it
+            # was fetched before one (see :func:`deliverable`): it is read again from the committed offset.
             ticks = t.ticks
             if batch_max == 1:  # one message at a time, acked by the stream when the next is read
                 async for event in stream.events():
@@ -579,8 +595,7 @@ def register_agents(runtime: Runtime) -> None:
                         runtime.handle(stage, msg, validate)
                 return
             async for events in stream.noack_take(batch_max, within=batch_within):
-                generation = app.consumer_generation_id
-                current = [e for e in events if e.message.generation_id in (generation, None)]
+                current = deliverable(app, events)
                 for event in current:
                     msg = event.message
                     if msg.topic == ticks:
