@@ -57,9 +57,19 @@ MEMBERS: tuple[Member, ...] = (
         ("self", "tid_to_offset_map", "group_id", "start_new_transaction"),
         "fix 7",
     ),
+    Member(
+        "faust.tables.recovery:Recovery",
+        "_build_highwaters",
+        ("self", "consumer", "tps", "destination", "title"),
+        "fix 9",
+    ),
     # called or read by the fixes and the runtime
     Member(f"{_FAUST_AIOKAFKA}:AIOKafkaConsumerThread", "_ensure_consumer", ("self",), "fix 1"),
     Member("aiokafka:AIOKafkaConsumer", "end_offsets", ("self", "partitions"), "fix 1"),
+    Member("faust.tables.recovery:Recovery", "active_offsets", None, "fix 9"),
+    Member("faust.tables.recovery:Recovery", "active_highwaters", None, "fix 9"),
+    Member("faust.tables.recovery:Recovery", "standby_offsets", None, "fix 9"),
+    Member("aiokafka:AIOKafkaConsumer", "beginning_offsets", ("self", "partitions"), "fix 9"),
     Member(f"{_FAUST_CONSUMER}:TransactionManager", "_tps_to_transactional_ids", ("self", "tps"), "fixes 2, 3"),
     Member(f"{_FAUST_CONSUMER}:TransactionManager", "_stop_transactions", ("self", "tids"), "fix 2"),
     Member(
