@@ -58,6 +58,12 @@ MEMBERS: tuple[Member, ...] = (
         "fix 7",
     ),
     Member(f"{_FAUST_CONSUMER}:Consumer", "wait_first", ("self", "coros", "timeout"), "fix 8"),
+    Member(
+        "faust.tables.recovery:Recovery",
+        "_build_highwaters",
+        ("self", "consumer", "tps", "destination", "title"),
+        "fix 9",
+    ),
     # called or read by the fixes and the runtime
     Member(f"{_FAUST_CONSUMER}:Consumer", "suspend_flow", None, "fix 8"),
     Member("mode.services:Service", "_stopped", None, "fix 8"),
@@ -65,6 +71,10 @@ MEMBERS: tuple[Member, ...] = (
     Member("mode.services:WaitResults", "done", None, "fix 8"),
     Member(f"{_FAUST_AIOKAFKA}:AIOKafkaConsumerThread", "_ensure_consumer", ("self",), "fix 1"),
     Member("aiokafka:AIOKafkaConsumer", "end_offsets", ("self", "partitions"), "fix 1"),
+    Member("faust.tables.recovery:Recovery", "active_offsets", None, "fix 9"),
+    Member("faust.tables.recovery:Recovery", "active_highwaters", None, "fix 9"),
+    Member("faust.tables.recovery:Recovery", "standby_offsets", None, "fix 9"),
+    Member("aiokafka:AIOKafkaConsumer", "beginning_offsets", ("self", "partitions"), "fix 9"),
     Member(f"{_FAUST_CONSUMER}:TransactionManager", "_tps_to_transactional_ids", ("self", "tps"), "fixes 2, 3"),
     Member(f"{_FAUST_CONSUMER}:TransactionManager", "_stop_transactions", ("self", "tids"), "fix 2"),
     Member(

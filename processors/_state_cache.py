@@ -69,6 +69,20 @@ class DeadlineIndex:
         at[key] = due
         heapq.heappush(self.heaps[partition], (due, key))
 
+    def extend(self, partition: int, items: list[tuple[float, bytes]]) -> None:
+        """Index many ``(due, key)`` at once (the stored keys of a partition): one heapify instead of a
+        push per key. A key indexed already keeps its entry (it was indexed from a newer state)."""
+        at = self.at.get(partition)
+        if at is None:
+            at = self.at[partition] = {}
+            self.heaps[partition] = []
+        heap = self.heaps[partition]
+        if at:
+            items = [(due, key) for due, key in items if key not in at]
+        at.update((key, due) for due, key in items)
+        heap.extend(items)
+        heapq.heapify(heap)
+
     def pop_due(self, partition: int, now: float) -> list[bytes]:
         """The keys of ``partition`` due at ``now``, taken out of the index (the caller indexes
         them again after their tick)."""
@@ -204,6 +218,7 @@ class StateCache:
         self._indexed.add(partition)
         index, loads, due_of = self.index, self.stage.loads, self.stage.due
         states, unwritten = self.states, self.unwritten
+        stored: list[tuple[float, bytes]] = []
         for kb, value in partition_items(self.table, partition):
             if kb in states or kb in unwritten:
                 st = states.get(kb)
@@ -213,7 +228,9 @@ class StateCache:
             known, due = peek_due(value, state_start(value))
             if not known:  # a state of format v1-v3: decode it once
                 due = due_of(loads(unpack(value)[1]))
-            index.set(partition, kb, due)
+            if due is not None:
+                stored.append((due, kb))
+        index.extend(partition, stored)
 
     def delete(self, kb: bytes, partition: int, tid: str | None) -> None:
         self.states[kb] = None

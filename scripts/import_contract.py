@@ -44,7 +44,7 @@ ALLOWED: dict[str, set[str]] = {
 """package -> the packages it may import (besides itself)."""
 
 PROCESSOR_RUNTIME = {"app", "agents", "worker", "tables", "topics", "admin", "cli", "config", "killswitch_agent",
-                     "metrics", "_faust_fixes", "_faust_check", "_state_cache"}  # fmt: skip
+                     "metrics", "_faust_fixes", "_faust_check", "_state_cache", "_changelog_end"}  # fmt: skip
 """Modules of ``tripwire.processors`` that wire the operators to faust and Kafka; every other one is an operator."""
 
 RUNTIME_LIBRARIES = {"faust", "mode", "aiokafka", "kafka", "confluent_kafka", "clickhouse_connect", "chdb", "rocksdict"}

@@ -152,14 +152,17 @@ _RUN_EVENT_TYPES: dict[type, str] = {
 }
 
 
-_GETTERS: dict[tuple[str, ...], Callable[[Any], Any]] = {}
+_GETTERS: dict[tuple[str, ...], tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {}
 
 
 def _attrs(record: Any, columns: tuple[str, ...]) -> tuple[Any, ...]:
-    getter = _GETTERS.get(columns)
-    if getter is None:
-        getter = _GETTERS[columns] = operator.attrgetter(*columns)
-    return getter(record)  # type: ignore[no-any-return]
+    getters = _GETTERS.get(columns)
+    if getters is None:
+        getters = _GETTERS[columns] = (operator.itemgetter(*columns), operator.attrgetter(*columns))
+    try:  # the fields of a model are its __dict__: ~10x cheaper than attribute lookups through the class
+        return getters[0](record.__dict__)  # type: ignore[no-any-return]
+    except KeyError:  # a column that is not a field (a property): the attributes
+        return getters[1](record)  # type: ignore[no-any-return]
 
 
 def _row_model_call(r: Any) -> tuple[str, tuple[Any, ...]]:

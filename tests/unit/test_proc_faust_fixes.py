@@ -442,3 +442,64 @@ def test_deliver_without_tasks_raises_what_the_callback_raises() -> None:
 
     with pytest.raises(ValueError, match="undecodable"):
         _run(main())
+
+
+# -- fix 9 ---------------------------------------------------------------------------------------------
+class _RecoveryState:
+    """The members of faust's Recovery that ``_build_highwaters`` uses."""
+
+    def __init__(self, persisted: dict[TP, int | None]) -> None:
+        from collections import Counter  # what faust's Recovery holds these maps in
+
+        self.active_offsets: Any = Counter(persisted)
+        self.active_highwaters: Any = Counter()
+        self.standby_offsets: Any = Counter()
+        self.app = SimpleNamespace()
+        self.log = logging.getLogger("recovery")
+
+    def _highwater_logtable(self, highwaters: Any, *, title: str) -> str:
+        return ""
+
+
+class _EndOffsets:
+    """faust's consumer: the end offsets (one past the commit marker of the last transaction)."""
+
+    def __init__(self, ends: dict[TP, int]) -> None:
+        self.ends = ends
+
+    async def highwaters(self, *tps: TP) -> dict[TP, int]:
+        return {tp: self.ends[tp] for tp in tps}
+
+
+def test_recovery_ends_at_last_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without the fix each highwater is end - 1, the last transaction's commit marker, which recovery
+    # never receives: it waits two 5-s queue timeouts at every start, with nothing to replay.
+    a, b, c, d, e = (TP("cl", p) for p in range(5))
+    asked: list[dict[TP, tuple[int | None, int]]] = []
+
+    async def last_records(make_consumer: Any, spans: dict[TP, tuple[int | None, int]]) -> dict[TP, int | None]:
+        asked.append(dict(spans))
+        # a: nothing past the store (first - 1); b: a record to replay at 30; c: unknown
+        return {a: spans[a][0] - 1, b: 30, c: None}  # type: ignore[operator]
+
+    monkeypatch.setattr("tripwire.processors._changelog_end.last_records", last_records)
+    build = _fixed("recovery_ends_at_last_record", _RECOVERY, "_build_highwaters")
+    rec = _RecoveryState({a: 40, b: 28, c: 10, d: 99, e: None})
+    ends = {a: 42, b: 32, c: 21, d: 100, e: 60}
+    _run(build(rec, _EndOffsets(ends), {a, b, c, d, e}, rec.active_highwaters, "active"))
+    # d's store holds everything up to faust's highwater (99) and e has no store (a rebuild): not asked
+    assert asked == [{a: (41, 42), b: (29, 32), c: (11, 21)}]
+    # a: nothing to replay; b (a replay) and c (unknown) keep faust's end - 1 and its wait
+    assert dict(rec.active_highwaters) == {a: 40, b: 31, c: 20, d: 99, e: 59}
+
+
+def test_recovery_ends_at_last_record_asks_nothing_when_up_to_date(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def last_records(make_consumer: Any, spans: Any) -> Any:
+        raise AssertionError("asked the broker for a changelog recovery does not read")
+
+    monkeypatch.setattr("tripwire.processors._changelog_end.last_records", last_records)
+    build = _fixed("recovery_ends_at_last_record", _RECOVERY, "_build_highwaters")
+    a, b = TP("cl", 0), TP("cl", 1)
+    rec = _RecoveryState({a: 9, b: None})
+    _run(build(rec, _EndOffsets({a: 10, b: 0}), {a, b}, rec.active_highwaters, "active"))
+    assert dict(rec.active_highwaters) == {a: 9, b: -1}  # faust's own: up to date; an empty log

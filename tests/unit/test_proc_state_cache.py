@@ -359,3 +359,17 @@ def test_stored_values_with_an_applied_position_are_indexed_from_their_header(ta
     assert _CountingStage.loads_calls == 0  # the due read behind the position, no decode
     assert sorted(cache.due_keys(0, due)) == [b"with", b"without"]
     assert stage.dumps(cache.get(b"with", r.run_id)) == stage.dumps(st) and cache.applied(b"with", 0, 12, -1)
+
+
+def test_extend_indexes_stored_keys_at_once_and_keeps_keys_indexed_from_newer_states() -> None:
+    from tripwire.processors._state_cache import DeadlineIndex
+
+    index = DeadlineIndex()
+    index.set(0, b"cached", 5.0)  # indexed from its cached (newer) state: the stored due is stale
+    index.extend(0, [(1.0, b"cached"), (3.0, b"b"), (2.0, b"a")])
+    assert len(index) == 3
+    assert index.pop_due(0, 2.5) == [b"a"]
+    assert index.pop_due(0, 4.0) == [b"b"]
+    assert index.pop_due(0, 5.0) == [b"cached"]
+    index.extend(1, [])  # a partition with nothing stored
+    assert index.pop_due(1, 9.0) == [] and len(index) == 0

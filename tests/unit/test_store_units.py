@@ -72,6 +72,14 @@ def test_text_params_escape_and_keep_microseconds() -> None:
     }
 
 
+@pytest.mark.parametrize("value", ["", "plain", "x' OR 1=1 --", "back`tick", "nl\nx\ty", "a\\b\\\\c", "ünï\x00'\\"])
+def test_text_params_escape_strings_as_clickhouse_connect_does(value: str) -> None:
+    # the sink escapes a string in one str.translate pass; clickhouse-connect's escape_str is the reference
+    from clickhouse_connect.driver.binding import escape_str
+
+    assert text_params({"s": value}) == {"s": escape_str(value)}
+
+
 def test_split_statements_ignores_semicolons_in_quotes_and_comments() -> None:
     sql = "-- a; comment\nCREATE TABLE a (x String DEFAULT ';');\n\nSELECT 'it\\'s; fine' ; -- tail;\n"
     assert split_statements(sql) == ["CREATE TABLE a (x String DEFAULT ';')", "SELECT 'it\\'s; fine'"]
@@ -178,3 +186,18 @@ def test_format_rows() -> None:
     assert format_rows(cols, rows, "csv") == 'a,b\n1,\n22,"x,y"'
     assert format_rows(cols, rows, "json") == '[{"a": 1, "b": null}, {"a": 22, "b": "x,y"}]'
     assert format_rows(cols, rows, "table").splitlines() == ["a   b", "--  ----", "1   NULL", "22  x,y"]
+
+
+def test_row_columns_read_fields_and_fall_back_to_attributes() -> None:
+    from tripwire.sinks.rows import _attrs
+
+    class Rec:
+        def __init__(self) -> None:
+            self.a, self.b = 1, "x"
+
+        @property
+        def c(self) -> int:  # not in __dict__: read as an attribute
+            return self.a + 1
+
+    assert _attrs(Rec(), ("a", "b")) == (1, "x")
+    assert _attrs(Rec(), ("b", "c", "a")) == ("x", 2, 1)
