@@ -57,6 +57,7 @@ MEMBERS: tuple[Member, ...] = (
         ("self", "tid_to_offset_map", "group_id", "start_new_transaction"),
         "fix 7",
     ),
+    Member(f"{_FAUST_CONSUMER}:Consumer", "wait_first", ("self", "coros", "timeout"), "fix 8"),
     Member(
         "faust.tables.recovery:Recovery",
         "_build_highwaters",
@@ -64,6 +65,10 @@ MEMBERS: tuple[Member, ...] = (
         "fix 9",
     ),
     # called or read by the fixes and the runtime
+    Member(f"{_FAUST_CONSUMER}:Consumer", "suspend_flow", None, "fix 8"),
+    Member("mode.services:Service", "_stopped", None, "fix 8"),
+    Member("mode.services:Service", "_crashed", None, "fix 8"),
+    Member("mode.services:WaitResults", "done", None, "fix 8"),
     Member(f"{_FAUST_AIOKAFKA}:AIOKafkaConsumerThread", "_ensure_consumer", ("self",), "fix 1"),
     Member("aiokafka:AIOKafkaConsumer", "end_offsets", ("self", "partitions"), "fix 1"),
     Member("faust.tables.recovery:Recovery", "active_offsets", None, "fix 9"),

@@ -20,6 +20,8 @@ are the commit hook: a worker's pending records (``Runtime.flush``) are sent rig
 commits offsets, under one lock, so records and offsets land in the same transaction; and once a
 transaction (or, at least once, a commit) is done, ``Runtime.committed`` writes the states it
 carried into the local RocksDB stores with their changelog offset (restart without a rebuild).
+Fix 8 is a cost, not a bug: faust's fetcher hands each message to its stream through four tasks;
+the fixed ``wait_first`` runs a callback that does not suspend at once (a tenth of a worker's CPU).
 Fix 9 skips the ~10-s wait for a transaction marker at every start when the local stores already
 hold every committed changelog record (``tests/integration/test_proc_changelog_end.py``).
 """
@@ -224,6 +226,75 @@ def concurrent_transaction_commits(original: Any) -> Any:
     return commit_transactions
 
 
+# -- 8. delivering a fetched message without four tasks --------------------------------------------
+class _Resumed:
+    """The rest of a coroutine that already ran its first step and suspended on ``yielded``: awaiting
+    this drives it on exactly as if it had been awaited from the start (values and exceptions,
+    cancellation included, are passed through)."""
+
+    def __init__(self, coro: Any, yielded: Any) -> None:
+        self.coro = coro
+        self.yielded = yielded
+
+    def __await__(self) -> Any:
+        coro, to_yield = self.coro, self.yielded
+        while True:
+            try:
+                sent = yield to_yield
+            except BaseException as e:  # thrown in by the task (a cancellation): into the coroutine
+                try:
+                    to_yield = coro.throw(e)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    to_yield = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+def deliver_without_tasks(original: Any) -> Any:
+    """Fix 8 (``Consumer.wait_first``): hand a fetched message to its stream without four tasks.
+
+    faust's fetcher delivers every message with ``wait_first(callback(message),
+    suspend_flow.wait())``, which creates four tasks (the callback, the suspend event, the
+    consumer's stopped and crashed events), waits for the first and cancels the rest: several event
+    loop rounds per message, about a tenth of a draining worker's CPU. The callback almost never
+    suspends (it puts the message into a stream's queue that has room), so this runs its first
+    step at once; only one that suspends (a full queue, flow control stopped for a rebalance) goes
+    on under faust's ``wait_first``, which still lets ``suspend_flow`` interrupt it. With the flow
+    already suspended (or the consumer stopped or crashed), faust's own path runs from the start.
+    ``benchmarks/bench_processors.py`` measures it. Test:
+    ``test_deliver_without_tasks_runs_a_callback_that_does_not_suspend`` (and ``..._suspends``)."""
+
+    from mode.services import WaitResults
+
+    async def wait_first(self: Any, *coros: Any, timeout: Any = None) -> Any:
+        if (
+            len(coros) == 2
+            and timeout is None
+            and asyncio.iscoroutine(coros[0])
+            and not self.suspend_flow.is_set()
+            and not self._stopped.is_set()
+            and not self._crashed.is_set()
+        ):
+            coro, other = coros
+            try:
+                yielded = coro.send(None)
+            except StopIteration as stop:
+                if asyncio.iscoroutine(other):
+                    other.close()  # never started: nothing to cancel
+                return WaitResults([coro], [stop.value], False)
+            except BaseException:
+                if asyncio.iscoroutine(other):
+                    other.close()
+                raise
+            return await original(self, _Resumed(coro, yielded), other, timeout=timeout)
+        return await original(self, *coros, timeout=timeout)
+
+    return wait_first
+
+
 # -- 9. recovery ends at the last committed record ---------------------------------------------------
 def recovery_ends_at_last_record(original: Any) -> Any:
     """Fix 9 (``Recovery._build_highwaters``): a changelog whose committed records the local store
@@ -312,6 +383,7 @@ FIXES: tuple[Fix, ...] = (
     Fix("faust.transport.consumer:Consumer", "_commit_offsets", flush_before_commit),
     Fix(_TXN_MANAGER, "on_rebalance", rebalance_under_flush_lock),  # outermost: runs first
     Fix("faust.transport.drivers.aiokafka:Producer", "commit_transactions", concurrent_transaction_commits),
+    Fix("faust.transport.consumer:Consumer", "wait_first", deliver_without_tasks),
     Fix(_RECOVERY, "_build_highwaters", recovery_ends_at_last_record),
 )
 

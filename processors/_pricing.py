@@ -71,7 +71,14 @@ def split_cost(nanos: int, tokens: tuple[int, int, int, int, int], weights: tupl
     exact = [nanos * s / total for s in shares]
     parts = [int(x) for x in exact]
     remainder = nanos - sum(parts)
-    order = sorted(range(len(parts)), key=lambda i: (-(exact[i] - parts[i]), i))
-    for i in order[: abs(remainder)]:
-        parts[i] += 1 if remainder > 0 else -1
+    if remainder:
+        order = sorted(range(len(parts)), key=lambda i: (-(exact[i] - parts[i]), i))
+        for i in order[: abs(remainder)]:
+            parts[i] += 1 if remainder > 0 else -1
     return parts
+
+
+def load_prices() -> None:
+    """Load the bundled price list now (genai-prices reads it on first use: ~0.3 s), so that the
+    first model call a worker reads does not stall its stage (and the alerts behind it)."""
+    price_weights("openai", "gpt-4o")

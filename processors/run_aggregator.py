@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from tripwire.processors._pricing import KINDS, NANOS_PER_USD, price_weights, split_cost, to_nanos
+from tripwire.processors._pricing import KINDS, NANOS_PER_USD, load_prices, price_weights, split_cost, to_nanos
 from tripwire.processors._seq_tracker import SeqTracker
 from tripwire.processors._time import micros, utc, utc_micros
 from tripwire.processors.policy import RunsPolicy
@@ -179,6 +179,7 @@ class RunAggregator:
 
     def __init__(self, policy: RunsPolicy) -> None:
         self.policy = policy
+        load_prices()  # once per process: not on the first model call
 
     @staticmethod
     def key(event: Any) -> str:

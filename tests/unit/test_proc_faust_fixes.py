@@ -354,6 +354,96 @@ def test_concurrent_transaction_commits_overlap() -> None:
     assert len(log) == 12  # nothing for the unknown id app-g-9
 
 
+# -- fix 8 ---------------------------------------------------------------------------------------------
+class _Fetching:
+    """The members of faust's Consumer that ``wait_first`` uses: mode's events and the loop."""
+
+    def __init__(self) -> None:
+        from mode.utils.locks import Event
+
+        self.suspend_flow, self._stopped, self._crashed = Event(), Event(), Event()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+
+_CONSUMER = "faust.transport.consumer:Consumer"
+
+
+def test_deliver_without_tasks_runs_a_callback_that_does_not_suspend() -> None:
+    # Without the fix faust runs the callback in a task of its own (and three more for the events).
+    wait_first = _fixed("deliver_without_tasks", _CONSUMER, "wait_first")
+
+    async def main() -> tuple[Any, Any, Any, int]:
+        consumer = _Fetching()
+        ran_in: list[Any] = []
+
+        async def callback() -> str:
+            ran_in.append(asyncio.current_task())
+            return "delivered"
+
+        before = len(asyncio.all_tasks())
+        res = await wait_first(consumer, callback(), consumer.suspend_flow.wait())
+        return res, ran_in, asyncio.current_task(), len(asyncio.all_tasks()) - before
+
+    res, ran_in, caller, new_tasks = _run(main())
+    assert ran_in == [caller]
+    assert (res.results, res.stopped) == (["delivered"], False)
+    assert new_tasks == 0
+
+
+def test_deliver_without_tasks_lets_suspend_flow_interrupt_a_callback_that_suspends() -> None:
+    # A callback that waits (a full queue) still ends when the flow is suspended (a rebalance), and
+    # one that resumes gives its result: faust's own wait_first drives the rest of it.
+    wait_first = _fixed("deliver_without_tasks", _CONSUMER, "wait_first")
+
+    async def main() -> tuple[list[str], Any, Any]:
+        consumer = _Fetching()
+        room, steps = asyncio.Event(), []
+
+        async def blocked() -> None:
+            steps.append("first step")
+            try:
+                await asyncio.Event().wait()  # never set
+            except asyncio.CancelledError:
+                steps.append("cancelled")
+                raise
+
+        async def resumes() -> str:
+            steps.append("waits for room")
+            await room.wait()
+            return "put"
+
+        asyncio.get_running_loop().call_soon(consumer.suspend_flow.set)
+        interrupted = await wait_first(consumer, blocked(), consumer.suspend_flow.wait())
+        consumer.suspend_flow.clear()
+        asyncio.get_running_loop().call_soon(room.set)
+        done = await wait_first(consumer, resumes(), consumer.suspend_flow.wait())
+        await asyncio.sleep(0)  # let the cancellation of the interrupted callback run
+        return steps, interrupted, done
+
+    steps, interrupted, done = _run(main())
+    assert interrupted.results == [True]  # only the suspend event finished (its wait() gives True)
+    assert sorted(steps) == ["cancelled", "first step", "waits for room"]  # the cancel lands a round later
+    assert (done.results, done.stopped) == (["put"], False)
+
+
+def test_deliver_without_tasks_raises_what_the_callback_raises() -> None:
+    wait_first = _fixed("deliver_without_tasks", _CONSUMER, "wait_first")
+
+    async def main() -> None:
+        consumer = _Fetching()
+
+        async def bad() -> None:
+            raise ValueError("undecodable")
+
+        await wait_first(consumer, bad(), consumer.suspend_flow.wait())
+
+    with pytest.raises(ValueError, match="undecodable"):
+        _run(main())
+
+
 # -- fix 9 ---------------------------------------------------------------------------------------------
 class _RecoveryState:
     """The members of faust's Recovery that ``_build_highwaters`` uses."""
