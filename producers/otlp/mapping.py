@@ -18,8 +18,10 @@ arrived (a child of a nested agent that arrives before that agent is counted in 
 this process, in span start order within a request; RunFinished takes the next number when the run's
 root span arrives (usually last: spans are exported when they end). A memo keyed by the event's id
 gives a retried span the same ``seq``. Limits: counters live in one receiver process (route a trace to
-one receiver, e.g. the collector's ``loadbalancing`` exporter with ``routing_key: traceID``); a child
-that arrives after its run's root gets a ``seq`` above ``last_seq`` and is folded in as a late event.
+one receiver, e.g. the collector's ``loadbalancing`` exporter with ``routing_key: traceID``), and in
+memory: after a restart in the middle of a trace, its run's later spans are numbered from 1 again (see
+schemas/README.md); a child that arrives after its run's root gets a ``seq`` above ``last_seq`` and is
+folded in as a late event.
 
 ``event_id = uuid5(NAMESPACE, "<trace_id>:<span_id>:<event type>")``: a retried or replayed export
 produces the same ids, and the sink and processors keep them once.
