@@ -17,11 +17,11 @@ arrived (a child of a nested agent that arrives before that agent is counted in 
 ``seq``: RunStarted is 0; every other event of a run takes the next number of that run's counter in
 this process, in span start order within a request; RunFinished takes the next number when the run's
 root span arrives (usually last: spans are exported when they end). A memo keyed by the event's id
-gives a retried span the same ``seq``. Limits: counters live in one receiver process (route a trace to
-one receiver, e.g. the collector's ``loadbalancing`` exporter with ``routing_key: traceID``), and in
-memory: after a restart in the middle of a trace, its run's later spans are numbered from 1 again (see
-schemas/README.md); a child that arrives after its run's root gets a ``seq`` above ``last_seq`` and is
-folded in as a late event.
+gives a retried span the same ``seq``. With a spool, counters and memo are also kept on disk
+(``_seq_store``): a restarted receiver continues a run's numbering and gives a replayed span its first
+``seq``. Limits: counters belong to one receiver (route a trace to one receiver, e.g. the collector's
+``loadbalancing`` exporter with ``routing_key: traceID``); a child that arrives after its run's root
+gets a ``seq`` above ``last_seq`` and is folded in as a late event.
 
 ``event_id = uuid5(NAMESPACE, "<trace_id>:<span_id>:<event type>")``: a retried or replayed export
 produces the same ids, and the sink and processors keep them once.
@@ -44,6 +44,7 @@ from tripwire.redaction import Redactor
 from tripwire.schemas import CallStatus, EventBase, ModelCall, Outcome, Risk, RunFinished, RunStarted, ToolCall
 
 from ._proto import RawSpan
+from ._seq_store import SeqStore
 
 NAMESPACE = uuid.UUID("5f0c1d2e-8a4b-4c6d-9e1f-0a2b3c4d5e6f")
 """Namespace of the derived ids (fixed forever: changing it breaks idempotence across versions)."""
@@ -114,10 +115,15 @@ _ENVIRONMENT_ATTRS = ("deployment.environment.name", "deployment.environment")
 class SpanMapper:
     """Thread-safe; one per receiver (it owns the run counters and the ancestry cache)."""
 
-    def __init__(self, options: MappingOptions, redactor: Redactor, costs: CostCalculator) -> None:
+    def __init__(
+        self, options: MappingOptions, redactor: Redactor, costs: CostCalculator, seq_store: SeqStore | None = None
+    ) -> None:
         self.options = options
         self.redactor = redactor
         self.costs = costs
+        self.seq_store = seq_store  # counters and memo kept across restarts (``_seq_store``)
+        self._unsaved_counters: dict[str, int] = {}
+        self._unsaved_memo: dict[str, int] = {}
         self._lock = threading.Lock()
         self._known: OrderedDict[tuple[str, str], _Known] = OrderedDict()
         self._counters: OrderedDict[str, int] = OrderedDict()
@@ -135,10 +141,20 @@ class SpanMapper:
         s = self._seqs.get(eid)
         if s is not None:
             return s
-        n = self._counters.get(run_id, 0) + 1
+        store = self.seq_store
+        if store is not None and (s := store.seq(eid)) is not None:  # given before a restart
+            self._seqs[eid] = s
+            return s
+        last = self._counters.get(run_id)
+        if last is None:
+            last = (store.counter(run_id) if store is not None else None) or 0
+        n = last + 1
         self._counters[run_id] = n
         self._counters.move_to_end(run_id)
         self._seqs[eid] = n
+        if store is not None:
+            self._unsaved_counters[run_id] = n
+            self._unsaved_memo[eid] = n
         if len(self._seqs) > self.options.cache_spans:
             self._seqs.popitem(last=False)
         if len(self._counters) > self.options.cache_spans:
@@ -180,6 +196,9 @@ class SpanMapper:
                     rejected += 1
                     if len(reasons) < 3:
                         reasons.append(f"span {s.span_id}: {type(e).__name__}: {_short(e)}")
+            if self.seq_store is not None:  # on disk before the events are handed over
+                self.seq_store.save(self._unsaved_counters, self._unsaved_memo)  # if it fails: with the next
+                self._unsaved_counters, self._unsaved_memo = {}, {}
         return events, rejected, reasons
 
     def _resolve(self, s: RawSpan) -> tuple[str, _Known | None]:

@@ -10,10 +10,12 @@ the contract's models and codec (events are validated models, framed per ``TRIPW
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -28,6 +30,7 @@ from tripwire.producers.config import TracerConfig, load_config
 from tripwire.producers.cost import CostCalculator, PriceOverrides, TokenUsage
 from tripwire.producers.delivery import Delivery
 from tripwire.producers.otlp._proto import decompress, encode_response, parse_request, raw_spans
+from tripwire.producers.otlp._seq_store import SeqStore
 from tripwire.producers.otlp.config import OtlpSettings, TokenAuth
 from tripwire.producers.otlp.errors import Backpressure, OtlpError, RequestTooLarge, Throttled, Unauthenticated
 from tripwire.producers.otlp.mapping import Identity, MappingOptions, SpanMapper
@@ -99,6 +102,8 @@ class OtlpReceiver:
         self.delivery = Delivery(transport if transport is not None else KafkaTransport(cfg.kafka), delivery, spool)
         # the SDK's compiled encoder and framing (TRIPWIRE_SCHEMA_FRAMING), byte-identical to the contract codec
         self.encoder = EventEncoder(framing=events_framing(cfg.schemas, cfg.kafka.topic))
+        # with a spool, the run counters and seq memo are kept beside it: a restart does not renumber a run
+        seq_store = SeqStore(Path(cfg.delivery.spool_dir) / "otlp-seqs.sqlite3") if spool is not None else None
         self.mapper = SpanMapper(
             MappingOptions(
                 default_tenant=cfg.tenant,
@@ -111,6 +116,7 @@ class OtlpReceiver:
             ),
             Redactor.from_spec(cfg.redaction),
             CostCalculator(PriceOverrides.load(cfg.price_overrides) if cfg.price_overrides else None),
+            seq_store,
         )
         # import and load the price table now, on this thread: a lazy first import on a server thread races
         # with the application's (openai checks sys.modules for a half-imported httpx2, which genai-prices uses)
@@ -133,7 +139,13 @@ class OtlpReceiver:
     def export(self, request: ExportTraceServiceRequest, identity: Identity) -> ExportTraceServiceResponse:
         """Map and hand over one request; raises :class:`Backpressure` when it cannot be accepted now."""
         spans, invalid, reasons = raw_spans(request)
-        events, rejected, more = self.mapper.map_spans(spans, identity)
+        try:
+            events, rejected, more = self.mapper.map_spans(spans, identity)
+        except sqlite3.Error as e:  # the seq store (disk full, I/O error): nothing was handed over
+            self.counters.add(backpressure=1)
+            self._log.warning("seq_store", "otlp seq store write failed error=%s", type(e).__name__)
+            retry = self.settings.retry_after_s
+            raise Backpressure("the receiver's seq store cannot be written; retry later", retry) from e
         records: list[tuple[str, bytes, bytes]] = []
         size = dup = 0
         with self._accepted_lock:
