@@ -275,9 +275,10 @@ class KafkaDevBroker:
     def _format(self, props: Path) -> None:
         if (self.data_dir / "meta.properties").exists():
             return
+        # "--cluster-id=<id>": an id may start with "-" (1 in 64), which argparse takes for an option after "-t"
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         cmd = [*self._jvm_args(), "kafka.tools.StorageTool", "format", "--standalone",
-               "-t", cluster_id, "-c", str(props)]
+               f"--cluster-id={cluster_id}", "-c", str(props)]
         for name, password in self.config.scram_users.items():  # SCRAM credentials live in the cluster metadata
             cmd += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password.get_secret_value()}]"]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
