@@ -240,7 +240,10 @@ class OtlpReceiver:
         return self.delivery.flush(timeout)
 
     def close(self, timeout: float | None = None) -> bool:
-        return self.delivery.close(timeout)
+        done = self.delivery.close(timeout)
+        if self.mapper.seq_store is not None:
+            self.mapper.seq_store.close()
+        return done
 
 
 def _status_json(code: int, message: str) -> bytes:
