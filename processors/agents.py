@@ -596,11 +596,54 @@ def deliverable(app: Any, events: list[Any]) -> list[Any]:
     return [e for e in events if e.message.generation_id in (generation, None)]
 
 
+def current_messages(app: Any, messages: list[Any]) -> list[Any]:
+    """:func:`deliverable` for messages delivered straight from the fetcher (``direct_handler``)."""
+    if not app.flow_control.is_active():
+        return []
+    generation = app.consumer_generation_id
+    return [m for m in messages if m.generation_id in (generation, None)]
+
+
+def direct_handler(runtime: Runtime, stage: Any, validate: bool) -> Any:
+    """The handler of a stage's input topic for ``_faust_fixes.deliver_in_batches``: a run of fetched
+    messages is handled, then acked, with no await in between (so no offset commit, and no flush,
+    falls between handling a message and acking it). Skipped, neither handled nor acked, while a
+    rebalance is under way or when fetched before one (:func:`current_messages`): the seek to the
+    committed offsets reads them again."""
+    app, handle = runtime.app, runtime.handle
+
+    def handle_run(messages: list[Any]) -> None:
+        current = current_messages(app, messages)
+        for msg in current:
+            handle(stage, msg, validate)
+        ack = app.consumer.ack
+        for msg in current:
+            ack(msg)
+
+    return handle_run
+
+
 def register_agents(runtime: Runtime) -> None:
-    """Define the three agents and the tick/metrics timers on ``runtime.app``."""
+    """Define the three agents and the tick/metrics timers on ``runtime.app``.
+
+    With ``batch_max`` > 1 a stage's input topic is delivered to the runtime straight from faust's
+    fetcher, a fetched run of messages at a time (``_faust_fixes.deliver_in_batches``, with
+    :func:`direct_handler`); its agent then sees only the ticks. With ``batch_max`` 1 every message
+    takes faust's per-message path through the agent's stream."""
     app, t, p = runtime.app, runtime.topics, runtime.pipeline
     raw = {"key_serializer": "raw", "value_serializer": "raw", "key_type": bytes, "value_type": bytes}
     batch_max, batch_within = runtime.config.batch_max, runtime.config.batch_within_s
+    if batch_max > 1:
+        from tripwire.processors._faust_fixes import install_direct
+
+        install_direct(
+            app,
+            {
+                t.events: direct_handler(runtime, p.runs, True),
+                t.by_agent: direct_handler(runtime, p.agents, False),  # already validated by the runs stage
+                t.by_credential: direct_handler(runtime, p.credentials, False),
+            },
+        )
 
     def make_agent(stage: Any, source: str, validate: bool) -> None:
         async def agent(stream: Any) -> None:
