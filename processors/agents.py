@@ -6,9 +6,14 @@ Three agents, one per stage, each consuming its input topic plus the ticks topic
   DLQ with the original bytes, topic, partition and offset), runs the RunStage, publishes
   RunSummary records (on the same partition number as the event) and alerts, and folds what the
   other two stages need of the event into one *partial* per key (:mod:`partials`), forwarded to
-  the by-agent / by-credential topics at the commit: an event passes faust's per-message path once.
+  the by-agent / by-credential topics at the commit: an event is read from Kafka once.
 - ``agents``: the by-agent topic (key tenant|agent_id): merges partials -> WindowStats and alerts.
 - ``credentials``: the by-credential topic (key fingerprint): merges partials -> alerts.
+
+The input topics of the three stages do not reach the agents' streams: faust's fetcher hands their
+fetched messages to the runtime a run at a time (``_faust_fixes.deliver_in_batches``,
+:func:`direct_handler`), which handles a run and then acks it; the agents see only the ticks. With
+``batch_max`` 1 every message takes faust's per-message path through the agent's stream instead.
 
 Handling a message sends nothing: its outputs, forwards and DLQ records wait in
 ``Runtime.pending`` and its state change in the stage's :class:`StateCache`, until the next offset
