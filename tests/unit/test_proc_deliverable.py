@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import faust
+import pytest
 from faust.types import Message
 
 from tripwire.processors.agents import deliverable
@@ -88,3 +89,30 @@ def test_a_direct_run_skips_and_leaves_unacked_the_messages_of_an_older_generati
     handler, log, _ = _direct(5)
     handler([message(10, 4), message(11, 5), message(12, 4)])
     assert log == [("handle", 11), ("ack", 11)]
+
+
+@pytest.mark.parametrize(("batch_max", "direct"), [(500, True), (1, False)])
+def test_register_agents_delivers_the_stage_inputs_directly_unless_batch_max_is_1(
+    tmp_path: Any, batch_max: int, direct: bool
+) -> None:
+    # With batch_max > 1 the three stages' input topics bypass the agents' streams (fix 10); the
+    # ticks always take faust's path. Nothing here connects to a broker.
+    from tripwire.processors.agents import Runtime, register_agents
+    from tripwire.processors.app import create_app
+    from tripwire.processors.config import ProcessorConfig
+    from tripwire.processors.pipeline import Pipeline
+    from tripwire.processors.tables import create_tables
+    from tripwire.processors.topics import RuntimeTopics
+
+    config = ProcessorConfig(
+        bootstrap="127.0.0.1:1", topic_prefix=f"u{batch_max}", data_dir=tmp_path, batch_max=batch_max
+    )
+    app = create_app(config)
+    topics = RuntimeTopics.from_config(config)
+    runtime = Runtime(app, config, topics, create_tables(app, config), Pipeline())
+    register_agents(runtime)
+    handlers = getattr(app, "_tripwire_direct", None)
+    if direct:
+        assert handlers is not None and set(handlers) == {topics.events, topics.by_agent, topics.by_credential}
+    else:
+        assert handlers is None
