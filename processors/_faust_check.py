@@ -78,7 +78,7 @@ MEMBERS: tuple[Member, ...] = (
     Member(f"{_FAUST_CONSUMER}:Consumer", "_commit_every", None, "fix 10"),
     Member(f"{_FAUST_CONSUMER}:Consumer", "_n_acked", None, "fix 10"),
     Member(f"{_FAUST_CONSUMER}:Consumer", "_add_gap", ("self", "tp", "offset_from", "offset_to"), "fix 10"),
-    Member(f"{_FAUST_CONSUMER}:Consumer", "ack", ("self", "message"), "fix 10 (agents.direct_handler)"),
+    Member(f"{_FAUST_CONSUMER}:Consumer", "ack", ("self", "message"), "fix 10 (_delivery.direct_handler)"),
     Member(f"{_FAUST_CONSUMER}:Consumer", "callback", None, "fix 10"),
     Member(f"{_FAUST_CONSUMER}:Consumer", "consumer_stopped_errors", None, "fix 10"),
     Member(f"{_FAUST_CONSUMER}:Consumer", "diag", None, "fix 10"),

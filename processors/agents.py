@@ -12,7 +12,7 @@ Three agents, one per stage, each consuming its input topic plus the ticks topic
 
 The input topics of the three stages do not reach the agents' streams: faust's fetcher hands their
 fetched messages to the runtime a run at a time (``_faust_fixes.deliver_in_batches``,
-:func:`direct_handler`), which handles a run and then acks it; the agents see only the ticks. With
+``_delivery.direct_handler``), which handles a run and then acks it; the agents see only the ticks. With
 ``batch_max`` 1 every message takes faust's per-message path through the agent's stream instead.
 
 Handling a message sends nothing: its outputs, forwards and DLQ records wait in
@@ -43,6 +43,7 @@ import time
 from typing import Any
 
 from tripwire.processors._batch_send import send_batched
+from tripwire.processors._delivery import deliverable, direct_handler
 from tripwire.processors._forward import MAGIC, BatchError, unpack_events
 from tripwire.processors._state_cache import StateCache
 from tripwire.processors.config import ProcessorConfig
@@ -588,52 +589,12 @@ class Runtime:
         self.metrics.state_keys.labels(stage.name).set(len(cache.index))
 
 
-def deliverable(app: Any, events: list[Any]) -> list[Any]:
-    """The events of a taken batch that may be handled now: none while flow control is suspended (a
-    rebalance is under way), else those of the consumer's current generation. faust's stream makes
-    the same two checks when it delivers a message, but a batch taken before the rebalance began
-    reaches the agent after them. Handled then, its state changes would be dropped with the caches at
-    the new generation (``Runtime._check_generation``) while its acks let the offsets be committed:
-    the batch's events would be lost from every state (a run without a summary)."""
-    if not app.flow_control.is_active():
-        return []
-    generation = app.consumer_generation_id
-    return [e for e in events if e.message.generation_id in (generation, None)]
-
-
-def current_messages(app: Any, messages: list[Any]) -> list[Any]:
-    """:func:`deliverable` for messages delivered straight from the fetcher (``direct_handler``)."""
-    if not app.flow_control.is_active():
-        return []
-    generation = app.consumer_generation_id
-    return [m for m in messages if m.generation_id in (generation, None)]
-
-
-def direct_handler(runtime: Runtime, stage: Any, validate: bool) -> Any:
-    """The handler of a stage's input topic for ``_faust_fixes.deliver_in_batches``: a run of fetched
-    messages is handled, then acked, with no await in between (so no offset commit, and no flush,
-    falls between handling a message and acking it). Skipped, neither handled nor acked, while a
-    rebalance is under way or when fetched before one (:func:`current_messages`): the seek to the
-    committed offsets reads them again."""
-    app, handle = runtime.app, runtime.handle
-
-    def handle_run(messages: list[Any]) -> None:
-        current = current_messages(app, messages)
-        for msg in current:
-            handle(stage, msg, validate)
-        ack = app.consumer.ack
-        for msg in current:
-            ack(msg)
-
-    return handle_run
-
-
 def register_agents(runtime: Runtime) -> None:
     """Define the three agents and the tick/metrics timers on ``runtime.app``.
 
     With ``batch_max`` > 1 a stage's input topic is delivered to the runtime straight from faust's
     fetcher, a fetched run of messages at a time (``_faust_fixes.deliver_in_batches``, with
-    :func:`direct_handler`); its agent then sees only the ticks. With ``batch_max`` 1 every message
+    ``_delivery.direct_handler``); its agent then sees only the ticks. With ``batch_max`` 1 every message
     takes faust's per-message path through the agent's stream."""
     app, t, p = runtime.app, runtime.topics, runtime.pipeline
     raw = {"key_serializer": "raw", "value_serializer": "raw", "key_type": bytes, "value_type": bytes}

@@ -1,4 +1,4 @@
-"""Which events of a taken batch the agent handles (``agents.deliverable``): none while a rebalance
+"""Which events of a taken batch the agent handles (``_delivery.deliverable``): none while a rebalance
 is under way, else those of the consumer's current generation. Driven with faust's own app (its flow
 control and generation id), and messages of faust's ``Message`` type."""
 
@@ -11,7 +11,7 @@ import faust
 import pytest
 from faust.types import Message
 
-from tripwire.processors.agents import deliverable
+from tripwire.processors._delivery import deliverable
 
 
 def event(offset: int, generation: int | None) -> Any:
@@ -53,7 +53,7 @@ class _AckingConsumer:
 
 def _direct(generation: int, suspended: bool = False) -> tuple[Any, list[tuple[str, int]], Any]:
     """A handler of the direct path with faust's own flow control, and the log of what it did."""
-    from tripwire.processors.agents import direct_handler
+    from tripwire.processors._delivery import direct_handler
 
     log: list[tuple[str, int]] = []
     flow = app_at(generation).flow_control
