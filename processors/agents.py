@@ -6,9 +6,14 @@ Three agents, one per stage, each consuming its input topic plus the ticks topic
   DLQ with the original bytes, topic, partition and offset), runs the RunStage, publishes
   RunSummary records (on the same partition number as the event) and alerts, and folds what the
   other two stages need of the event into one *partial* per key (:mod:`partials`), forwarded to
-  the by-agent / by-credential topics at the commit: an event passes faust's per-message path once.
+  the by-agent / by-credential topics at the commit: an event is read from Kafka once.
 - ``agents``: the by-agent topic (key tenant|agent_id): merges partials -> WindowStats and alerts.
 - ``credentials``: the by-credential topic (key fingerprint): merges partials -> alerts.
+
+The input topics of the three stages do not reach the agents' streams: faust's fetcher hands their
+fetched messages to the runtime a run at a time (``_faust_fixes.deliver_in_batches``,
+``_delivery.direct_handler``), which handles a run and then acks it; the agents see only the ticks. With
+``batch_max`` 1 every message takes faust's per-message path through the agent's stream instead.
 
 Handling a message sends nothing: its outputs, forwards and DLQ records wait in
 ``Runtime.pending`` and its state change in the stage's :class:`StateCache`, until the next offset
@@ -38,6 +43,7 @@ import time
 from typing import Any
 
 from tripwire.processors._batch_send import send_batched
+from tripwire.processors._delivery import deliverable, direct_handler
 from tripwire.processors._forward import MAGIC, BatchError, unpack_events
 from tripwire.processors._state_cache import StateCache
 from tripwire.processors.config import ProcessorConfig
@@ -583,24 +589,27 @@ class Runtime:
         self.metrics.state_keys.labels(stage.name).set(len(cache.index))
 
 
-def deliverable(app: Any, events: list[Any]) -> list[Any]:
-    """The events of a taken batch that may be handled now: none while flow control is suspended (a
-    rebalance is under way), else those of the consumer's current generation. faust's stream makes
-    the same two checks when it delivers a message, but a batch taken before the rebalance began
-    reaches the agent after them. Handled then, its state changes would be dropped with the caches at
-    the new generation (``Runtime._check_generation``) while its acks let the offsets be committed:
-    the batch's events would be lost from every state (a run without a summary)."""
-    if not app.flow_control.is_active():
-        return []
-    generation = app.consumer_generation_id
-    return [e for e in events if e.message.generation_id in (generation, None)]
-
-
 def register_agents(runtime: Runtime) -> None:
-    """Define the three agents and the tick/metrics timers on ``runtime.app``."""
+    """Define the three agents and the tick/metrics timers on ``runtime.app``.
+
+    With ``batch_max`` > 1 a stage's input topic is delivered to the runtime straight from faust's
+    fetcher, a fetched run of messages at a time (``_faust_fixes.deliver_in_batches``, with
+    ``_delivery.direct_handler``); its agent then sees only the ticks. With ``batch_max`` 1 every message
+    takes faust's per-message path through the agent's stream."""
     app, t, p = runtime.app, runtime.topics, runtime.pipeline
     raw = {"key_serializer": "raw", "value_serializer": "raw", "key_type": bytes, "value_type": bytes}
     batch_max, batch_within = runtime.config.batch_max, runtime.config.batch_within_s
+    if batch_max > 1:
+        from tripwire.processors._faust_fixes import install_direct
+
+        install_direct(
+            app,
+            {
+                t.events: direct_handler(runtime, p.runs, True),
+                t.by_agent: direct_handler(runtime, p.agents, False),  # already validated by the runs stage
+                t.by_credential: direct_handler(runtime, p.credentials, False),
+            },
+        )
 
     def make_agent(stage: Any, source: str, validate: bool) -> None:
         async def agent(stream: Any) -> None:

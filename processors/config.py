@@ -40,10 +40,11 @@ class ProcessorConfig(KafkaSecurity):
     producer_linger_s: float = Field(default=0.02, ge=0, le=1)
     """Producer batching delay: fewer, larger produce requests (each output is one otherwise)."""
     batch_max: int = Field(default=500, ge=1, le=100_000)
-    """Messages an agent handles per batch at most (faust ``noack_take``): per-message awaits are paid per batch.
-    1: one message at a time (faust's per-message stream)."""
+    """Above 1: the stages' input topics go from faust's fetcher to the runtime a fetched run of messages at a
+    time (handled, then acked), and the ticks to the agents in batches of at most this many (faust ``noack_take``).
+    1: every message one at a time through faust's per-message stream."""
     batch_within_s: float = Field(default=0.02, gt=0, le=5)
-    """How long an agent waits to fill a batch before handling what it has (adds at most this to latency)."""
+    """How long an agent waits to fill a batch of ticks before handling what it has."""
     tick_interval_s: float = Field(default=1.0, gt=0, le=600)
     """How often time-driven outputs (timeouts, window closes, alert updates) are evaluated."""
     data_dir: Path = Path(".tripwire/processors")

@@ -40,8 +40,12 @@ ALWAYS = float("-inf")
 
 
 def _earliest(*times: float | None) -> float | None:
-    known = [t for t in times if t is not None]
-    return min(known) if known else None
+    """The smallest of ``times`` that is not None (None: none is); called for every changed key."""
+    best = None
+    for t in times:
+        if t is not None and (best is None or t < best):
+            best = t
+    return best
 
 
 _FORWARD_KINDS = frozenset({"ModelCall", "ToolCall"})

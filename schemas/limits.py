@@ -131,24 +131,44 @@ def nesting_depth(text: str) -> int:
     return deepest
 
 
+_SEQS = ("seq", "last_seq", "max_steps", "max_tool_calls")
+_RUN_TOKENS = ("max_prompt_tokens", "max_completion_tokens")
+_GROUPS = (_IDS, _TEXTS, _SEQS, _TOKENS, _RUN_TOKENS)
+_PLANS: dict[type, tuple[tuple[str, ...], ...]] = {}
+
+
+def _plan(cls: type) -> tuple[tuple[str, ...], ...]:
+    """The names of each group that a model of ``cls`` has (every name for a class without
+    pydantic's ``model_fields``): a model's ``__dict__`` holds exactly its fields, so the others are
+    never there to check."""
+    fields = getattr(cls, "model_fields", None)
+    plan = _GROUPS if not fields else tuple(tuple(n for n in group if n in fields) for group in _GROUPS)
+    _PLANS[cls] = plan
+    return plan
+
+
 def check_event(event: Any, received_at: float, limits: EventLimits | None = None) -> str | None:
     """What is wrong with ``event`` (a decoded event model) received at ``received_at`` (epoch seconds,
     the Kafka record timestamp), or None when it is within every limit."""
     lim = limits or default_limits()
     get = event.__dict__.get
+    id_names, text_names, seq_names, token_names, run_token_names = _PLANS.get(type(event)) or _plan(type(event))
     ids = []
-    for name in _IDS:
+    max_id = lim.max_id_chars
+    for name in id_names:
         v = get(name)
         if v is None:
             continue
-        v = getattr(v, "value", v)  # an enum
-        if len(v) > lim.max_id_chars:
-            return f"{name} is {len(v)} characters, over the limit of {lim.max_id_chars}"
+        if type(v) is not str:
+            v = getattr(v, "value", v)  # an enum
+        if len(v) > max_id:
+            return f"{name} is {len(v)} characters, over the limit of {max_id}"
         ids.append(v)
-    if _CONTROL.search("".join(ids)):  # one scan of them all; which one, only when there is one
+    joined = "".join(ids)  # one scan of them all (a control character is never printable); which one,
+    if not joined.isprintable() and _CONTROL.search(joined):  # only when there is one
         bad = next(n for n in _IDS if isinstance(get(n), str) and _CONTROL.search(get(n)))
         return f"{bad} contains a control character"
-    for name in _TEXTS:
+    for name in text_names:
         v = get(name)
         if v is not None and len(v) > lim.max_text_chars:
             return f"{name} is {len(v)} characters, over the limit of {lim.max_text_chars}"
@@ -157,11 +177,11 @@ def check_event(event: Any, received_at: float, limits: EventLimits | None = Non
         depth = nesting_depth(args)
         if depth > lim.max_nesting:
             return f"args nest {depth} deep, over the limit of {lim.max_nesting}"
-    for name in ("seq", "last_seq", "max_steps", "max_tool_calls"):
+    for name in seq_names:
         v = get(name)
         if v is not None and v > lim.max_seq:
             return f"{name} {v} is over the limit of {lim.max_seq}"
-    for name in _TOKENS:
+    for name in token_names:
         v = get(name)
         if v is not None and v > lim.max_tokens_per_call:
             return f"{name} {v} is over the per-call limit of {lim.max_tokens_per_call}"
@@ -171,7 +191,7 @@ def check_event(event: Any, received_at: float, limits: EventLimits | None = Non
     budget = get("max_cost_usd")
     if budget is not None and not (0.0 <= budget <= lim.max_cost_per_run_usd):
         return f"max_cost_usd {budget!r} is over the per-run limit of {lim.max_cost_per_run_usd}"
-    for name in ("max_prompt_tokens", "max_completion_tokens"):
+    for name in run_token_names:
         v = get(name)
         if v is not None and v > lim.max_tokens_per_run:
             return f"{name} {v} is over the per-run limit of {lim.max_tokens_per_run}"

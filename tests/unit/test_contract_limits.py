@@ -106,3 +106,22 @@ def test_text_sizes_and_argument_nesting_bounded() -> None:
     assert check_event(tool, AT, LIM) == "args is 26 characters, over the limit of 20"
     assert nesting_depth("[" * 10_000 + "]" * 10_000) == 10_000
     assert nesting_depth('"\\"[["') == 0
+
+
+def test_control_characters_of_every_range_and_non_printable_characters_that_are_not_control() -> None:
+    # the check scans only ids that are not all printable; C1 controls count, other non-printables do not
+    assert check_event(call(workflow="w\x9f"), AT, LIM) == "workflow contains a control character"
+    assert check_event(call(workflow="w\x7f"), AT, LIM) == "workflow contains a control character"
+    assert check_event(call(workflow="w\u00a0x"), AT, LIM) is None  # a no-break space: not printable, not control
+    assert check_event(call(workflow="w\u2028"), AT, LIM) is None
+
+
+def test_an_object_without_model_fields_is_checked_on_every_name() -> None:
+    # the per-class plan keeps only a model's fields; anything else with a __dict__ gets every name
+    from types import SimpleNamespace
+
+    assert check_event(SimpleNamespace(run_id="r" * 11), AT, LIM) == "run_id is 11 characters, over the limit of 10"
+    assert check_event(SimpleNamespace(max_completion_tokens=1001), AT, LIM) == (
+        "max_completion_tokens 1001 is over the per-run limit of 1000"
+    )
+    assert check_event(SimpleNamespace(tool_name="t", seq=3), AT, LIM) is None

@@ -444,6 +444,113 @@ def test_deliver_without_tasks_raises_what_the_callback_raises() -> None:
         _run(main())
 
 
+# -- fix 10 --------------------------------------------------------------------------------------------
+class _Draining:
+    """The members of faust's Consumer that ``_drain_messages`` uses. ``batches``: what each getmany
+    returns, (tp, message) pairs; the fetcher stops once they are all fetched."""
+
+    consumer_stopped_errors = (ConnectionError,)
+
+    def __init__(self, batches: list[list[tuple[TP, Any]]], direct: dict[str, Any] | None) -> None:
+        from mode.utils.locks import Event
+
+        self.batches = batches
+        self.log: list[Any] = []
+        self.suspend_flow, self._stopped, self._crashed = Event(), Event(), Event()
+        self.fetcher = SimpleNamespace(_stopped=Event())
+        self._read_offset: dict[TP, int | None] = defaultdict(lambda: None)
+        self._commit_every = None
+        self._n_acked = 0
+        self.should_stop = False
+        self.diag = SimpleNamespace(set_flag=lambda flag: None, unset_flag=lambda flag: None)
+        topics = SimpleNamespace(acks_enabled_for=lambda topic: True)
+        self.app = SimpleNamespace(topics=topics, _tripwire_direct=direct)
+        self.transport = SimpleNamespace(app=SimpleNamespace(should_stop=False))
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    async def getmany(self, timeout: float) -> Any:
+        batch = self.batches.pop(0)
+        if not self.batches:
+            self.fetcher._stopped.set()
+        for tp, msg in batch:
+            yield tp, msg
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def callback(self, message: Any) -> None:
+        self.log.append(("faust", message.topic, message.offset))
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        self.log.append(("gap", tp.partition, offset_from, offset_to))
+
+    async def wait_first(self, *coros: Any, timeout: Any = None) -> Any:
+        first, other = coros
+        other.close()
+        return await first
+
+
+def _msg(topic: str, partition: int, offset: int) -> tuple[TP, Any]:
+    return TP(topic, partition), SimpleNamespace(topic=topic, partition=partition, offset=offset)
+
+
+def test_deliver_in_batches_hands_runs_to_the_handler() -> None:
+    # Without the fix every message goes to faust's callback (the conductor, a queue, a stream).
+    drain = _fixed("deliver_in_batches", _CONSUMER, "_drain_messages")
+    log: list[Any] = []
+    direct = {
+        "events": lambda msgs: log.append(("events", [(m.partition, m.offset) for m in msgs])),
+        "by-agent": lambda msgs: log.append(("by-agent", [(m.partition, m.offset) for m in msgs])),
+    }
+    batches = [
+        [_msg("events", 0, 0), _msg("events", 1, 0), _msg("events", 0, 1), _msg("ticks", 0, 7), _msg("events", 1, 1)],
+        [_msg("by-agent", 2, 0), _msg("events", 1, 2)],
+    ]
+    consumer = _Draining(batches, direct)
+    consumer.log = log  # one log: the order of the handler's runs and faust's deliveries
+    _run(drain(consumer, consumer.fetcher))
+    assert log == [
+        ("events", [(0, 0), (1, 0), (0, 1)]),  # a run ends before a message of another topic ...
+        ("faust", "ticks", 7),  # ... which takes faust's path
+        ("events", [(1, 1)]),  # and at the end of each fetched batch
+        ("by-agent", [(2, 0)]),
+        ("events", [(1, 2)]),
+    ]
+    read = {TP("events", 0): 1, TP("events", 1): 2, TP("ticks", 0): 7, TP("by-agent", 2): 0}
+    assert dict(consumer._read_offset) == read
+
+
+def test_deliver_in_batches_keeps_faust_order_for_read_offsets_and_gaps() -> None:
+    # A message below the read offset is not delivered again; a transactional gap (a commit marker)
+    # is recorded once the run before it was handled, as faust does before delivering.
+    drain = _fixed("deliver_in_batches", _CONSUMER, "_drain_messages")
+    log: list[Any] = []
+    direct = {"events": lambda msgs: log.append(("events", [m.offset for m in msgs]))}
+    fetched = [_msg("events", 0, 4), _msg("events", 0, 5), _msg("events", 0, 6), _msg("events", 0, 9)]
+    consumer = _Draining([fetched], direct)
+    consumer.log = log
+    consumer._read_offset[TP("events", 0)] = 5
+    _run(drain(consumer, consumer.fetcher))
+    assert log == [("events", [5, 6]), ("gap", 0, 7, 9), ("events", [9])]
+    assert consumer._read_offset[TP("events", 0)] == 9
+
+
+def test_deliver_in_batches_without_direct_topics_is_faust_own() -> None:
+    ran: list[Any] = []
+
+    async def faust_own(self: Any, fetcher: Any) -> None:
+        ran.append(fetcher)
+
+    drain = fx.deliver_in_batches(faust_own)
+    consumer = _Draining([[_msg("events", 0, 0)]], None)
+    _run(drain(consumer, consumer.fetcher))
+    assert ran == [consumer.fetcher]
+    assert consumer.log == []
+
+
 # -- fix 9 ---------------------------------------------------------------------------------------------
 class _RecoveryState:
     """The members of faust's Recovery that ``_build_highwaters`` uses."""
