@@ -23,8 +23,10 @@ Guarantees
   (the same event produced twice at different offsets, e.g. an OTLP retry after a receiver restart).
 - A message that cannot be decoded or mapped becomes a ``dead_letters`` row with the reason; a
   row ClickHouse cannot encode is isolated by splitting its batch and dead-lettered alone.
-- ``validate=False`` (trusted producers): events-topic values are decoded by ClickHouse itself
-  (``_avro_fast``); a batch ClickHouse rejects falls back to the Python path.
+- Events-topic values are decoded by ClickHouse itself (``_avro_fast``) when the store can; a
+  batch ClickHouse rejects falls back to the Python path. Validating, the batch is staged in a
+  temporary table and the rules are applied as SQL (``_avro_checks``): rows the SQL flags are
+  judged by the Python path (same verdicts, same reasons), the rest go in with one INSERT SELECT.
 - Event limits (``tripwire.schemas.limits``, the processors' ``check_event`` with the same
   ``TRIPWIRE_LIMITS_*``): validating, an event over a limit is a ``validate`` dead letter (reason
   and bytes) and stays out of the raw tables, as the processors leave it out of the summaries.
@@ -60,6 +62,7 @@ from tripwire.schemas import (
 from tripwire.schemas.records import DeadLetterStage
 from tripwire.schemas.wire import avro_string, zigzag, zigzag_offset
 from tripwire.schemas.wire import parse_single_object as parse_header
+from tripwire.sinks._avro_checks import StagePlan, Unsupported, limit_params, stage_plan
 from tripwire.sinks._avro_fast import AvroBranch, AvroPlans
 from tripwire.sinks._batches import (
     AvroBuffer,
@@ -133,9 +136,14 @@ class BatchingSink:
         # validate=False: trusted decode (Avro types and enum symbols checked, the pydantic
         # constraints not re-run); events values are then decoded by ClickHouse when it can.
         self._decode = decoder or (decode if validate else partial(decode, validate=False))
-        self._plans = AvroPlans() if not validate and decoder is None and store.supports_avro_insert else None
+        fast = decoder is None and store.supports_avro_insert and (not validate or store.supports_avro_staging)
+        self._plans = AvroPlans(received=validate) if fast else None
         self._clock = clock
         self.limits = limits or default_limits()  # the processors' limits (TRIPWIRE_LIMITS_*)
+        self._stage_plans: dict[str, StagePlan | None] = {}  # validating: branch -> its SQL checks
+        self._staged: set[str] = set()  # staging tables created on this connection
+        self._limit_params = limit_params(self.limits)
+        self._verdicts: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}  # token -> accepted, dead rows
         # Dead letters of the processors (dlq topic) for failures this sink records itself, from the
         # same message with the same id: the sink reads the events topic and dead-letters every
         # message that does not decode, and (validating) every event that breaks the contract or a
@@ -206,7 +214,7 @@ class BatchingSink:
             return False
         fp, index, start = head
         branch = self._plans.branch(fp, index)
-        if branch is None:
+        if branch is None or (self._validating and self._stage_plan(branch) is None):
             return False
         buf = self._avro.get((fp, index))
         if buf is None:
@@ -220,6 +228,15 @@ class BatchingSink:
         elif msg.offset > r[1]:
             r[1] = msg.offset
         return True
+
+    def _stage_plan(self, branch: AvroBranch) -> StagePlan | None:
+        if branch.name not in self._stage_plans:
+            try:
+                self._stage_plans[branch.name] = stage_plan(branch)
+            except Unsupported as e:
+                log.info("validating in Python record=%s why=%s", branch.name, e)
+                self._stage_plans[branch.name] = None
+        return self._stage_plans[branch.name]
 
     def _map(self, msg: Message, role: str | None) -> tuple[str, tuple[Any, ...]] | None:
         """(table, row) of one message through the Python decoder, or a dead letter; None = nothing to store."""
@@ -428,9 +445,11 @@ class BatchingSink:
         while self._pending:
             b = self._pending[0]
             ids = self._drop_stored_events(b)
+            dead: list[tuple[Any, ...]] = []
             if b.branch is not None:
                 if b.messages and not self._insert_avro(b):
                     continue
+                dead = self._verdicts.pop(b.token, ([], []))[1]
             elif b.rows:
                 try:
                     self.store.insert(b.table, TABLES[b.table].insert_columns, b.rows, dedup_token=b.token)
@@ -443,7 +462,9 @@ class BatchingSink:
             if ids:
                 self._ids.stored(b.table, ids)
             self._pending.popleft()
-            n = len(b.messages) if b.messages is not None else len(b.rows)
+            if dead:  # the flagged rows the Python path rejected: their dead letters go next
+                self._seal_rows("dead_letters", dead, front=True)
+            n = len(b.messages) - len(dead) if b.messages is not None else len(b.rows)
             self.stats.rows_inserted += n
             self.stats.batches_inserted += 1
             for (topic, partition), off in b.marks.items():
@@ -521,9 +542,14 @@ class BatchingSink:
             append(m.value[start:] if m.value is not None else b"")
             append(prefix)
             append(zigzag_offset(m.offset))
+            if branch.received:
+                append(zigzag(m.timestamp_ms * 1000 if m.timestamp_ms else int(time.time() * 1e6)))
         n = len(b.messages)
         try:
-            self.store.insert_avro(b.table, branch.columns, branch.container(pieces, n), dedup_token=b.token)
+            if self._validating:
+                self._insert_checked(b, branch.container(pieces, n))
+            else:
+                self.store.insert_avro(b.table, branch.columns, branch.container(pieces, n), dedup_token=b.token)
             return True
         except StoreError as e:
             b.attempts += 1
@@ -537,11 +563,47 @@ class BatchingSink:
         self._fallback(b)
         return False
 
+    def _insert_checked(self, b: PendingBatch, container: bytes) -> None:
+        """Validating: stage the container, let the Python path judge the rows the SQL flags, insert
+        the others and the accepted ones in one INSERT SELECT. The verdicts are kept by batch token
+        (a retry does not judge or count again); the dead letters are queued by ``flush``."""
+        assert b.branch is not None and b.messages is not None
+        plan = self._stage_plans[b.branch.name]
+        assert plan is not None
+        store = self.store
+        if plan.stage not in self._staged:
+            store.command(plan.create)
+            self._staged.add(plan.stage)
+        store.command(f"TRUNCATE TABLE {plan.stage}")
+        try:
+            store.stage_avro(plan.stage, container)
+            verdict = self._verdicts.get(b.token)
+            if verdict is None:
+                accepted: list[str] = []
+                dead: list[tuple[Any, ...]] = []
+                flagged = store.query(plan.flagged_sql(), self._limit_params).rows
+                if flagged:
+                    self.stats.judged_in_python += len(flagged)
+                    by_pos = {(m.topic, m.partition, m.offset): m for m, _ in b.messages}
+                    for topic, partition, offset in flagged:
+                        m = by_pos[(str(topic), int(partition), int(offset))]
+                        mapped = self._map(m, "events")
+                        if mapped is not None and mapped[0] == "dead_letters":
+                            dead.append((*mapped[1], m.topic, m.partition, m.offset))
+                        else:
+                            accepted.append(plan.accepted_key(m.topic, m.partition, m.offset))
+                verdict = self._verdicts[b.token] = (accepted, dead)
+            params = {**self._limit_params, "accepted": verdict[0]}
+            store.insert_select(b.table, b.branch.columns, plan.insert_select, params, dedup_token=b.token)
+        finally:
+            store.command(f"TRUNCATE TABLE {plan.stage}")
+
     def _fallback(self, b: PendingBatch) -> None:
         """Hand an Avro batch to the Python decoder. Parts ClickHouse may have stored already are
         recognised by reloading the per-partition marks of the tables."""
         assert b.messages is not None
         self.stats.avro_fallbacks += 1
+        self._verdicts.pop(b.token, None)
         for tp in {(m.topic, m.partition) for m, _ in b.messages}:
             self._load_marks(*tp)
         buffers: dict[str, list[tuple[Any, ...]]] = {}
