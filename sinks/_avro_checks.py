@@ -93,6 +93,10 @@ class StagePlan:
         """A flagged row the Python path accepted, as the ``accepted`` parameter lists it."""
         return f"{topic}:{partition}:{offset}"
 
+    def ids_sql(self) -> str:
+        """Every staged row's position, ``event_id`` and ``ts_start`` (µs): the event-id guard's input."""
+        return f"SELECT src_topic, src_partition, src_offset, event_id, ts_start FROM {self.stage}"
+
     def flagged_sql(self) -> str:
         return f"SELECT src_topic, src_partition, src_offset FROM {self.stage} WHERE {self.bad}"
 
@@ -211,6 +215,8 @@ def stage_plan(branch: AvroBranch) -> StagePlan:
             stamps.add(f["name"])
     if RECEIVED not in types:
         raise Unsupported("the branch does not carry the receipt time")
+    if types.get("event_id") != "String" or "ts_start" not in stamps:  # the event-id guard reads both
+        raise Unsupported("no event_id / ts_start")
     stage = "tripwire_stage_" + hashlib.sha256(branch.schema_json).hexdigest()[:16]
     create = (
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ("
@@ -221,5 +227,6 @@ def stage_plan(branch: AvroBranch) -> StagePlan:
     cols = [f"fromUnixTimestamp64Micro({c}, 'UTC')" if c in stamps else c for c in branch.columns]
     key = "concat(src_topic, ':', toString(src_partition), ':', toString(src_offset))"
     accepted = f"has({{accepted:Array(String)}}, {key})"
-    insert_select = f"SELECT {', '.join(cols)} FROM {stage} WHERE NOT ({bad}) OR {accepted}"
+    dropped = f"has({{dropped:Array(String)}}, {key})"  # repeats of stored event ids (``_event_ids``)
+    insert_select = f"SELECT {', '.join(cols)} FROM {stage} WHERE (NOT ({bad}) OR {accepted}) AND NOT {dropped}"
     return StagePlan(stage, create, bad, insert_select)

@@ -144,6 +144,7 @@ class BatchingSink:
         self._staged: set[str] = set()  # staging tables created on this connection
         self._limit_params = limit_params(self.limits)
         self._verdicts: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}  # token -> accepted, dead rows
+        self._kept_ids: list[str | None] = []  # event ids of the last staged insert
         # Dead letters of the processors (dlq topic) for failures this sink records itself, from the
         # same message with the same id: the sink reads the events topic and dead-letters every
         # message that does not decode, and (validating) every event that breaks the contract or a
@@ -444,12 +445,15 @@ class BatchingSink:
         self._seal()
         while self._pending:
             b = self._pending[0]
-            ids = self._drop_stored_events(b)
+            checked = b.branch is not None and self._validating  # the ids are read from the staging table
+            ids = [] if checked else self._drop_stored_events(b)
             dead: list[tuple[Any, ...]] = []
             if b.branch is not None:
                 if b.messages and not self._insert_avro(b):
                     continue
                 dead = self._verdicts.pop(b.token, ([], []))[1]
+                if checked:
+                    ids = self._kept_ids
             elif b.rows:
                 try:
                     self.store.insert(b.table, TABLES[b.table].insert_columns, b.rows, dedup_token=b.token)
@@ -593,10 +597,36 @@ class BatchingSink:
                         else:
                             accepted.append(plan.accepted_key(m.topic, m.partition, m.offset))
                 verdict = self._verdicts[b.token] = (accepted, dead)
-            params = {**self._limit_params, "accepted": verdict[0]}
+            dropped = self._drop_staged_events(b, plan, verdict[1])
+            params = {**self._limit_params, "accepted": verdict[0], "dropped": dropped}
             store.insert_select(b.table, b.branch.columns, plan.insert_select, params, dedup_token=b.token)
         finally:
             store.command(f"TRUNCATE TABLE {plan.stage}")
+
+    def _drop_staged_events(self, b: PendingBatch, plan: StagePlan, dead: list[tuple[Any, ...]]) -> list[str]:
+        """The event-id guard of a staged batch (``_drop_stored_events`` for the Python-read batches):
+        the ids and ``ts_start`` come from the staging table, the rows to insert (not the dead letters)
+        go through the guard in batch order; those it drops leave ``b`` and are returned as keys."""
+        assert b.messages is not None
+        key = plan.accepted_key
+        dead_keys = {key(r[-3], r[-2], r[-1]) for r in dead}
+        order = {key(m.topic, m.partition, m.offset): i for i, (m, _) in enumerate(b.messages)}
+        staged = [
+            (order[k], k, str(eid), int(ts))
+            for topic, partition, offset, eid, ts in self.store.query(plan.ids_sql()).rows
+            if (k := key(str(topic), int(partition), int(offset))) not in dead_keys
+        ]
+        staged.sort()
+        kept = self._ids.keep(b.table, staged, [r[2] for r in staged], [r[3] for r in staged])
+        self._kept_ids = [r[2] for r in kept]
+        if len(kept) == len(staged):
+            return []
+        keep = {r[1] for r in kept} | dead_keys
+        dropped = [r[1] for r in staged if r[1] not in keep]
+        b.messages = [(m, st) for m, st in b.messages if key(m.topic, m.partition, m.offset) in keep]
+        self.stats.deduplicated += len(dropped)
+        log.info("dropped already stored events table=%s count=%d", b.table, len(dropped))
+        return dropped
 
     def _fallback(self, b: PendingBatch) -> None:
         """Hand an Avro batch to the Python decoder. Parts ClickHouse may have stored already are
