@@ -643,7 +643,12 @@ class BatchingSink:
                 continue
             table, row = mapped
             full = (*row, m.topic, m.partition, m.offset)
-            if m.offset <= self._marks.get((table, m.topic, m.partition, TABLES[table].partition_id(full)), -1):
+            # An Avro batch stores no dead letters, and its messages were above every table's marks when
+            # added: a dead_letters mark at or above one is another message's dead letter of this flush
+            # (e.g. a Python-path decode failure at a higher offset), not this one's.
+            if table != "dead_letters" and m.offset <= self._marks.get(
+                (table, m.topic, m.partition, TABLES[table].partition_id(full)), -1
+            ):
                 self.stats.deduplicated += 1
                 continue
             buffers.setdefault(table, []).append(full)

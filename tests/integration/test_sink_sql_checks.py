@@ -206,3 +206,22 @@ def test_sql_checks_store_and_dead_letter_what_the_python_path_does(two_stores: 
     conservative.append("duration at the limit")
     assert fast.stats.judged_in_python == len(dead) + len(conservative)
     assert python.stats.judged_in_python == 0
+
+
+def test_a_rejected_avro_batch_keeps_its_dead_letters_beside_later_python_ones(two_stores: tuple[Any, Any]) -> None:
+    """A truncated body makes ClickHouse reject its Avro batch (the Python path takes it over); a
+    message at a higher offset that never reached the Avro path (bad marker) was dead-lettered first
+    in the same flush. Both dead letters are stored (the fault suite's hostile burst found the first
+    one dropped as if already stored)."""
+    store, _ = two_stores
+    topics = topic_names()
+    good = _value(_base()["ModelCall"])
+    values = [good, good[: len(good) // 2], b"\x00" + good[1:]]
+    sink = BatchingSink(store, topics, limits=LIMITS)
+    for off, v in enumerate(values):
+        sink.add(Message(topics.events, 0, off, None, v, RECEIVED_MS))
+    assert sink.flush() == {(topics.events, 0): 3}
+    assert sink.stats.avro_fallbacks == 1
+    dead = store.query("SELECT src_offset, stage, reason FROM dead_letters ORDER BY src_offset").rows
+    assert [(int(o), st, r) for o, st, r in dead] == [(1, "decode", "truncated"), (2, "decode", "bad_marker")]
+    assert store.query("SELECT src_offset FROM model_calls").rows == [(0,)]
