@@ -200,8 +200,9 @@ def _sql_str(s: str) -> str:
     return s.replace("\\", "\\\\").replace("'", "\\'")
 
 
-def stage_plan(branch: AvroBranch) -> StagePlan:
-    """The staging SQL of one writer record; raises ``Unsupported``."""
+def stage_plan(branch: AvroBranch, owner: str) -> StagePlan:
+    """The staging SQL of one writer record for one sink (``owner``: letters and digits, so that two
+    sinks sharing a connection never share a staging table); raises ``Unsupported``."""
     model = MODELS.get(branch.name)
     if model is None:
         raise Unsupported(f"no model for {branch.name}")
@@ -217,7 +218,9 @@ def stage_plan(branch: AvroBranch) -> StagePlan:
         raise Unsupported("the branch does not carry the receipt time")
     if types.get("event_id") != "String" or "ts_start" not in stamps:  # the event-id guard reads both
         raise Unsupported("no event_id / ts_start")
-    stage = "tripwire_stage_" + hashlib.sha256(branch.schema_json).hexdigest()[:16]
+    if not owner.isalnum():
+        raise Unsupported(f"owner {owner!r}")
+    stage = f"tripwire_stage_{owner}_{hashlib.sha256(branch.schema_json).hexdigest()[:16]}"
     create = (
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ("
         + ", ".join(f"{n} {t}" for n, t in types.items())

@@ -43,6 +43,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -142,6 +143,7 @@ class BatchingSink:
         self.limits = limits or default_limits()  # the processors' limits (TRIPWIRE_LIMITS_*)
         self._stage_plans: dict[str, StagePlan | None] = {}  # validating: branch -> its SQL checks
         self._staged: set[str] = set()  # staging tables created on this connection
+        self._owner = uuid.uuid4().hex[:12]  # this sink's staging tables (a store may serve several sinks)
         self._limit_params = limit_params(self.limits)
         self._verdicts: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}  # token -> accepted, dead rows
         self._kept_ids: list[str | None] = []  # event ids of the last staged insert
@@ -233,7 +235,7 @@ class BatchingSink:
     def _stage_plan(self, branch: AvroBranch) -> StagePlan | None:
         if branch.name not in self._stage_plans:
             try:
-                self._stage_plans[branch.name] = stage_plan(branch)
+                self._stage_plans[branch.name] = stage_plan(branch, self._owner)
             except Unsupported as e:
                 log.info("validating in Python record=%s why=%s", branch.name, e)
                 self._stage_plans[branch.name] = None
