@@ -5,11 +5,18 @@
    the last commit, against ``bulk_insert_rows_per_s``: the same rows, already mapped, inserted
    through the same chdb store in the same process in the same batch size (the sink's default 50k
    rows, 1 s), in interleaved rounds; the ratio is the median of the per-round ratios. A backlog of
-   200k events keeps the final batch timer small against the run. Goal: >= 0.5x.
+   200k events keeps the final batch timer small against the run. Goal: >= 0.5x. Each result
+   also gives the ratio per CPU second (``cpu_ratio``: rows per CPU second of this process, which
+   hosts the consumer, the sink and chdb, against the bulk insert's), with every round's ratios.
    ``BENCH_SINK_EVENTS`` / ``BENCH_SINK_ROUNDS`` change the backlog and rounds (200k, 3);
    ``BENCH_SINK_ONLY=throughput`` (or ``queries``) runs one half.
-   - ``sink_rows_per_s[clickhouse_decode]``: ``validate_events=False``, ClickHouse decodes the Avro;
-   - ``sink_rows_per_s[python_decode]``: the default, every event decoded and validated in Python.
+   - ``sink_rows_per_s[clickhouse_decode]``: ``validate_events=False``, ClickHouse decodes the Avro
+     and nothing is checked beyond the Avro types;
+   - ``sink_rows_per_s[sql_checks]``: the default (validating): ClickHouse decodes the Avro into a
+     staging table and the model constraints and event limits are applied as SQL
+     (``sinks/_avro_checks.py``);
+   - ``sink_rows_per_s[python_decode]``: validating with the Python decoder forced (fastavro,
+     field checks and ``check_event`` per event): the default before the SQL checks.
 2. ``query_p95_ms[name]``: p95 latency of each dashboard query over 10M synthetic events
    (generated inside ClickHouse with ``numbers()``: 7M model calls, 3M tool calls, 1M run
    summaries, over the last 24 hours), with the dashboard's 24-hour window (every row in range).
@@ -25,6 +32,7 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from benchmarks._harness import Result, bootstrap, percentile, report
 
@@ -41,7 +49,7 @@ DAYS = 1
 def _events(n: int) -> list:
     from tripwire.schemas import CallStatus, ModelCall, ToolCall
 
-    t0 = datetime(2026, 11, 20, tzinfo=UTC)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)  # inside the limits' time window
     out = []
     for i in range(n):
         run = f"run-{i // 10:06d}"
@@ -92,8 +100,9 @@ def _sink_vs_bulk(path: str) -> list[Result]:
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    from tripwire.schemas import encode, topic_names
+    from tripwire.schemas import decode, encode, topic_names
     from tripwire.sinks import SinkSettings, migrate, open_store
+    from tripwire.sinks.batching import BatchingSink
     from tripwire.sinks.kafka_sink import KafkaSink
     from tripwire.sinks.rows import TABLES, map_record
 
@@ -115,19 +124,20 @@ def _sink_vs_bulk(path: str) -> list[Result]:
         table, row = map_record("events", e)
         rows_by_table.setdefault(table, []).append((*row, topics.events, 0, i))
 
-    def bulk_round(r: int) -> float:
+    def bulk_round(r: int) -> tuple[float, float]:
         with open_store(f"chdb://{path}?database=bulk{r}") as store:
             migrate(store)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             for table, rows in rows_by_table.items():
                 cols = TABLES[table].insert_columns
                 for k in range(0, len(rows), BATCH_ROWS):
                     store.insert(table, cols, rows[k : k + BATCH_ROWS])
             rate = N_EVENTS / (time.perf_counter() - t)
+            cpu_rate = N_EVENTS / (time.process_time() - c)
             assert store.query("SELECT count() FROM model_calls").scalar() == N_EVENTS // 2
-            return rate
+            return rate, cpu_rate
 
-    def sink_round(r: int, mode: str, validate: bool) -> float:
+    def sink_round(r: int, mode: str, validate: bool) -> tuple[float, float]:
         with open_store(f"chdb://{path}?database=sink_{mode}{r}") as store:
             migrate(store)
             settings = SinkSettings(
@@ -138,7 +148,10 @@ def _sink_vs_bulk(path: str) -> list[Result]:
                 poll_timeout_s=0.1,
                 validate_events=validate,
             )
-            ks = KafkaSink(store, settings, topics=topics)
+            factory = partial(BatchingSink, decoder=decode) if mode == "python_decode" else BatchingSink
+            c = time.process_time()
+            ks = KafkaSink(store, settings, topics=topics, sink_factory=factory)
+            assert ks.sink.decodes_in_clickhouse == (mode != "python_decode")
 
             def finished() -> bool:
                 return ks.sink.stats.rows_inserted >= N_EVENTS and ks.sink.buffered_rows == 0 and ks.commits > 0
@@ -147,23 +160,33 @@ def _sink_vs_bulk(path: str) -> list[Result]:
             first = ks.sink.stats.first_message_at
             assert first is not None
             rate = N_EVENTS / (time.monotonic() - first)
+            cpu_rate = N_EVENTS / (time.process_time() - c)
             got = store.query("SELECT (SELECT count() FROM model_calls) + (SELECT count() FROM tool_calls)").scalar()
             assert got == N_EVENTS, got
-            return rate
+            assert ks.sink.stats.dead_lettered == 0 and ks.sink.stats.avro_fallbacks == 0
+            return rate, cpu_rate
 
     # interleaved rounds, so that the load of a shared machine hits baseline and sink alike
     bulk_rates: list[float] = []
-    sink_rates: dict[str, list[float]] = {"clickhouse_decode": [], "python_decode": []}
+    bulk_cpu: list[float] = []
+    modes = (("clickhouse_decode", False), ("sql_checks", True), ("python_decode", True))
+    sink_rates: dict[str, list[float]] = {mode: [] for mode, _ in modes}
+    sink_cpu: dict[str, list[float]] = {mode: [] for mode, _ in modes}
     for r in range(ROUNDS):
-        bulk_rates.append(bulk_round(r))
-        for mode, validate in (("clickhouse_decode", False), ("python_decode", True)):
-            sink_rates[mode].append(sink_round(r, mode, validate))
+        rate, cpu = bulk_round(r)
+        bulk_rates.append(rate)
+        bulk_cpu.append(cpu)
+        for mode, validate in modes:
+            rate, cpu = sink_round(r, mode, validate)
+            sink_rates[mode].append(rate)
+            sink_cpu[mode].append(cpu)
     admin.delete_topics(list(topics.all()))
     bulk = statistics.median(bulk_rates)
     out = [Result("bulk_insert_rows_per_s", bulk, "rows/s", extra={"rows": N_EVENTS, "batch_rows": BATCH_ROWS})]
     for mode, rates in sink_rates.items():
         rate = statistics.median(rates)
         ratios = [x / b for x, b in zip(rates, bulk_rates, strict=True)]
+        cpu_ratios = [x / b for x, b in zip(sink_cpu[mode], bulk_cpu, strict=True)]
         out.append(
             Result(
                 f"sink_rows_per_s[{mode}]",
@@ -178,6 +201,10 @@ def _sink_vs_bulk(path: str) -> list[Result]:
                     "partitions": 3,
                     "runs": [round(r) for r in rates],
                     "round_ratios": [round(x, 3) for x in ratios],
+                    "cpu_ratio": round(statistics.median(cpu_ratios), 3),
+                    "round_cpu_ratios": [round(x, 3) for x in cpu_ratios],
+                    "cpu_rows_per_s": [round(x) for x in sink_cpu[mode]],
+                    "bulk_cpu_rows_per_s": [round(x) for x in bulk_cpu],
                     "bulk_runs": [round(r) for r in bulk_rates],
                     "load_avg_1m": round(os.getloadavg()[0], 1),
                 },

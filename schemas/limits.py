@@ -63,6 +63,10 @@ _IDS = (
 )
 _TEXTS = ("prompt", "completion", "args", "reason", "blocked_reason")
 _TOKENS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
+CONTROL_CHARS = _CONTROL.pattern
+"""The control characters an identifier may not contain (a regex character class)."""
+ID_FIELDS, TEXT_FIELDS, TOKEN_FIELDS = _IDS, _TEXTS, _TOKENS
+"""The fields each rule of :func:`check_event` reads, as data (the sink's SQL form of the rules is built from them)."""
 
 
 class EventLimits(BaseSettings):

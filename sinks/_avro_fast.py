@@ -29,6 +29,7 @@ _EVENT_TABLES = {
     "tripwire.events.RunFinished": ("run_events", "run_finished"),
 }
 
+RECEIVED = "src_received_us"  # appended when validating: the Kafka record timestamp (the limits' receipt time)
 
 
 def _clean(x: Any) -> Any:
@@ -49,6 +50,7 @@ class AvroBranch:
     schema_json: bytes  # the writer record schema extended with the appended fields
     suffix: bytes  # encoded constant fields appended to every body (event_type)
     sync: bytes  # deterministic container sync marker (same batch -> same bytes)
+    received: bool = False  # bodies end with RECEIVED (Kafka timestamp, µs) after src_offset
 
     def body(self, value: bytes, start: int, topic_enc: bytes, partition: int, offset: int) -> bytes:
         """One record: the writer's body, then event_type?, src_topic, src_partition, src_offset."""
@@ -76,8 +78,9 @@ class AvroBranch:
 class AvroPlans:
     """Writer branches of the events schemas by (fingerprint, branch index), built on first use."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, received: bool = False) -> None:
         self._catalog = default_catalog()
+        self._received = received  # append RECEIVED after the source position (the validating path)
         self._cache: dict[tuple[bytes, int], AvroBranch | None] = {}
 
     def branch(self, fp: bytes, index: int) -> AvroBranch | None:
@@ -113,6 +116,8 @@ class AvroPlans:
             {"name": "src_partition", "type": "int"},
             {"name": "src_offset", "type": "long"},
         ]
+        if self._received:
+            extra.append({"name": RECEIVED, "type": "long"})
         record["fields"] = record["fields"] + extra
         schema_json = json.dumps(record, separators=(",", ":")).encode()
         return AvroBranch(
@@ -122,4 +127,5 @@ class AvroPlans:
             schema_json=schema_json,
             suffix=suffix,
             sync=hashlib.sha256(schema_json).digest()[:16],
+            received=self._received,
         )

@@ -24,6 +24,7 @@ class SinkStats:
     tombstones: int = 0
     insert_failures: int = 0
     avro_fallbacks: int = 0
+    judged_in_python: int = 0  # validating Avro path: rows the SQL checks flagged, judged by the Python path
     commits: int = 0
     first_message_at: float | None = None  # clock() of the first message added
 

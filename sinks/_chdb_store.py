@@ -42,6 +42,7 @@ def _insert_settings(dedup_token: str | None) -> str:
 class ChdbStore(Store):
     backend = "chdb"
     supports_avro_insert = True
+    supports_avro_staging = True  # temporary tables live as long as the one connection
 
     def __init__(
         self,
@@ -169,6 +170,25 @@ class ChdbStore(Store):
             " input_format_avro_allow_missing_fields = 1"
         )
         self._send(sql, "Avro", container, table)
+
+    def insert_select(
+        self,
+        table: str,
+        columns: Sequence[str],
+        select: str,
+        params: Mapping[str, Any],
+        *,
+        dedup_token: str | None = None,
+    ) -> None:
+        check_identifier(table, "table")
+        for c in columns:
+            check_identifier(c, "column")
+        settings = _insert_settings(dedup_token) or " SETTINGS insert_deduplicate = 1"
+        self._run(f"INSERT INTO {self.database}.{table} ({', '.join(columns)}){settings} {select}", params)
+
+    def stage_avro(self, stage: str, container: bytes) -> None:
+        check_identifier(stage, "table")
+        self._send(f"INSERT INTO {stage} SETTINGS input_format_avro_allow_missing_fields = 1", "Avro", container, stage)
 
     def _send(self, sql: str, fmt: str, data: bytes, table: str) -> None:
         if self._conn is None:

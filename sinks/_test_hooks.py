@@ -14,12 +14,14 @@ from tripwire.sinks.store import QueryResult, Store
 
 
 class FailInsertsWhile(Store):
-    """Delegates to ``inner``; ``insert`` and ``insert_avro`` raise while ``marker`` exists."""
+    """Delegates to ``inner``; ``insert``, ``insert_avro`` and ``insert_select`` raise while ``marker`` exists
+    (loading the validating sink's temporary staging table does not: it stores nothing)."""
 
     def __init__(self, inner: Store, marker: Path) -> None:
         self.inner, self.marker = inner, marker
         self.backend, self.database, self.readonly = inner.backend, inner.database, inner.readonly
         self.supports_avro_insert = inner.supports_avro_insert
+        self.supports_avro_staging = inner.supports_avro_staging
 
     def _refuse(self) -> None:
         if self.marker.exists():
@@ -46,6 +48,21 @@ class FailInsertsWhile(Store):
     ) -> None:
         self._refuse()
         self.inner.insert_avro(table, columns, container, dedup_token=dedup_token)
+
+    def insert_select(
+        self,
+        table: str,
+        columns: Sequence[str],
+        select: str,
+        params: Mapping[str, Any],
+        *,
+        dedup_token: str | None = None,
+    ) -> None:
+        self._refuse()
+        self.inner.insert_select(table, columns, select, params, dedup_token=dedup_token)
+
+    def stage_avro(self, stage: str, container: bytes) -> None:
+        self.inner.stage_avro(stage, container)
 
     def location(self) -> str:
         return self.inner.location()

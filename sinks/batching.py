@@ -23,8 +23,10 @@ Guarantees
   (the same event produced twice at different offsets, e.g. an OTLP retry after a receiver restart).
 - A message that cannot be decoded or mapped becomes a ``dead_letters`` row with the reason; a
   row ClickHouse cannot encode is isolated by splitting its batch and dead-lettered alone.
-- ``validate=False`` (trusted producers): events-topic values are decoded by ClickHouse itself
-  (``_avro_fast``); a batch ClickHouse rejects falls back to the Python path.
+- Events-topic values are decoded by ClickHouse itself (``_avro_fast``) when the store can; a
+  batch ClickHouse rejects falls back to the Python path. Validating, the batch is staged in a
+  temporary table and the rules are applied as SQL (``_avro_checks``): rows the SQL flags are
+  judged by the Python path (same verdicts, same reasons), the rest go in with one INSERT SELECT.
 - Event limits (``tripwire.schemas.limits``, the processors' ``check_event`` with the same
   ``TRIPWIRE_LIMITS_*``): validating, an event over a limit is a ``validate`` dead letter (reason
   and bytes) and stays out of the raw tables, as the processors leave it out of the summaries.
@@ -41,6 +43,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -60,6 +63,7 @@ from tripwire.schemas import (
 from tripwire.schemas.records import DeadLetterStage
 from tripwire.schemas.wire import avro_string, zigzag, zigzag_offset
 from tripwire.schemas.wire import parse_single_object as parse_header
+from tripwire.sinks._avro_checks import StagePlan, Unsupported, limit_params, stage_plan
 from tripwire.sinks._avro_fast import AvroBranch, AvroPlans
 from tripwire.sinks._batches import (
     AvroBuffer,
@@ -133,9 +137,16 @@ class BatchingSink:
         # validate=False: trusted decode (Avro types and enum symbols checked, the pydantic
         # constraints not re-run); events values are then decoded by ClickHouse when it can.
         self._decode = decoder or (decode if validate else partial(decode, validate=False))
-        self._plans = AvroPlans() if not validate and decoder is None and store.supports_avro_insert else None
+        fast = decoder is None and store.supports_avro_insert and (not validate or store.supports_avro_staging)
+        self._plans = AvroPlans(received=validate) if fast else None
         self._clock = clock
         self.limits = limits or default_limits()  # the processors' limits (TRIPWIRE_LIMITS_*)
+        self._stage_plans: dict[str, StagePlan | None] = {}  # validating: branch -> its SQL checks
+        self._staged: set[str] = set()  # staging tables created on this connection
+        self._owner = uuid.uuid4().hex[:12]  # this sink's staging tables (a store may serve several sinks)
+        self._limit_params = limit_params(self.limits)
+        self._verdicts: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}  # token -> accepted, dead rows
+        self._kept_ids: list[str | None] = []  # event ids of the last staged insert
         # Dead letters of the processors (dlq topic) for failures this sink records itself, from the
         # same message with the same id: the sink reads the events topic and dead-letters every
         # message that does not decode, and (validating) every event that breaks the contract or a
@@ -206,7 +217,7 @@ class BatchingSink:
             return False
         fp, index, start = head
         branch = self._plans.branch(fp, index)
-        if branch is None:
+        if branch is None or (self._validating and self._stage_plan(branch) is None):
             return False
         buf = self._avro.get((fp, index))
         if buf is None:
@@ -220,6 +231,15 @@ class BatchingSink:
         elif msg.offset > r[1]:
             r[1] = msg.offset
         return True
+
+    def _stage_plan(self, branch: AvroBranch) -> StagePlan | None:
+        if branch.name not in self._stage_plans:
+            try:
+                self._stage_plans[branch.name] = stage_plan(branch, self._owner)
+            except Unsupported as e:
+                log.info("validating in Python record=%s why=%s", branch.name, e)
+                self._stage_plans[branch.name] = None
+        return self._stage_plans[branch.name]
 
     def _map(self, msg: Message, role: str | None) -> tuple[str, tuple[Any, ...]] | None:
         """(table, row) of one message through the Python decoder, or a dead letter; None = nothing to store."""
@@ -427,10 +447,15 @@ class BatchingSink:
         self._seal()
         while self._pending:
             b = self._pending[0]
-            ids = self._drop_stored_events(b)
+            checked = b.branch is not None and self._validating  # the ids are read from the staging table
+            ids = [] if checked else self._drop_stored_events(b)
+            dead: list[tuple[Any, ...]] = []
             if b.branch is not None:
                 if b.messages and not self._insert_avro(b):
                     continue
+                dead = self._verdicts.pop(b.token, ([], []))[1]
+                if checked:
+                    ids = self._kept_ids
             elif b.rows:
                 try:
                     self.store.insert(b.table, TABLES[b.table].insert_columns, b.rows, dedup_token=b.token)
@@ -443,7 +468,9 @@ class BatchingSink:
             if ids:
                 self._ids.stored(b.table, ids)
             self._pending.popleft()
-            n = len(b.messages) if b.messages is not None else len(b.rows)
+            if dead:  # the flagged rows the Python path rejected: their dead letters go next
+                self._seal_rows("dead_letters", dead, front=True)
+            n = len(b.messages) - len(dead) if b.messages is not None else len(b.rows)
             self.stats.rows_inserted += n
             self.stats.batches_inserted += 1
             for (topic, partition), off in b.marks.items():
@@ -521,9 +548,14 @@ class BatchingSink:
             append(m.value[start:] if m.value is not None else b"")
             append(prefix)
             append(zigzag_offset(m.offset))
+            if branch.received:
+                append(zigzag(m.timestamp_ms * 1000 if m.timestamp_ms else int(time.time() * 1e6)))
         n = len(b.messages)
         try:
-            self.store.insert_avro(b.table, branch.columns, branch.container(pieces, n), dedup_token=b.token)
+            if self._validating:
+                self._insert_checked(b, branch.container(pieces, n))
+            else:
+                self.store.insert_avro(b.table, branch.columns, branch.container(pieces, n), dedup_token=b.token)
             return True
         except StoreError as e:
             b.attempts += 1
@@ -537,11 +569,73 @@ class BatchingSink:
         self._fallback(b)
         return False
 
+    def _insert_checked(self, b: PendingBatch, container: bytes) -> None:
+        """Validating: stage the container, let the Python path judge the rows the SQL flags, insert
+        the others and the accepted ones in one INSERT SELECT. The verdicts are kept by batch token
+        (a retry does not judge or count again); the dead letters are queued by ``flush``."""
+        assert b.branch is not None and b.messages is not None
+        plan = self._stage_plans[b.branch.name]
+        assert plan is not None
+        store = self.store
+        if plan.stage not in self._staged:
+            store.command(plan.create)
+            self._staged.add(plan.stage)
+        store.command(f"TRUNCATE TABLE {plan.stage}")
+        try:
+            store.stage_avro(plan.stage, container)
+            verdict = self._verdicts.get(b.token)
+            if verdict is None:
+                accepted: list[str] = []
+                dead: list[tuple[Any, ...]] = []
+                flagged = store.query(plan.flagged_sql(), self._limit_params).rows
+                if flagged:
+                    self.stats.judged_in_python += len(flagged)
+                    by_pos = {(m.topic, m.partition, m.offset): m for m, _ in b.messages}
+                    for topic, partition, offset in flagged:
+                        m = by_pos[(str(topic), int(partition), int(offset))]
+                        mapped = self._map(m, "events")
+                        if mapped is not None and mapped[0] == "dead_letters":
+                            dead.append((*mapped[1], m.topic, m.partition, m.offset))
+                        else:
+                            accepted.append(plan.accepted_key(m.topic, m.partition, m.offset))
+                verdict = self._verdicts[b.token] = (accepted, dead)
+            dropped = self._drop_staged_events(b, plan, verdict[1])
+            params = {**self._limit_params, "accepted": verdict[0], "dropped": dropped}
+            store.insert_select(b.table, b.branch.columns, plan.insert_select, params, dedup_token=b.token)
+        finally:
+            store.command(f"TRUNCATE TABLE {plan.stage}")
+
+    def _drop_staged_events(self, b: PendingBatch, plan: StagePlan, dead: list[tuple[Any, ...]]) -> list[str]:
+        """The event-id guard of a staged batch (``_drop_stored_events`` for the Python-read batches):
+        the ids and ``ts_start`` come from the staging table, the rows to insert (not the dead letters)
+        go through the guard in batch order; those it drops leave ``b`` and are returned as keys."""
+        assert b.messages is not None
+        key = plan.accepted_key
+        dead_keys = {key(r[-3], r[-2], r[-1]) for r in dead}
+        order = {key(m.topic, m.partition, m.offset): i for i, (m, _) in enumerate(b.messages)}
+        staged = [
+            (order[k], k, str(eid), int(ts))
+            for topic, partition, offset, eid, ts in self.store.query(plan.ids_sql()).rows
+            if (k := key(str(topic), int(partition), int(offset))) not in dead_keys
+        ]
+        staged.sort()
+        kept = self._ids.keep(b.table, staged, [r[2] for r in staged], [r[3] for r in staged])
+        self._kept_ids = [r[2] for r in kept]
+        if len(kept) == len(staged):
+            return []
+        keep = {r[1] for r in kept} | dead_keys
+        dropped = [r[1] for r in staged if r[1] not in keep]
+        b.messages = [(m, st) for m, st in b.messages if key(m.topic, m.partition, m.offset) in keep]
+        self.stats.deduplicated += len(dropped)
+        log.info("dropped already stored events table=%s count=%d", b.table, len(dropped))
+        return dropped
+
     def _fallback(self, b: PendingBatch) -> None:
         """Hand an Avro batch to the Python decoder. Parts ClickHouse may have stored already are
         recognised by reloading the per-partition marks of the tables."""
         assert b.messages is not None
         self.stats.avro_fallbacks += 1
+        self._verdicts.pop(b.token, None)
         for tp in {(m.topic, m.partition) for m, _ in b.messages}:
             self._load_marks(*tp)
         buffers: dict[str, list[tuple[Any, ...]]] = {}
@@ -551,7 +645,12 @@ class BatchingSink:
                 continue
             table, row = mapped
             full = (*row, m.topic, m.partition, m.offset)
-            if m.offset <= self._marks.get((table, m.topic, m.partition, TABLES[table].partition_id(full)), -1):
+            # An Avro batch stores no dead letters, and its messages were above every table's marks when
+            # added: a dead_letters mark at or above one is another message's dead letter of this flush
+            # (e.g. a Python-path decode failure at a higher offset), not this one's.
+            if table != "dead_letters" and m.offset <= self._marks.get(
+                (table, m.topic, m.partition, TABLES[table].partition_id(full)), -1
+            ):
                 self.stats.deduplicated += 1
                 continue
             buffers.setdefault(table, []).append(full)

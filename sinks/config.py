@@ -68,7 +68,7 @@ class SinkSettings(KafkaSecurity):
     retry_initial_s: float = Field(0.2, gt=0)
     retry_max_s: float = Field(30.0, gt=0)
     poll_timeout_s: float = Field(0.2, gt=0)
-    validate_events: bool = True  # False: trusted decode (Avro types checked, pydantic constraints not re-run)
+    validate_events: bool = True  # False: trusted (Avro types checked; model constraints and event limits not)
     test_fail_inserts_while: Path | None = None
     """Test-only (default off): while this file exists, every ClickHouse insert of `tripwire sink` fails as an
     unreachable server's would (the fault suite, benchmarks/bench_faults.py, injects insert failures with it)."""

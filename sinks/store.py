@@ -82,6 +82,7 @@ class Store(ABC):
     database: str
     readonly: bool
     supports_avro_insert: bool = False
+    supports_avro_staging: bool = False  # stage_avro: the validating sink's SQL checks (``_avro_checks``)
 
     @abstractmethod
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
@@ -110,6 +111,23 @@ class Store(ABC):
     ) -> None:
         """Insert an Avro object container; ClickHouse decodes it (fields matched to ``columns`` by name)."""
         raise NotImplementedError(f"{type(self).__name__} does not insert Avro")
+
+    def stage_avro(self, stage: str, container: bytes) -> None:
+        """Load an Avro object container into ``stage``, a temporary table of this connection
+        (created by the caller), fields matched to its columns by name."""
+        raise NotImplementedError(f"{type(self).__name__} does not stage Avro")
+
+    def insert_select(
+        self,
+        table: str,
+        columns: Sequence[str],
+        select: str,
+        params: Mapping[str, Any],
+        *,
+        dedup_token: str | None = None,
+    ) -> None:
+        """``INSERT INTO table (columns) SELECT ...`` with parameters and the same deduplication as ``insert``."""
+        raise NotImplementedError(f"{type(self).__name__} does not insert from a SELECT")
 
     def explain_ast(self, statement: str) -> list[str]:
         """``EXPLAIN AST`` of one statement (parsed, not run): its lines, never cut by the row limit."""
