@@ -5,7 +5,8 @@
    the last commit, against ``bulk_insert_rows_per_s``: the same rows, already mapped, inserted
    through the same chdb store in the same process in the same batch size (the sink's default 50k
    rows, 1 s), in interleaved rounds; the ratio is the median of the per-round ratios. A backlog of
-   200k events keeps the final batch timer small against the run. Goal: >= 0.5x. Each result
+   200k events keeps the final batch timer small against the run. The process runs with the sink
+   process's garbage-collector policy (``tripwire.core.tune_gc``), baseline included. Goal: >= 0.5x. Each result
    also gives the ratio per CPU second (``cpu_ratio``: rows per CPU second of this process, which
    hosts the consumer, the sink and chdb, against the bulk insert's), with every round's ratios.
    ``BENCH_SINK_EVENTS`` / ``BENCH_SINK_ROUNDS`` change the backlog and rounds (200k, 3);
@@ -100,6 +101,7 @@ def _sink_vs_bulk(path: str) -> list[Result]:
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
+    from tripwire.core import tune_gc
     from tripwire.schemas import decode, encode, topic_names
     from tripwire.sinks import SinkSettings, migrate, open_store
     from tripwire.sinks.batching import BatchingSink
@@ -166,6 +168,9 @@ def _sink_vs_bulk(path: str) -> list[Result]:
             assert ks.sink.stats.dead_lettered == 0 and ks.sink.stats.avro_fallbacks == 0
             return rate, cpu_rate
 
+    # the garbage-collector policy of the sink process (`tripwire sink` calls tune_gc before its loop), for
+    # the bulk insert and the sink alike
+    tune_gc()
     # interleaved rounds, so that the load of a shared machine hits baseline and sink alike
     bulk_rates: list[float] = []
     bulk_cpu: list[float] = []

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import shutil
 from pathlib import Path
 from typing import Any
 
+from tripwire.core import tune_gc
 from tripwire.processors.config import ProcessorConfig
 
 log = logging.getLogger(__name__)
@@ -84,22 +84,6 @@ def _untrusted(tabledir: Path) -> str | None:
         except Exception as e:  # corrupt, truncated, not a database, unreadable offset
             return f"{path.name}: {type(e).__name__}: {e}"
     return None
-
-
-GC_YOUNG_THRESHOLD = 10_000
-"""Allocations between two collections of young objects (CPython's default: 700)."""
-
-
-def tune_gc() -> None:
-    """Keep the cyclic garbage collector out of the hot path of a busy worker.
-
-    With CPython's default thresholds a draining worker ran ~500 collections per 36,000 events,
-    each walking young objects that mostly live on (decoded events held until the commit, states):
-    ~10% of its CPU. What exists once the worker is built (modules, the app, its tables) lives as
-    long as the process, so it is frozen out of every collection, and young objects are collected
-    every ``GC_YOUNG_THRESHOLD`` allocations. Measured by ``benchmarks/bench_processors.py``."""
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
 
 
 def run_worker(config: ProcessorConfig) -> None:

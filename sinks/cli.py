@@ -87,6 +87,7 @@ def register(app: typer.Typer) -> None:
         """Consume the tripwire topics into ClickHouse (commits only after ClickHouse accepted)."""
         import signal
 
+        from tripwire.core import tune_gc
         from tripwire.core.kafka_security import KafkaAuthError
         from tripwire.sinks.config import SinkSettings
         from tripwire.sinks.kafka_sink import KafkaSink
@@ -106,6 +107,7 @@ def register(app: typer.Typer) -> None:
             else:
                 sink = KafkaSink(store, settings)
             signal.signal(signal.SIGTERM, lambda *_: sink.stop())
+            tune_gc()  # a backlog's buffered messages are young objects the default collector walks again and again
             try:
                 sink.run(max_seconds=max_seconds)
             except KeyboardInterrupt:
