@@ -46,6 +46,7 @@ _RULES = {"_ts_order": "ts_end < ts_start", "_first": "seq != 0", "_last": "last
 _PRIMITIVE = {"string": "String", "long": "Int64", "int": "Int32", "double": "Float64", "float": "Float32",
               "boolean": "Bool"}  # fmt: skip
 _MARGIN_US = 1_000_000  # time-window edges: rows this close to one are flagged and judged in Python
+_KEY = "concat(src_topic, ':', toString(src_partition), ':', toString(src_offset))"  # StagePlan.accepted_key
 
 
 class Unsupported(Exception):
@@ -93,9 +94,25 @@ class StagePlan:
         """A flagged row the Python path accepted, as the ``accepted`` parameter lists it."""
         return f"{topic}:{partition}:{offset}"
 
-    def ids_sql(self) -> str:
-        """Every staged row's position, ``event_id`` and ``ts_start`` (µs): the event-id guard's input."""
-        return f"SELECT src_topic, src_partition, src_offset, event_id, ts_start FROM {self.stage}"
+    def repeats_sql(self, table: str) -> str:
+        """The event-id guard of a staged batch (``sinks/_event_ids.py``), asked of ClickHouse: the staged
+        rows, other than the dead letters (``{dead:Array(String)}`` of :meth:`accepted_key`), whose
+        ``event_id`` occurs more than once in the batch or is already in ``table`` within the batch's
+        ``ts_start`` range; with the position, the id and whether it is stored. Only those rows come
+        back (none in a batch of new events), so no id crosses to Python to be looked up."""
+        stage = self.stage
+        mine = f"NOT has({{dead:Array(String)}}, {_KEY})"
+        lo = f"fromUnixTimestamp64Micro((SELECT min(ts_start) FROM {stage}), 'UTC')"
+        hi = f"fromUnixTimestamp64Micro((SELECT max(ts_start) FROM {stage}), 'UTC')"
+        stored = (
+            f"(SELECT event_id FROM {table} WHERE ts_start >= {lo} AND ts_start <= {hi}"
+            f" AND event_id IN (SELECT event_id FROM {stage} WHERE {mine}))"
+        )
+        repeated = f"(SELECT event_id FROM {stage} WHERE {mine} GROUP BY event_id HAVING count() > 1)"
+        return (
+            f"SELECT src_topic, src_partition, src_offset, event_id, event_id IN {stored} FROM {stage}"
+            f" WHERE {mine} AND (event_id IN {stored} OR event_id IN {repeated})"
+        )
 
     def flagged_sql(self) -> str:
         return f"SELECT src_topic, src_partition, src_offset FROM {self.stage} WHERE {self.bad}"
@@ -228,8 +245,7 @@ def stage_plan(branch: AvroBranch, owner: str) -> StagePlan:
     )
     bad = "ifNull(" + " OR ".join(_bad_terms(record, model, types)) + ", 1)"
     cols = [f"fromUnixTimestamp64Micro({c}, 'UTC')" if c in stamps else c for c in branch.columns]
-    key = "concat(src_topic, ':', toString(src_partition), ':', toString(src_offset))"
-    accepted = f"has({{accepted:Array(String)}}, {key})"
-    dropped = f"has({{dropped:Array(String)}}, {key})"  # repeats of stored event ids (``_event_ids``)
+    accepted = f"has({{accepted:Array(String)}}, {_KEY})"
+    dropped = f"has({{dropped:Array(String)}}, {_KEY})"  # repeats of stored event ids (``_event_ids``)
     insert_select = f"SELECT {', '.join(cols)} FROM {stage} WHERE (NOT ({bad}) OR {accepted}) AND NOT {dropped}"
     return StagePlan(stage, create, bad, insert_select)

@@ -146,7 +146,6 @@ class BatchingSink:
         self._owner = uuid.uuid4().hex[:12]  # this sink's staging tables (a store may serve several sinks)
         self._limit_params = limit_params(self.limits)
         self._verdicts: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}  # token -> accepted, dead rows
-        self._kept_ids: list[str | None] = []  # event ids of the last staged insert
         # Dead letters of the processors (dlq topic) for failures this sink records itself, from the
         # same message with the same id: the sink reads the events topic and dead-letters every
         # message that does not decode, and (validating) every event that breaks the contract or a
@@ -447,15 +446,13 @@ class BatchingSink:
         self._seal()
         while self._pending:
             b = self._pending[0]
-            checked = b.branch is not None and self._validating  # the ids are read from the staging table
+            checked = b.branch is not None and self._validating  # its ids are looked up in ClickHouse
             ids = [] if checked else self._drop_stored_events(b)
             dead: list[tuple[Any, ...]] = []
             if b.branch is not None:
                 if b.messages and not self._insert_avro(b):
                     continue
                 dead = self._verdicts.pop(b.token, ([], []))[1]
-                if checked:
-                    ids = self._kept_ids
             elif b.rows:
                 try:
                     self.store.insert(b.table, TABLES[b.table].insert_columns, b.rows, dedup_token=b.token)
@@ -606,26 +603,33 @@ class BatchingSink:
             store.command(f"TRUNCATE TABLE {plan.stage}")
 
     def _drop_staged_events(self, b: PendingBatch, plan: StagePlan, dead: list[tuple[Any, ...]]) -> list[str]:
-        """The event-id guard of a staged batch (``_drop_stored_events`` for the Python-read batches):
-        the ids and ``ts_start`` come from the staging table, the rows to insert (not the dead letters)
-        go through the guard in batch order; those it drops leave ``b`` and are returned as keys."""
+        """The event-id guard of a staged batch (``_drop_stored_events`` for the Python-read batches),
+        asked of ClickHouse (``StagePlan.repeats_sql``): of the rows to insert (not the dead letters), a
+        row goes when its id is stored or occurred earlier in the batch (batch order is offset order
+        within a partition). Those rows leave ``b`` and are returned as keys. The in-memory cache of
+        recently stored ids is not needed here: the table is asked for every id, in one query that
+        returns only the repeats."""
         assert b.messages is not None
         key = plan.accepted_key
-        dead_keys = {key(r[-3], r[-2], r[-1]) for r in dead}
-        order = {key(m.topic, m.partition, m.offset): i for i, (m, _) in enumerate(b.messages)}
-        staged = [
-            (order[k], k, str(eid), int(ts))
-            for topic, partition, offset, eid, ts in self.store.query(plan.ids_sql()).rows
-            if (k := key(str(topic), int(partition), int(offset))) not in dead_keys
-        ]
-        staged.sort()
-        kept = self._ids.keep(b.table, staged, [r[2] for r in staged], [r[3] for r in staged])
-        self._kept_ids = [r[2] for r in kept]
-        if len(kept) == len(staged):
+        dead_keys = [key(r[-3], r[-2], r[-1]) for r in dead]
+        repeats = sorted(
+            (str(topic), int(partition), int(offset), str(eid), bool(stored))
+            for topic, partition, offset, eid, stored in self.store.query(
+                plan.repeats_sql(b.table), {"dead": dead_keys}
+            ).rows
+        )
+        if not repeats:
             return []
-        keep = {r[1] for r in kept} | dead_keys
-        dropped = [r[1] for r in staged if r[1] not in keep]
-        b.messages = [(m, st) for m, st in b.messages if key(m.topic, m.partition, m.offset) in keep]
+        seen: set[str] = set()
+        dropped: list[str] = []
+        for topic, partition, offset, eid, stored in repeats:
+            if stored or eid in seen:
+                dropped.append(key(topic, partition, offset))
+            seen.add(eid)
+        if not dropped:
+            return []
+        gone = set(dropped)
+        b.messages = [(m, st) for m, st in b.messages if key(m.topic, m.partition, m.offset) not in gone]
         self.stats.deduplicated += len(dropped)
         log.info("dropped already stored events table=%s count=%d", b.table, len(dropped))
         return dropped

@@ -450,6 +450,35 @@ def test_events_produced_twice_at_new_offsets_are_stored_once(store, validate: b
     assert sorted(r[0] for r in ids) == sorted(r.event_id for r in recs)
 
 
+@pytest.mark.parametrize("validate", [False, True], ids=["trusted", "validating"])
+def test_a_batch_with_stored_and_repeated_event_ids_keeps_each_event_once_at_its_first_offset(
+    store,  # noqa: F811
+    validate: bool,
+) -> None:
+    s = store
+    t = topic_names(uid("repeat"))
+    recs = _event_records()[:10]
+    first = BatchingSink(s, t, validate=validate)
+    for i, r in enumerate(recs[:5]):
+        first.add(Message(t.events, 0, i, b"k", encode(r)))
+    assert first.flush() == {(t.events, 0): 5}
+    again = BatchingSink(s, t, validate=validate)  # offsets 100..108: recs 3-4 stored, 7 and 8 twice in the batch
+    batch = [*recs[3:], recs[7], recs[8]]
+    for i, r in enumerate(batch):
+        again.add(Message(t.events, 0, 100 + i, b"k", encode(r)))
+    assert again.flush() == {(t.events, 0): 100 + len(batch)}
+    assert again.stats.deduplicated == 4 and again.stats.rows_inserted == 5
+    rows = s.query(
+        "SELECT event_id, src_offset FROM model_calls WHERE src_topic = {t:String}"
+        " UNION ALL SELECT event_id, src_offset FROM tool_calls WHERE src_topic = {t:String}"
+        " UNION ALL SELECT event_id, src_offset FROM run_events WHERE src_topic = {t:String}",
+        {"t": t.events},
+    ).rows
+    at = {str(e): int(o) for e, o in rows}
+    assert len(rows) == len(recs) == len(at)
+    assert at == {r.event_id: (i if i < 5 else 100 + i - 3) for i, r in enumerate(recs)}
+
+
 def test_fast_path_rejected_batch_falls_back_and_dead_letters_the_bad_message(store) -> None:  # noqa: F811
     s = store
     t = topic_names("fb")
