@@ -94,28 +94,25 @@ class StagePlan:
         """A flagged row the Python path accepted, as the ``accepted`` parameter lists it."""
         return f"{topic}:{partition}:{offset}"
 
-    def repeats_sql(self, table: str) -> str:
-        """The event-id guard of a staged batch (``sinks/_event_ids.py``), asked of ClickHouse: the staged
-        rows, other than the dead letters (``{dead:Array(String)}`` of :meth:`accepted_key`), whose
-        ``event_id`` occurs more than once in the batch or is already in ``table`` within the batch's
-        ``ts_start`` range; with the position, the id and whether it is stored. Only those rows come
-        back (none in a batch of new events), so no id crosses to Python to be looked up."""
+    def review_sql(self, table: str) -> str:
+        """The one question asked of a staged batch before its insert: the rows the Python path must
+        judge (``bad``) and the rows the event-id guard (``sinks/_event_ids.py``) must look at, i.e. those
+        whose ``event_id`` occurs more than once in the batch or is already in ``table`` within the
+        batch's ``ts_start`` range. Each with its position, its id, whether that id is stored, and
+        whether the row is flagged. Only those rows come back (none in a batch of good, new events),
+        so no id crosses to Python to be looked up."""
         stage = self.stage
-        mine = f"NOT has({{dead:Array(String)}}, {_KEY})"
         lo = f"fromUnixTimestamp64Micro((SELECT min(ts_start) FROM {stage}), 'UTC')"
         hi = f"fromUnixTimestamp64Micro((SELECT max(ts_start) FROM {stage}), 'UTC')"
         stored = (
             f"(SELECT event_id FROM {table} WHERE ts_start >= {lo} AND ts_start <= {hi}"
-            f" AND event_id IN (SELECT event_id FROM {stage} WHERE {mine}))"
+            f" AND event_id IN (SELECT event_id FROM {stage}))"
         )
-        repeated = f"(SELECT event_id FROM {stage} WHERE {mine} GROUP BY event_id HAVING count() > 1)"
+        repeated = f"(SELECT event_id FROM {stage} GROUP BY event_id HAVING count() > 1)"
         return (
-            f"SELECT src_topic, src_partition, src_offset, event_id, event_id IN {stored} FROM {stage}"
-            f" WHERE {mine} AND (event_id IN {stored} OR event_id IN {repeated})"
+            f"SELECT src_topic, src_partition, src_offset, event_id, event_id IN {stored} AS tw_stored,"
+            f" {self.bad} AS tw_flagged FROM {stage} WHERE tw_flagged OR tw_stored OR event_id IN {repeated}"
         )
-
-    def flagged_sql(self) -> str:
-        return f"SELECT src_topic, src_partition, src_offset FROM {self.stage} WHERE {self.bad}"
 
 
 def limit_params(limits: EventLimits) -> dict[str, Any]:

@@ -580,51 +580,54 @@ class BatchingSink:
         store.command(f"TRUNCATE TABLE {plan.stage}")
         try:
             store.stage_avro(plan.stage, container)
+            review = [
+                (str(topic), int(partition), int(offset), str(eid), bool(stored), bool(flagged))
+                for topic, partition, offset, eid, stored, flagged in store.query(
+                    plan.review_sql(b.table), self._limit_params
+                ).rows
+            ]
             verdict = self._verdicts.get(b.token)
             if verdict is None:
                 accepted: list[str] = []
                 dead: list[tuple[Any, ...]] = []
-                flagged = store.query(plan.flagged_sql(), self._limit_params).rows
+                flagged = [r for r in review if r[5]]
                 if flagged:
                     self.stats.judged_in_python += len(flagged)
                     by_pos = {(m.topic, m.partition, m.offset): m for m, _ in b.messages}
-                    for topic, partition, offset in flagged:
-                        m = by_pos[(str(topic), int(partition), int(offset))]
+                    for topic, partition, offset, *_ in flagged:
+                        m = by_pos[(topic, partition, offset)]
                         mapped = self._map(m, "events")
                         if mapped is not None and mapped[0] == "dead_letters":
                             dead.append((*mapped[1], m.topic, m.partition, m.offset))
                         else:
                             accepted.append(plan.accepted_key(m.topic, m.partition, m.offset))
                 verdict = self._verdicts[b.token] = (accepted, dead)
-            dropped = self._drop_staged_events(b, plan, verdict[1])
+            dropped = self._drop_staged_events(b, plan, review, verdict[1])
             params = {**self._limit_params, "accepted": verdict[0], "dropped": dropped}
             store.insert_select(b.table, b.branch.columns, plan.insert_select, params, dedup_token=b.token)
         finally:
             store.command(f"TRUNCATE TABLE {plan.stage}")
 
-    def _drop_staged_events(self, b: PendingBatch, plan: StagePlan, dead: list[tuple[Any, ...]]) -> list[str]:
+    def _drop_staged_events(
+        self, b: PendingBatch, plan: StagePlan, review: list[tuple[Any, ...]], dead: list[tuple[Any, ...]]
+    ) -> list[str]:
         """The event-id guard of a staged batch (``_drop_stored_events`` for the Python-read batches),
-        asked of ClickHouse (``StagePlan.repeats_sql``): of the rows to insert (not the dead letters), a
-        row goes when its id is stored or occurred earlier in the batch (batch order is offset order
-        within a partition). Those rows leave ``b`` and are returned as keys. The in-memory cache of
-        recently stored ids is not needed here: the table is asked for every id, in one query that
-        returns only the repeats."""
+        from the rows of ``StagePlan.review_sql`` (every row whose id is stored or repeated in the batch
+        is among them): of the rows to insert (not the dead letters), a row goes when its id is stored
+        or occurred earlier in the batch (batch order is offset order within a partition). Those rows
+        leave ``b`` and are returned as keys. The in-memory cache of recently stored ids is not needed
+        here: the table is asked for every id."""
         assert b.messages is not None
         key = plan.accepted_key
-        dead_keys = [key(r[-3], r[-2], r[-1]) for r in dead]
-        repeats = sorted(
-            (str(topic), int(partition), int(offset), str(eid), bool(stored))
-            for topic, partition, offset, eid, stored in self.store.query(
-                plan.repeats_sql(b.table), {"dead": dead_keys}
-            ).rows
-        )
-        if not repeats:
-            return []
+        dead_keys = {key(r[-3], r[-2], r[-1]) for r in dead}
         seen: set[str] = set()
         dropped: list[str] = []
-        for topic, partition, offset, eid, stored in repeats:
+        for topic, partition, offset, eid, stored, _ in sorted(review):
+            k = key(topic, partition, offset)
+            if k in dead_keys:
+                continue
             if stored or eid in seen:
-                dropped.append(key(topic, partition, offset))
+                dropped.append(k)
             seen.add(eid)
         if not dropped:
             return []
