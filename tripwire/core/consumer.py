@@ -35,7 +35,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from tripwire.core.errors import TripwireError
 from tripwire.core.kafka_security import AuthWatch, KafkaSecurity
@@ -56,9 +56,9 @@ class Backpressure(TripwireError):
         self.retry_after = retry_after
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One record of a topic, as every consumer of tripwire sees it."""
+class Message(NamedTuple):
+    """One record of a topic, as every consumer of tripwire sees it (a named tuple: built for every
+    record consumed, at a third of a frozen dataclass's cost)."""
 
     topic: str
     partition: int
