@@ -14,6 +14,10 @@ restart, a replayed export, an SDK spool re-sent after an ambiguous ack. Events 
   migration 0007) instead of the whole table. A batch whose times cannot be read
   (an Avro record the skipper does not know) is looked up without the bound.
 
+A staged batch (validating, ClickHouse-decoded: ``sinks/_avro_checks.py``) applies the same rules in
+SQL over its staging table (``StagePlan.review_sql``; the table alone, no in-memory set), so its ids
+never cross to Python; this guard serves the batches read in Python.
+
 Plain SQL on the table itself, so chdb and a ClickHouse server behave the same, the rollups fed by
 the tables never see the duplicate (no ReplacingMergeTree merge to wait for, no ``FINAL`` in reads).
 It assumes one writer per event at a time: the events of a run share a Kafka key, hence a partition,
