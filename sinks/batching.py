@@ -157,6 +157,10 @@ class BatchingSink:
         self._buffers: dict[str, RowBuffer] = {}
         self._avro: dict[tuple[bytes, int], AvroBuffer] = {}
         self._pending: deque[PendingBatch] = deque()
+        # A flush's dead letters, inserted after its data batches in one insert per ClickHouse partition:
+        # the dead_letters offset mark (a replay drops what is at or below it) then never covers a dead
+        # letter of the flush that is not stored yet, whatever order the batches found them in.
+        self._late_dead: list[tuple[Any, ...]] = []
         self._marks: dict[tuple[str, str, int, str], int] = {}  # (table, topic, partition, pid) -> offset
         self._star: dict[TopicPartition, int] = {}  # stored up to this offset in every table
         self._in_tables: dict[TopicPartition, int] = {}  # highest offset found in any table at load
@@ -346,6 +350,7 @@ class BatchingSink:
             return
         for buf in self._buffers.values():
             buf.rows = [r for r in buf.rows if (r[-3], r[-2]) not in gone]
+        self._late_dead = [r for r in self._late_dead if (r[-3], r[-2]) not in gone]
         for abuf in self._avro.values():
             abuf.items = [(m, s) for m, s in abuf.items if (m.topic, m.partition) not in gone]
         kept: deque[PendingBatch] = deque()
@@ -376,7 +381,7 @@ class BatchingSink:
 
     def should_flush(self, now: float | None = None) -> bool:
         now = self._clock() if now is None else now
-        if self._pending or self._unsaved_star:
+        if self._pending or self._late_dead or self._unsaved_star:
             return now >= self._retry_at
         for buf in self._buffers.values():
             if len(buf.rows) >= self.batch_rows or buf.nbytes >= self.batch_bytes:
@@ -426,6 +431,9 @@ class BatchingSink:
         self._oldest = None
 
     def _seal_rows(self, table: str, rows: list[tuple[Any, ...]], *, front: bool = False) -> None:
+        if table == "dead_letters":
+            self._late_dead.extend(rows)
+            return
         spec = TABLES[table]
         by_pid: dict[str, list[tuple[Any, ...]]] = {}
         for r in rows:
@@ -436,6 +444,14 @@ class BatchingSink:
         else:
             self._pending.extend(batches)
 
+    def _seal_dead(self) -> None:
+        rows, self._late_dead = self._late_dead, []
+        spec = TABLES["dead_letters"]
+        by_pid: dict[str, list[tuple[Any, ...]]] = {}
+        for r in rows:
+            by_pid.setdefault(spec.partition_id(r), []).append(r)
+        self._pending.extend(self._batch("dead_letters", pid, by_pid[pid]) for pid in sorted(by_pid))
+
     def flush(self) -> dict[TopicPartition, int]:
         """Seal the buffers and insert every pending batch in order.
 
@@ -444,7 +460,9 @@ class BatchingSink:
         stays pending; call again after ``retry_after``).
         """
         self._seal()
-        while self._pending:
+        while self._pending or self._late_dead:
+            if not self._pending:  # the data batches are stored: now the flush's dead letters
+                self._seal_dead()
             b = self._pending[0]
             checked = b.branch is not None and self._validating  # its ids are looked up in ClickHouse
             ids = [] if checked else self._drop_stored_events(b)
@@ -465,8 +483,8 @@ class BatchingSink:
             if ids:
                 self._ids.stored(b.table, ids)
             self._pending.popleft()
-            if dead:  # the flagged rows the Python path rejected: their dead letters go next
-                self._seal_rows("dead_letters", dead, front=True)
+            if dead:  # the flagged rows the Python path rejected: dead letters, after the data batches
+                self._late_dead.extend(dead)
             n = len(b.messages) - len(dead) if b.messages is not None else len(b.rows)
             self.stats.rows_inserted += n
             self.stats.batches_inserted += 1
@@ -680,9 +698,8 @@ class BatchingSink:
             r = b.rows[0]
             msg = Message(r[-3], r[-2], r[-1], None, None)
             detail = f"row for {b.table} cannot be stored: {reason}; row={r!r}"[:2000]
-            table, row = self._dead(msg, detail, "RowDataError", "sink")
-            full = (*row, msg.topic, msg.partition, msg.offset)
-            self._pending.appendleft(self._batch(table, TABLES[table].partition_id(full), [full]))
+            _, row = self._dead(msg, detail, "RowDataError", "sink")
+            self._late_dead.append((*row, msg.topic, msg.partition, msg.offset))
             return
         mid = len(b.rows) // 2
         self._pending.appendleft(self._batch(b.table, b.partition_id, b.rows[mid:]))

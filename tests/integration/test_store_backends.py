@@ -550,6 +550,58 @@ def test_crash_between_insert_and_offset_record_replays_exactly_once(store, vali
     assert third.stats.deduplicated == len(msgs) and third.stats.rows_inserted == 0
 
 
+class _DeadLetterCrashStore:
+    """Wraps a store; the dead-letter insert holding a given offset fails (the process dies there)."""
+
+    def __init__(self, inner, offset: int) -> None:  # type: ignore[no-untyped-def]
+        self.inner = inner
+        self.offset = offset
+
+    def __getattr__(self, name):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+    def insert(self, table, columns, rows, *, dedup_token=None):  # type: ignore[no-untyped-def]
+        if table == "dead_letters" and any(r[-1] == self.offset for r in rows):
+            raise StoreError("simulated crash before this dead letter was stored")
+        return self.inner.insert(table, columns, rows, dedup_token=dedup_token)
+
+
+def test_a_crash_between_dead_letter_inserts_loses_no_dead_letter_on_replay(store) -> None:  # noqa: F811
+    """A flush finds dead letters in two places: a message that does not decode (Python path, offset 9)
+    and a staged event the checks reject (offset 6, found after its batch's insert). They are stored
+    together after the data batches, so a crash before that leaves no dead-letter mark above offset 6
+    for the replay to take it for stored."""
+    s = store
+    if not s.supports_avro_staging:
+        pytest.skip(f"{s.backend}: no staged (validating) path on this backend")
+    t = topic_names(uid("dlcrash"))
+    recs = _event_records()[:10]
+    values = [encode(r) for r in recs]
+    values[6] = encode(recs[6].model_copy(update={"event_id": "not-a-uuid"}), validate=False)  # rejected by the sink
+    values[9] = b"\x00not avro"  # does not decode
+    msgs = [Message(t.events, 0, i, b"k", v) for i, v in enumerate(values)]
+    first = BatchingSink(_DeadLetterCrashStore(s, 6), t, validate=True)  # type: ignore[arg-type]
+    for m in msgs:
+        first.add(m)
+    with pytest.raises(Exception, match="dead letter was stored"):
+        first.flush()
+    second = BatchingSink(s, t, validate=True)  # restart: nothing was committed, everything is replayed
+    for m in msgs:
+        second.add(m)
+    assert second.flush() == {(t.events, 0): len(msgs)}
+    dead = s.query(
+        "SELECT offset, stage FROM dead_letters WHERE src_topic = {t:String} ORDER BY offset", {"t": t.events}
+    ).rows
+    assert [int(o) for o, _ in dead] == [6, 9]
+    stored = s.query(
+        "SELECT (SELECT count() FROM model_calls WHERE src_topic = {t:String})"
+        " + (SELECT count() FROM tool_calls WHERE src_topic = {t:String})"
+        " + (SELECT count() FROM run_events WHERE src_topic = {t:String})",
+        {"t": t.events},
+    ).scalar()
+    assert stored == len(msgs) - 2
+
+
 def test_run_window_p95_puts_the_streaming_value_next_to_exact_ones(store) -> None:  # noqa: F811
     """Issue 19: the run view's p95 comparison. Twenty calls of 10, 20, ... 200 ms end inside one window:
     quantileExact(0.95) is the value at 0-based rank floor(0.95 * 20) = 19 (200 ms); the sketch's rank is
