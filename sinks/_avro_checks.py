@@ -214,11 +214,12 @@ def _sql_str(s: str) -> str:
     return s.replace("\\", "\\\\").replace("'", "\\'")
 
 
-def stage_plan(branch: AvroBranch, owner: str) -> StagePlan:
+def stage_plan(branch: AvroBranch, owner: str, *, checks: bool = True) -> StagePlan:
     """The staging SQL of one writer record for one sink (``owner``: letters and digits, so that two
-    sinks sharing a connection never share a staging table); raises ``Unsupported``."""
+    sinks sharing a connection never share a staging table); raises ``Unsupported``. ``checks=False``
+    (trusted mode): nothing is flagged, the staging serves the event-id guard alone."""
     model = MODELS.get(branch.name)
-    if model is None:
+    if model is None and checks:
         raise Unsupported(f"no model for {branch.name}")
     record = json.loads(branch.schema_json)
     types: dict[str, str] = {}
@@ -228,7 +229,7 @@ def stage_plan(branch: AvroBranch, owner: str) -> StagePlan:
         types[f["name"]] = t
         if ts:
             stamps.add(f["name"])
-    if RECEIVED not in types:
+    if checks and RECEIVED not in types:
         raise Unsupported("the branch does not carry the receipt time")
     if types.get("event_id") != "String" or "ts_start" not in stamps:  # the event-id guard reads both
         raise Unsupported("no event_id / ts_start")
@@ -240,7 +241,7 @@ def stage_plan(branch: AvroBranch, owner: str) -> StagePlan:
         + ", ".join(f"{n} {t}" for n, t in types.items())
         + ") ENGINE = Memory"
     )
-    bad = "ifNull(" + " OR ".join(_bad_terms(record, model, types)) + ", 1)"
+    bad = "ifNull(" + " OR ".join(_bad_terms(record, model, types)) + ", 1)" if model is not None and checks else "0"
     cols = [f"fromUnixTimestamp64Micro({c}, 'UTC')" if c in stamps else c for c in branch.columns]
     accepted = f"has({{accepted:Array(String)}}, {_KEY})"
     dropped = f"has({{dropped:Array(String)}}, {_KEY})"  # repeats of stored event ids (``_event_ids``)

@@ -25,6 +25,7 @@ class SinkStats:
     insert_failures: int = 0
     avro_fallbacks: int = 0
     judged_in_python: int = 0  # validating Avro path: rows the SQL checks flagged, judged by the Python path
+    batches_staged: int = 0  # Avro batches staged in ClickHouse (checks when validating, event-id guard: SQL)
     commits: int = 0
     first_message_at: float | None = None  # clock() of the first message added
 

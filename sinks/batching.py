@@ -220,7 +220,7 @@ class BatchingSink:
             return False
         fp, index, start = head
         branch = self._plans.branch(fp, index)
-        if branch is None or (self._validating and self._stage_plan(branch) is None):
+        if branch is None or (self._validating and self._stage_plan(branch) is None):  # trusted: staged or not
             return False
         buf = self._avro.get((fp, index))
         if buf is None:
@@ -236,12 +236,17 @@ class BatchingSink:
         return True
 
     def _stage_plan(self, branch: AvroBranch) -> StagePlan | None:
+        """The staging SQL of a branch, None when it cannot be staged: validating, such a branch takes
+        the Python path; trusted, its container is inserted directly (and the event ids are read in
+        Python for the guard), as on a store without staging."""
         if branch.name not in self._stage_plans:
-            try:
-                self._stage_plans[branch.name] = stage_plan(branch, self._owner)
-            except Unsupported as e:
-                log.info("validating in Python record=%s why=%s", branch.name, e)
-                self._stage_plans[branch.name] = None
+            plan = None
+            if self.store.supports_avro_staging:
+                try:
+                    plan = stage_plan(branch, self._owner, checks=self._validating)
+                except Unsupported as e:
+                    log.info("not staged record=%s why=%s", branch.name, e)
+            self._stage_plans[branch.name] = plan
         return self._stage_plans[branch.name]
 
     def _map(self, msg: Message, role: str | None) -> tuple[str, tuple[Any, ...]] | None:
@@ -464,8 +469,8 @@ class BatchingSink:
             if not self._pending:  # the data batches are stored: now the flush's dead letters
                 self._seal_dead()
             b = self._pending[0]
-            checked = b.branch is not None and self._validating  # its ids are looked up in ClickHouse
-            ids = [] if checked else self._drop_stored_events(b)
+            staged = b.branch is not None and self._stage_plan(b.branch) is not None  # ids looked up in ClickHouse
+            ids = [] if staged else self._drop_stored_events(b)
             dead: list[tuple[Any, ...]] = []
             if b.branch is not None:
                 if b.messages and not self._insert_avro(b):
@@ -567,8 +572,9 @@ class BatchingSink:
                 append(zigzag(m.timestamp_ms * 1000 if m.timestamp_ms else int(time.time() * 1e6)))
         n = len(b.messages)
         try:
-            if self._validating:
+            if self._stage_plan(branch) is not None:
                 self._insert_checked(b, branch.container(pieces, n))
+                self.stats.batches_staged += 1
             else:
                 self.store.insert_avro(b.table, branch.columns, branch.container(pieces, n), dedup_token=b.token)
             return True
@@ -585,9 +591,10 @@ class BatchingSink:
         return False
 
     def _insert_checked(self, b: PendingBatch, container: bytes) -> None:
-        """Validating: stage the container, let the Python path judge the rows the SQL flags, insert
-        the others and the accepted ones in one INSERT SELECT. The verdicts are kept by batch token
-        (a retry does not judge or count again); the dead letters are queued by ``flush``."""
+        """Stage the container, let the Python path judge the rows the SQL flags (validating; trusted,
+        none is), drop the repeats of stored event ids, insert the others and the accepted ones in one
+        INSERT SELECT. The verdicts are kept by batch token (a retry does not judge or count again);
+        the dead letters are queued by ``flush``."""
         assert b.branch is not None and b.messages is not None
         plan = self._stage_plans[b.branch.name]
         assert plan is not None

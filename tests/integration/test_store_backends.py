@@ -401,11 +401,31 @@ def _rows(st, table: str, topic: str) -> list:  # type: ignore[no-untyped-def]
     return res.rows
 
 
-@pytest.mark.parametrize("validate", [False, True], ids=["trusted", "validating"])
-def test_clickhouse_decoded_rows_equal_python_decoded_rows(store, validate: bool) -> None:  # noqa: F811
-    s = store
-    if validate and not s.supports_avro_staging:
-        pytest.skip(f"{s.backend}: the validating sink decodes in Python on this backend")
+class _NoStaging:
+    """A store without temporary staging tables (as the ClickHouse-server backend is): trusted mode
+    then inserts the Avro container directly and reads the event ids in Python."""
+
+    supports_avro_staging = False
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self.inner = inner
+
+    def __getattr__(self, name):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+
+_MODES = pytest.mark.parametrize(
+    ("validate", "staging"),
+    [(False, True), (False, False), (True, True)],
+    ids=["trusted", "trusted-direct", "validating"],
+)
+
+
+@_MODES
+def test_clickhouse_decoded_rows_equal_python_decoded_rows(store, validate: bool, staging: bool) -> None:  # noqa: F811
+    s = store if staging else _NoStaging(store)
+    if staging and not s.supports_avro_staging:
+        pytest.skip(f"{s.backend}: no staging on this backend")
     slow_t, fast_t = topic_names(uid("slow")), topic_names(uid("fast"))
     recs = _event_records()
     slow = BatchingSink(s, slow_t, validate=True, decoder=decode)  # the Python decoder
@@ -422,14 +442,17 @@ def test_clickhouse_decoded_rows_equal_python_decoded_rows(store, validate: bool
         s.command(f"TRUNCATE TABLE {table}")
     assert fast.flush() == {(fast_t.events, 0): len(recs)}
     assert fast.stats.avro_fallbacks == 0 and fast.stats.rows_inserted == len(recs)
+    assert (fast.stats.batches_staged > 0) == staging
     for table in tables:
         a, b = slow_rows[table], _rows(s, table, fast_t.events)
         assert len(a) > 0 and a == b, table
 
 
-@pytest.mark.parametrize("validate", [False, True], ids=["trusted", "validating"])
-def test_events_produced_twice_at_new_offsets_are_stored_once(store, validate: bool) -> None:  # noqa: F811
-    s = store
+@_MODES
+def test_events_produced_twice_at_new_offsets_are_stored_once(store, validate: bool, staging: bool) -> None:  # noqa: F811
+    s = store if staging else _NoStaging(store)
+    if staging and not s.supports_avro_staging:
+        pytest.skip(f"{s.backend}: no staging on this backend")
     t = topic_names(uid("twice"))
     recs = _event_records()[:10]
     first = BatchingSink(s, t, validate=validate)
@@ -441,6 +464,7 @@ def test_events_produced_twice_at_new_offsets_are_stored_once(store, validate: b
         again.add(Message(t.events, 0, 100 + i, b"k", encode(r)))
     assert again.flush() == {(t.events, 0): 110}
     assert again.stats.deduplicated == 10 and again.stats.rows_inserted == 0
+    assert (again.stats.batches_staged > 0) == staging
     ids = s.query(
         "SELECT event_id FROM model_calls WHERE src_topic = {t:String}"
         " UNION ALL SELECT event_id FROM tool_calls WHERE src_topic = {t:String}"
@@ -450,12 +474,15 @@ def test_events_produced_twice_at_new_offsets_are_stored_once(store, validate: b
     assert sorted(r[0] for r in ids) == sorted(r.event_id for r in recs)
 
 
-@pytest.mark.parametrize("validate", [False, True], ids=["trusted", "validating"])
+@_MODES
 def test_a_batch_with_stored_and_repeated_event_ids_keeps_each_event_once_at_its_first_offset(
     store,  # noqa: F811
     validate: bool,
+    staging: bool,
 ) -> None:
-    s = store
+    s = store if staging else _NoStaging(store)
+    if staging and not s.supports_avro_staging:
+        pytest.skip(f"{s.backend}: no staging on this backend")
     t = topic_names(uid("repeat"))
     recs = _event_records()[:10]
     first = BatchingSink(s, t, validate=validate)
@@ -468,6 +495,7 @@ def test_a_batch_with_stored_and_repeated_event_ids_keeps_each_event_once_at_its
         again.add(Message(t.events, 0, 100 + i, b"k", encode(r)))
     assert again.flush() == {(t.events, 0): 100 + len(batch)}
     assert again.stats.deduplicated == 4 and again.stats.rows_inserted == 5
+    assert (again.stats.batches_staged > 0) == staging
     rows = s.query(
         "SELECT event_id, src_offset FROM model_calls WHERE src_topic = {t:String}"
         " UNION ALL SELECT event_id, src_offset FROM tool_calls WHERE src_topic = {t:String}"
