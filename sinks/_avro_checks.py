@@ -46,7 +46,7 @@ _RULES = {"_ts_order": "ts_end < ts_start", "_first": "seq != 0", "_last": "last
 _PRIMITIVE = {"string": "String", "long": "Int64", "int": "Int32", "double": "Float64", "float": "Float32",
               "boolean": "Bool"}  # fmt: skip
 _MARGIN_US = 1_000_000  # time-window edges: rows this close to one are flagged and judged in Python
-_KEY = "concat(src_topic, ':', toString(src_partition), ':', toString(src_offset))"  # StagePlan.accepted_key
+_KEY = "concat(src_topic, ':', toString(src_partition), ':', toString(src_offset))"  # StagePlan.row_key
 
 
 class Unsupported(Exception):
@@ -87,11 +87,18 @@ class StagePlan:
     stage: str  # temporary table name
     create: str  # CREATE TEMPORARY TABLE IF NOT EXISTS ...
     bad: str  # a UInt8 expression: 1 = the Python path must judge this row
-    insert_select: str  # SELECT <table columns> FROM stage WHERE NOT bad OR accepted
+    select: str  # SELECT <table columns> FROM stage
+
+    def insert_select(self, excluded: bool) -> str:
+        """What the batch inserts: every staged row, or (``excluded``) all but the rows listed in the
+        ``{excluded:Array(String)}`` parameter (keys of :meth:`row_key`): the flagged rows the
+        Python path rejected and the repeats of stored event ids. The review query already evaluated
+        the checks; they are not evaluated again."""
+        return f"{self.select} WHERE NOT has({{excluded:Array(String)}}, {_KEY})" if excluded else self.select
 
     @staticmethod
-    def accepted_key(topic: str, partition: int, offset: int) -> str:
-        """A flagged row the Python path accepted, as the ``accepted`` parameter lists it."""
+    def row_key(topic: str, partition: int, offset: int) -> str:
+        """A staged row's source position, as the ``excluded`` parameter lists it."""
         return f"{topic}:{partition}:{offset}"
 
     def review_sql(self, table: str) -> str:
@@ -243,7 +250,4 @@ def stage_plan(branch: AvroBranch, owner: str, *, checks: bool = True) -> StageP
     )
     bad = "ifNull(" + " OR ".join(_bad_terms(record, model, types)) + ", 1)" if model is not None and checks else "0"
     cols = [f"fromUnixTimestamp64Micro({c}, 'UTC')" if c in stamps else c for c in branch.columns]
-    accepted = f"has({{accepted:Array(String)}}, {_KEY})"
-    dropped = f"has({{dropped:Array(String)}}, {_KEY})"  # repeats of stored event ids (``_event_ids``)
-    insert_select = f"SELECT {', '.join(cols)} FROM {stage} WHERE (NOT ({bad}) OR {accepted}) AND NOT {dropped}"
-    return StagePlan(stage, create, bad, insert_select)
+    return StagePlan(stage, create, bad, f"SELECT {', '.join(cols)} FROM {stage}")

@@ -145,7 +145,7 @@ class BatchingSink:
         self._staged: set[str] = set()  # staging tables created on this connection
         self._owner = uuid.uuid4().hex[:12]  # this sink's staging tables (a store may serve several sinks)
         self._limit_params = limit_params(self.limits)
-        self._verdicts: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}  # token -> accepted, dead rows
+        self._verdicts: dict[str, list[tuple[Any, ...]]] = {}  # batch token -> the dead letters of its flagged rows
         # Dead letters of the processors (dlq topic) for failures this sink records itself, from the
         # same message with the same id: the sink reads the events topic and dead-letters every
         # message that does not decode, and (validating) every event that breaks the contract or a
@@ -475,7 +475,7 @@ class BatchingSink:
             if b.branch is not None:
                 if b.messages and not self._insert_avro(b):
                     continue
-                dead = self._verdicts.pop(b.token, ([], []))[1]
+                dead = self._verdicts.pop(b.token, [])
             elif b.rows:
                 try:
                     self.store.insert(b.table, TABLES[b.table].insert_columns, b.rows, dedup_token=b.token)
@@ -611,10 +611,9 @@ class BatchingSink:
                     plan.review_sql(b.table), self._limit_params
                 ).rows
             ]
-            verdict = self._verdicts.get(b.token)
-            if verdict is None:
-                accepted: list[str] = []
-                dead: list[tuple[Any, ...]] = []
+            dead = self._verdicts.get(b.token)
+            if dead is None:
+                dead = []
                 flagged = [r for r in review if r[5]]
                 if flagged:
                     self.stats.judged_in_python += len(flagged)
@@ -624,12 +623,12 @@ class BatchingSink:
                         mapped = self._map(m, "events")
                         if mapped is not None and mapped[0] == "dead_letters":
                             dead.append((*mapped[1], m.topic, m.partition, m.offset))
-                        else:
-                            accepted.append(plan.accepted_key(m.topic, m.partition, m.offset))
-                verdict = self._verdicts[b.token] = (accepted, dead)
-            dropped = self._drop_staged_events(b, plan, review, verdict[1])
-            params = {**self._limit_params, "accepted": verdict[0], "dropped": dropped}
-            store.insert_select(b.table, b.branch.columns, plan.insert_select, params, dedup_token=b.token)
+                self._verdicts[b.token] = dead
+            dropped = self._drop_staged_events(b, plan, review, dead)
+            excluded = [plan.row_key(r[-3], r[-2], r[-1]) for r in dead] + dropped
+            params: dict[str, Any] = {"excluded": excluded} if excluded else {}
+            select = plan.insert_select(bool(excluded))
+            store.insert_select(b.table, b.branch.columns, select, params, dedup_token=b.token)
         finally:
             store.command(f"TRUNCATE TABLE {plan.stage}")
 
@@ -643,7 +642,7 @@ class BatchingSink:
         leave ``b`` and are returned as keys. The in-memory cache of recently stored ids is not needed
         here: the table is asked for every id."""
         assert b.messages is not None
-        key = plan.accepted_key
+        key = plan.row_key
         dead_keys = {key(r[-3], r[-2], r[-1]) for r in dead}
         seen: set[str] = set()
         dropped: list[str] = []
