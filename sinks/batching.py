@@ -281,7 +281,12 @@ class BatchingSink:
     def _buffer(self, msg: Message, table: str, row: tuple[Any, ...]) -> None:
         full = (*row, msg.topic, msg.partition, msg.offset)
         pid = TABLES[table].partition_id(full)
-        if msg.offset <= self._marks.get((table, msg.topic, msg.partition, pid), -1):
+        # The offset marks say what is stored only for tables written one insert per ClickHouse partition
+        # in offset order. An event table is not: the Avro path inserts one batch per writer record
+        # (RunStarted, ApprovalDecision and RunFinished all go to run_events), so a crash between two of
+        # them leaves a mark above rows never stored. Event rows are deduplicated by their event id instead
+        # (``_event_ids``: the table is asked before every insert).
+        if table not in EVENT_ID_COLUMN and msg.offset <= self._marks.get((table, msg.topic, msg.partition, pid), -1):
             self.stats.deduplicated += 1
             return
         buf = self._buffers.get(table)
@@ -662,29 +667,19 @@ class BatchingSink:
         return dropped
 
     def _fallback(self, b: PendingBatch) -> None:
-        """Hand an Avro batch to the Python decoder. Parts ClickHouse may have stored already are
-        recognised by reloading the per-partition marks of the tables."""
+        """Hand an Avro batch to the Python decoder. Rows ClickHouse may have stored already (a part
+        written before the error) are dropped by the event-id guard before their insert; the offset
+        marks cannot tell (other batches of the flush may have raised them above this batch's rows)."""
         assert b.messages is not None
         self.stats.avro_fallbacks += 1
         self._verdicts.pop(b.token, None)
-        for tp in {(m.topic, m.partition) for m, _ in b.messages}:
-            self._load_marks(*tp)
         buffers: dict[str, list[tuple[Any, ...]]] = {}
         for m, _ in b.messages:
             mapped = self._map(m, "events")
             if mapped is None:
                 continue
             table, row = mapped
-            full = (*row, m.topic, m.partition, m.offset)
-            # An Avro batch stores no dead letters, and its messages were above every table's marks when
-            # added: a dead_letters mark at or above one is another message's dead letter of this flush
-            # (e.g. a Python-path decode failure at a higher offset), not this one's.
-            if table != "dead_letters" and m.offset <= self._marks.get(
-                (table, m.topic, m.partition, TABLES[table].partition_id(full)), -1
-            ):
-                self.stats.deduplicated += 1
-                continue
-            buffers.setdefault(table, []).append(full)
+            buffers.setdefault(table, []).append((*row, m.topic, m.partition, m.offset))
         for table in sorted(buffers, reverse=True):
             self._seal_rows(table, buffers[table], front=True)
 

@@ -578,6 +578,66 @@ def test_crash_between_insert_and_offset_record_replays_exactly_once(store, vali
     assert third.stats.deduplicated == len(msgs) and third.stats.rows_inserted == 0
 
 
+class _SecondRunEventsInsertCrashStore:
+    """Wraps a store; the second Avro insert into run_events fails (the process dies there)."""
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self.inner = inner
+        self.run_events_inserts = 0
+
+    def __getattr__(self, name):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+    def _crash(self, table: str) -> None:
+        if table == "run_events":
+            self.run_events_inserts += 1
+            if self.run_events_inserts == 2:
+                raise StoreError("simulated crash between two run_events batches")
+
+    def insert_select(self, table, columns, select, params, *, dedup_token=None):  # type: ignore[no-untyped-def]
+        self._crash(table)
+        return self.inner.insert_select(table, columns, select, params, dedup_token=dedup_token)
+
+    def insert_avro(self, table, columns, data, *, dedup_token=None):  # type: ignore[no-untyped-def]
+        self._crash(table)
+        return self.inner.insert_avro(table, columns, data, dedup_token=dedup_token)
+
+
+@_MODES
+def test_a_crash_between_two_batches_of_one_event_table_replays_every_row(
+    store,  # noqa: F811
+    validate: bool,
+    staging: bool,
+) -> None:
+    """run_events takes three writer records (RunStarted, ApprovalDecision, RunFinished), one Avro batch
+    each: after a crash between two of them, the table's highest stored offset is above rows never
+    stored, and the replay must still store those (and nothing twice)."""
+    s = store if staging else _NoStaging(store)
+    if staging and not s.supports_avro_staging:
+        pytest.skip(f"{s.backend}: no staging on this backend")
+    t = topic_names(uid("branches"))
+    recs = _event_records()
+    msgs = [Message(t.events, 0, i, b"k", encode(r)) for i, r in enumerate(recs)]
+    crashing = _SecondRunEventsInsertCrashStore(s)
+    first = BatchingSink(crashing, t, validate=validate)  # type: ignore[arg-type]
+    for m in msgs:
+        first.add(m)
+    with pytest.raises(Exception, match="between two run_events batches"):
+        first.flush()
+    assert crashing.run_events_inserts == 2
+    second = BatchingSink(s, t, validate=validate)  # restart: nothing was committed, everything is replayed
+    for m in msgs:
+        second.add(m)
+    assert second.flush() == {(t.events, 0): len(msgs)}
+    total = s.query(
+        "SELECT uniqExact(event_id), count() FROM (SELECT event_id FROM model_calls WHERE src_topic = {t:String}"
+        " UNION ALL SELECT event_id FROM tool_calls WHERE src_topic = {t:String}"
+        " UNION ALL SELECT event_id FROM run_events WHERE src_topic = {t:String})",
+        {"t": t.events},
+    ).rows[0]
+    assert total == (len(msgs), len(msgs))
+
+
 class _DeadLetterCrashStore:
     """Wraps a store; the dead-letter insert holding a given offset fails (the process dies there)."""
 
