@@ -220,7 +220,8 @@ class BatchingSink:
             return False
         fp, index, start = head
         branch = self._plans.branch(fp, index)
-        if branch is None or (self._validating and self._stage_plan(branch) is None):  # trusted: staged or not
+        # validating, a branch that cannot be staged takes the Python path; trusted, it is inserted directly
+        if branch is None or (self._validating and self._stage_plan(branch) is None):
             return False
         buf = self._avro.get((fp, index))
         if buf is None:
@@ -444,11 +445,7 @@ class BatchingSink:
         if table == "dead_letters":
             self._late_dead.extend(rows)
             return
-        spec = TABLES[table]
-        by_pid: dict[str, list[tuple[Any, ...]]] = {}
-        for r in rows:
-            by_pid.setdefault(spec.partition_id(r), []).append(r)
-        batches = [self._batch(table, pid, by_pid[pid]) for pid in sorted(by_pid)]
+        batches = self._partition_batches(table, rows)
         if front:
             self._pending.extendleft(reversed(batches))
         else:
@@ -456,11 +453,15 @@ class BatchingSink:
 
     def _seal_dead(self) -> None:
         rows, self._late_dead = self._late_dead, []
-        spec = TABLES["dead_letters"]
+        self._pending.extend(self._partition_batches("dead_letters", rows))
+
+    def _partition_batches(self, table: str, rows: list[tuple[Any, ...]]) -> list[PendingBatch]:
+        """One batch per ClickHouse partition of ``table`` (one insert, one atomic part each)."""
+        spec = TABLES[table]
         by_pid: dict[str, list[tuple[Any, ...]]] = {}
         for r in rows:
             by_pid.setdefault(spec.partition_id(r), []).append(r)
-        self._pending.extend(self._batch("dead_letters", pid, by_pid[pid]) for pid in sorted(by_pid))
+        return [self._batch(table, pid, by_pid[pid]) for pid in sorted(by_pid)]
 
     def flush(self) -> dict[TopicPartition, int]:
         """Seal the buffers and insert every pending batch in order.
@@ -578,7 +579,7 @@ class BatchingSink:
         n = len(b.messages)
         try:
             if self._stage_plan(branch) is not None:
-                self._insert_checked(b, branch.container(pieces, n))
+                self._insert_staged(b, branch.container(pieces, n))
                 self.stats.batches_staged += 1
             else:
                 self.store.insert_avro(b.table, branch.columns, branch.container(pieces, n), dedup_token=b.token)
@@ -595,7 +596,7 @@ class BatchingSink:
         self._fallback(b)
         return False
 
-    def _insert_checked(self, b: PendingBatch, container: bytes) -> None:
+    def _insert_staged(self, b: PendingBatch, container: bytes) -> None:
         """Stage the container, let the Python path judge the rows the SQL flags (validating; trusted,
         none is), drop the repeats of stored event ids, insert the others and the accepted ones in one
         INSERT SELECT. The verdicts are kept by batch token (a retry does not judge or count again);

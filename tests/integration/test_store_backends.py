@@ -401,17 +401,32 @@ def _rows(st, table: str, topic: str) -> list:  # type: ignore[no-untyped-def]
     return res.rows
 
 
-class _NoStaging:
-    """A store without temporary staging tables (as the ClickHouse-server backend is): trusted mode
-    then inserts the Avro container directly and reads the event ids in Python."""
+def _stored_events(st, topic: str) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
+    """(event_id, src_offset) of every row of the three event tables from ``topic``."""
+    rows = st.query(
+        "SELECT event_id, src_offset FROM model_calls WHERE src_topic = {t:String}"
+        " UNION ALL SELECT event_id, src_offset FROM tool_calls WHERE src_topic = {t:String}"
+        " UNION ALL SELECT event_id, src_offset FROM run_events WHERE src_topic = {t:String}",
+        {"t": topic},
+    ).rows
+    return [(str(e), int(o)) for e, o in rows]
 
-    supports_avro_staging = False
+
+class _Wrapped:
+    """A store that delegates everything to ``inner``; subclasses change one behaviour."""
 
     def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
         self.inner = inner
 
     def __getattr__(self, name):  # type: ignore[no-untyped-def]
         return getattr(self.inner, name)
+
+
+class _NoStaging(_Wrapped):
+    """A store without temporary staging tables (as the ClickHouse-server backend is): trusted mode
+    then inserts the Avro container directly and reads the event ids in Python."""
+
+    supports_avro_staging = False
 
 
 _MODES = pytest.mark.parametrize(
@@ -465,13 +480,7 @@ def test_events_produced_twice_at_new_offsets_are_stored_once(store, validate: b
     assert again.flush() == {(t.events, 0): 110}
     assert again.stats.deduplicated == 10 and again.stats.rows_inserted == 0
     assert (again.stats.batches_staged > 0) == staging
-    ids = s.query(
-        "SELECT event_id FROM model_calls WHERE src_topic = {t:String}"
-        " UNION ALL SELECT event_id FROM tool_calls WHERE src_topic = {t:String}"
-        " UNION ALL SELECT event_id FROM run_events WHERE src_topic = {t:String}",
-        {"t": t.events},
-    ).rows
-    assert sorted(r[0] for r in ids) == sorted(r.event_id for r in recs)
+    assert sorted(e for e, _ in _stored_events(s, t.events)) == sorted(r.event_id for r in recs)
 
 
 @_MODES
@@ -496,13 +505,8 @@ def test_a_batch_with_stored_and_repeated_event_ids_keeps_each_event_once_at_its
     assert again.flush() == {(t.events, 0): 100 + len(batch)}
     assert again.stats.deduplicated == 4 and again.stats.rows_inserted == 5
     assert (again.stats.batches_staged > 0) == staging
-    rows = s.query(
-        "SELECT event_id, src_offset FROM model_calls WHERE src_topic = {t:String}"
-        " UNION ALL SELECT event_id, src_offset FROM tool_calls WHERE src_topic = {t:String}"
-        " UNION ALL SELECT event_id, src_offset FROM run_events WHERE src_topic = {t:String}",
-        {"t": t.events},
-    ).rows
-    at = {str(e): int(o) for e, o in rows}
+    rows = _stored_events(s, t.events)
+    at = dict(rows)
     assert len(rows) == len(recs) == len(at)
     assert at == {r.event_id: (i if i < 5 else 100 + i - 3) for i, r in enumerate(recs)}
 
@@ -532,14 +536,8 @@ def test_fast_path_rejected_batch_falls_back_and_dead_letters_the_bad_message(st
     assert n == 10
 
 
-class _NoOffsetsStore:
+class _NoOffsetsStore(_Wrapped):
     """Wraps a store; writing sink_offsets fails (a crash between the data insert and the mark)."""
-
-    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
-        self.inner = inner
-
-    def __getattr__(self, name):  # type: ignore[no-untyped-def]
-        return getattr(self.inner, name)
 
     def insert(self, table, columns, rows, *, dedup_token=None):  # type: ignore[no-untyped-def]
         if table == "sink_offsets":
@@ -563,13 +561,8 @@ def test_crash_between_insert_and_offset_record_replays_exactly_once(store, vali
     for m in msgs:
         second.add(m)
     assert second.flush() == {(t.events, 0): len(msgs)}
-    total = s.query(
-        "SELECT uniqExact(event_id), count() FROM (SELECT event_id FROM model_calls WHERE src_topic = {t:String}"
-        " UNION ALL SELECT event_id FROM tool_calls WHERE src_topic = {t:String}"
-        " UNION ALL SELECT event_id FROM run_events WHERE src_topic = {t:String})",
-        {"t": t.events},
-    ).rows[0]
-    assert total == (len(msgs), len(msgs))
+    ids = [e for e, _ in _stored_events(s, t.events)]
+    assert (len(set(ids)), len(ids)) == (len(msgs), len(msgs))
     # and a third replay after the offsets are recorded is dropped before decoding
     third = BatchingSink(s, t, validate=validate)
     for m in msgs:
@@ -578,15 +571,10 @@ def test_crash_between_insert_and_offset_record_replays_exactly_once(store, vali
     assert third.stats.deduplicated == len(msgs) and third.stats.rows_inserted == 0
 
 
-class _SecondRunEventsInsertCrashStore:
+class _SecondRunEventsInsertCrashStore(_Wrapped):
     """Wraps a store; the second Avro insert into run_events fails (the process dies there)."""
 
-    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
-        self.inner = inner
-        self.run_events_inserts = 0
-
-    def __getattr__(self, name):  # type: ignore[no-untyped-def]
-        return getattr(self.inner, name)
+    run_events_inserts = 0
 
     def _crash(self, table: str) -> None:
         if table == "run_events":
@@ -629,24 +617,16 @@ def test_a_crash_between_two_batches_of_one_event_table_replays_every_row(
     for m in msgs:
         second.add(m)
     assert second.flush() == {(t.events, 0): len(msgs)}
-    total = s.query(
-        "SELECT uniqExact(event_id), count() FROM (SELECT event_id FROM model_calls WHERE src_topic = {t:String}"
-        " UNION ALL SELECT event_id FROM tool_calls WHERE src_topic = {t:String}"
-        " UNION ALL SELECT event_id FROM run_events WHERE src_topic = {t:String})",
-        {"t": t.events},
-    ).rows[0]
-    assert total == (len(msgs), len(msgs))
+    ids = [e for e, _ in _stored_events(s, t.events)]
+    assert (len(set(ids)), len(ids)) == (len(msgs), len(msgs))
 
 
-class _DeadLetterCrashStore:
+class _DeadLetterCrashStore(_Wrapped):
     """Wraps a store; the dead-letter insert holding a given offset fails (the process dies there)."""
 
     def __init__(self, inner, offset: int) -> None:  # type: ignore[no-untyped-def]
-        self.inner = inner
+        super().__init__(inner)
         self.offset = offset
-
-    def __getattr__(self, name):  # type: ignore[no-untyped-def]
-        return getattr(self.inner, name)
 
     def insert(self, table, columns, rows, *, dedup_token=None):  # type: ignore[no-untyped-def]
         if table == "dead_letters" and any(r[-1] == self.offset for r in rows):
@@ -681,13 +661,7 @@ def test_a_crash_between_dead_letter_inserts_loses_no_dead_letter_on_replay(stor
         "SELECT offset, stage FROM dead_letters WHERE src_topic = {t:String} ORDER BY offset", {"t": t.events}
     ).rows
     assert [int(o) for o, _ in dead] == [6, 9]
-    stored = s.query(
-        "SELECT (SELECT count() FROM model_calls WHERE src_topic = {t:String})"
-        " + (SELECT count() FROM tool_calls WHERE src_topic = {t:String})"
-        " + (SELECT count() FROM run_events WHERE src_topic = {t:String})",
-        {"t": t.events},
-    ).scalar()
-    assert stored == len(msgs) - 2
+    assert len(_stored_events(s, t.events)) == len(msgs) - 2
 
 
 def test_run_window_p95_puts_the_streaming_value_next_to_exact_ones(store) -> None:  # noqa: F811
